@@ -1,0 +1,40 @@
+# fmtbench: ResNet-18 inference per deployment format.  Main target: `snakemake --cores 1 report`.
+# Keep this file light: no torch import here (it costs ~2 s on every invocation).
+import glob
+import re
+import sys
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+sys.path.insert(0, workflow.basedir)
+
+from fmtbench import hardware, study, versions
+
+configfile: "config.yaml"
+validate(config, "schemas/config.schema.yaml")
+study.validate(config)
+
+HOST = study.host(config)
+JOBS = study.jobs(config)
+CPU_THREADS = config.get("cpu_threads") or workflow.cores
+
+
+wildcard_constraints:
+    host=re.escape(HOST),
+    device="cpu|cuda",
+    precision="fp16|fp32",
+    size=r"\d+|any",
+    format="|".join(study.available_formats()),
+
+
+include: "rules/model.smk"
+include: "rules/export.smk"
+include: "rules/benchmark.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.report.output,

@@ -1,0 +1,1 @@
+"""One module per deployment format; see base.py for the interface."""

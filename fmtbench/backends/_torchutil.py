@@ -1,0 +1,64 @@
+"""Helpers shared by the torch-based backends (eager, TorchScript, inductor, Torch-TensorRT)."""
+from __future__ import annotations
+
+
+class Unavailable(RuntimeError):
+    """This configuration cannot run on this machine (no CUDA, library missing); recorded, not raised."""
+
+
+def dtype(precision: str):
+    import torch
+    return {"fp16": torch.float16, "fp32": torch.float32}[precision]
+
+
+def memory_format(device: str, precision: str):
+    """channels_last where Tensor Cores want NHWC (CUDA fp16); contiguous NCHW otherwise."""
+    import torch
+    return torch.channels_last if device == "cuda" and precision == "fp16" else torch.contiguous_format
+
+
+def require_device(device: str) -> None:
+    import torch
+    if device == "cuda" and not torch.cuda.is_available():
+        raise Unavailable("CUDA is not available to torch on this machine")
+
+
+def configure_cuda_math(precision: str, fp32_math: str = "strict") -> str:
+    """cuDNN autotuning on; TF32 off for strict fp32 (the default), on when asked. Returns the label."""
+    import torch
+    allow_tf32 = precision == "fp32" and fp32_math == "tf32"
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+    if precision == "fp16":
+        return "fp16"
+    return "fp32 (TF32)" if allow_tf32 else "fp32 (strict, TF32 off)"
+
+
+def eval_model(state_dict_path, precision: str, device: str):
+    """The ResNet-18 on `device` in `precision`, in the memory format that suits it."""
+    from fmtbench import model
+    return model.build(state_dict_path).to(device=device, dtype=dtype(precision),
+                                           memory_format=memory_format(device, precision))
+
+
+class TorchModuleSession:
+    """A callable torch module (eager, scripted, compiled, TensorRT) behind the Session interface."""
+
+    def __init__(self, module, precision: str, device: str, info: dict, input_memory_format=None):
+        self.module = module
+        self.dtype = dtype(precision)
+        self.memory_format = input_memory_format or memory_format(device, precision)
+        self.info = {"memory_format": "channels_last" if "channels_last" in str(self.memory_format)
+                     else "contiguous", **info}
+
+    def prepare(self, batch):
+        return batch.to(dtype=self.dtype, memory_format=self.memory_format)
+
+    def run(self, inputs):
+        import torch
+        with torch.inference_mode():
+            return self.module(inputs)
+
+    def logits(self, output):
+        return output.float().cpu()

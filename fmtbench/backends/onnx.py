@@ -1,0 +1,215 @@
+"""ONNX Runtime: a dynamo-exported ONNX file (dynamic batch), run with IO binding on device tensors.
+
+CUDA practice: the CUDA execution provider asserted first (ORT silently falls back to the CPU),
+cuDNN convolution algorithm search EXHAUSTIVE (DEFAULT leaves every Conv in cuDNN's fallback mode),
+arena growth kSameAsRequested, inputs and outputs bound to torch CUDA tensors (no numpy copies),
+ORT on torch's CUDA stream, and prefer_nhwc measured both ways unless set.
+"""
+from __future__ import annotations
+
+import time
+
+from fmtbench.backends import _torchutil as tu
+from fmtbench.backends.base import ExportRequest, FormatSpec, LoadRequest
+
+SPEC = FormatSpec(
+    name="onnx",
+    label="ONNX Runtime",
+    libraries=("torch", "onnx", "onnxscript", "onnxruntime"),
+    export_ext="onnx",
+    export_per_image_size=True,
+    options={"prefer_nhwc": "auto", "enable_cuda_graph": False, "fp32_math": "strict", "opset": 20},
+)
+INPUT, OUTPUT = "input", "logits"
+ONNX_DTYPES = {"fp16": "FLOAT16", "fp32": "FLOAT"}
+
+
+def probe(device: str) -> str | None:
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        return f"onnxruntime is not installed ({err})"
+    if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+        return f"onnxruntime {ort.__version__} has no CUDAExecutionProvider (install onnxruntime-gpu)"
+    return None
+
+
+# --- export ---------------------------------------------------------------------------------------
+
+def float_initializer_types(onnx_model) -> set[str]:
+    """Element types of the floating-point initializers (shape constants are INT64 and left out)."""
+    import onnx
+    floating = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
+    return {onnx.TensorProto.DataType.Name(init.data_type)
+            for init in onnx_model.graph.initializer if init.data_type in floating}
+
+
+def check_precision(onnx_model, precision: str) -> None:
+    """The saved file really is in `precision`: all float weights and the input/output element types."""
+    import onnx
+    expected = ONNX_DTYPES[precision]
+    found = float_initializer_types(onnx_model)
+    if found != {expected}:
+        raise ValueError(f"{precision} ONNX model has float initializers of types {sorted(found)}, expected {expected}")
+    for value in [*onnx_model.graph.input, *onnx_model.graph.output]:
+        element = onnx.TensorProto.DataType.Name(value.type.tensor_type.elem_type)
+        if element != expected:
+            raise ValueError(f"{precision} ONNX model's {value.name} is {element}, expected {expected}")
+
+
+def export(model, request: ExportRequest, out) -> dict:
+    import onnx
+    import torch
+    size = request.image_size
+    half_or_float = model.to(dtype=tu.dtype(request.precision))  # fp16: a .half() model, exported as such
+    example = torch.randn(min(request.batch_sizes), 3, size, size).to(tu.dtype(request.precision))
+    batch = torch.export.Dim("batch", min=1, max=max(4096, max(request.batch_sizes)))
+    torch.onnx.export(half_or_float, (example,), str(out), dynamo=True, external_data=False,
+                      input_names=[INPUT], output_names=[OUTPUT], dynamic_shapes=({0: batch},),
+                      opset_version=request.options["opset"], verbose=False)
+    saved = onnx.load(str(out))  # the file on disk, not the exporter's in-memory program
+    onnx.checker.check_model(saved)
+    check_precision(saved, request.precision)
+    batch_dim = saved.graph.input[0].type.tensor_type.shape.dim[0]
+    if not batch_dim.dim_param:
+        raise ValueError(f"{out}: the batch axis is not dynamic")
+    return {"method": "torch.onnx.export(dynamo=True), dynamic batch axis, single file",
+            "opset": max(op.version for op in saved.opset_import if op.domain in ("", "ai.onnx")),
+            "float_initializer_types": sorted(float_initializer_types(saved)),
+            "input_shape": [d.dim_param or d.dim_value for d in saved.graph.input[0].type.tensor_type.shape.dim]}
+
+
+# --- runtime ----------------------------------------------------------------------------------------
+
+def cuda_provider_options(prefer_nhwc: bool, options: dict, precision: str) -> dict:
+    import torch
+    return {
+        "device_id": str(torch.cuda.current_device()),
+        "cudnn_conv_algo_search": "EXHAUSTIVE",
+        "arena_extend_strategy": "kSameAsRequested",
+        "do_copy_in_default_stream": "1",
+        "prefer_nhwc": "1" if prefer_nhwc else "0",
+        "enable_cuda_graph": "1" if options["enable_cuda_graph"] else "0",
+        "use_tf32": "1" if precision == "fp32" and options["fp32_math"] == "tf32" else "0",
+        "user_compute_stream": str(torch.cuda.current_stream().cuda_stream),
+    }
+
+
+def session_options(threads: int | None):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 2  # warnings reach the job log (cuDNN "Fallback mode" among them)
+    if threads:
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    return so
+
+
+class OrtSession:
+    def __init__(self, session, device: str, precision: str, info: dict):
+        import torch
+        self.session, self.device = session, device
+        self.dtype = tu.dtype(precision)
+        self.numpy_dtype = {torch.float16: "float16", torch.float32: "float32"}[self.dtype]
+        self.info = info
+
+    def prepare(self, batch):
+        """Binds the (cast, contiguous) input tensor and a preallocated output tensor by pointer."""
+        import numpy as np
+        import torch
+        inputs = batch.to(self.dtype).contiguous()
+        output = torch.empty((inputs.shape[0], 1000), dtype=self.dtype, device=self.device)
+        binding = self.session.io_binding()
+        device_type, device_id = ("cuda", inputs.device.index or 0) if self.device == "cuda" else ("cpu", 0)
+        binding.bind_input(INPUT, device_type, device_id, np.dtype(self.numpy_dtype), list(inputs.shape),
+                           inputs.data_ptr())
+        binding.bind_output(OUTPUT, device_type, device_id, np.dtype(self.numpy_dtype), list(output.shape),
+                            output.data_ptr())
+        if self.device == "cuda":
+            torch.cuda.synchronize()  # the input is written by torch before ORT reads it
+        return binding, inputs, output  # the tensors stay alive as long as the binding
+
+    def run(self, prepared):
+        binding, _, output = prepared
+        self.session.run_with_iobinding(binding)
+        return output
+
+    def logits(self, output):
+        return output.float().cpu()
+
+
+def _create(path: str, device: str, precision: str, options: dict, prefer_nhwc: bool, threads: int | None):
+    import onnxruntime as ort
+    if device == "cuda":
+        providers = [("CUDAExecutionProvider", cuda_provider_options(prefer_nhwc, options, precision)),
+                     "CPUExecutionProvider"]
+    else:
+        providers = ["CPUExecutionProvider"]
+    session = ort.InferenceSession(path, sess_options=session_options(threads), providers=providers)
+    first = session.get_providers()[0]
+    expected = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
+    if first != expected:
+        raise RuntimeError(f"ONNX Runtime put {first} first, not {expected}: it fell back")
+    return session
+
+
+def _median_run_ms(wrapper: OrtSession, batch, runs: int = 10) -> float:
+    import statistics
+    import torch
+    prepared = wrapper.prepare(batch)
+    for _ in range(3):
+        wrapper.run(prepared)
+    times = []
+    for _ in range(runs):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        wrapper.run(prepared)
+        torch.cuda.synchronize()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def tune(request: LoadRequest) -> dict:
+    """Settings measured once per job, in a process of its own (so its memory is nobody's figure).
+
+    prefer_nhwc "auto": build a session each way, keep the faster on the largest configured batch.
+    """
+    if request.device != "cuda" or request.options["prefer_nhwc"] != "auto":
+        return {}
+    import onnxruntime  # noqa: F401
+    from fmtbench import data
+    tu.require_device("cuda")
+    batch = data.dummy_batch(max(request.batch_sizes), request.image_size, "cuda")
+    trial_ms = {}
+    for prefer_nhwc in (False, True):
+        session = _create(str(request.artifact), "cuda", request.precision, request.options, prefer_nhwc, None)
+        trial_ms["nhwc" if prefer_nhwc else "nchw"] = _median_run_ms(OrtSession(session, "cuda", request.precision, {}),
+                                                                      batch)
+        del session
+    return {"prefer_nhwc": trial_ms["nhwc"] < trial_ms["nchw"], "prefer_nhwc_trial_ms": trial_ms}
+
+
+def load(request: LoadRequest):
+    import onnxruntime  # noqa: F401  (import after torch: it finds torch's CUDA and cuDNN libraries)
+    tu.require_device(request.device)
+    reason = probe(request.device)
+    if reason:
+        raise tu.Unavailable(reason)
+    path = str(request.artifact)
+    info = {"onnxruntime": onnxruntime.__version__, "io_binding": True}
+    if request.device == "cpu":
+        session = _create(path, "cpu", request.precision, request.options, False, request.threads)
+        return OrtSession(session, "cpu", request.precision,
+                          {**info, "providers": session.get_providers(), "threads": request.threads})
+    prefer_nhwc = request.options["prefer_nhwc"]
+    if prefer_nhwc == "auto":
+        raise ValueError("prefer_nhwc 'auto' must be resolved by tune() before load()")
+    session = _create(path, "cuda", request.precision, request.options, bool(prefer_nhwc), None)
+    provider_options = session.get_provider_options()["CUDAExecutionProvider"]
+    info.update({key: provider_options.get(key) for key in
+                 ("cudnn_conv_algo_search", "arena_extend_strategy", "prefer_nhwc", "enable_cuda_graph", "use_tf32")})
+    info["providers"] = session.get_providers()
+    if "prefer_nhwc_trial_ms" in request.options:
+        info["prefer_nhwc_trial_ms"] = request.options["prefer_nhwc_trial_ms"]
+    return OrtSession(session, "cuda", request.precision, info)

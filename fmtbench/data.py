@@ -1,0 +1,78 @@
+"""Inputs: a DataLoader over the image files (the real loader) and a seeded random tensor (dummy)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def image_paths(manifest_path: str | Path) -> list[str]:
+    return [entry["path"] for entry in json.loads(Path(manifest_path).read_text())["images"]]
+
+
+def resize_short_side(size: int) -> int:
+    """ImageNet evaluation practice: resize the short side to size * 256/224, then centre-crop `size`."""
+    return int(math.floor(size * 256 / 224))
+
+
+def preprocess(image, size: int):
+    """uint8 (3, H, W) -> uint8 (3, size, size); normalisation happens later, on the target device."""
+    from torchvision.transforms.v2 import functional as F
+    image = F.resize(image, resize_short_side(size), antialias=True)
+    return F.center_crop(image, [size, size])
+
+
+class ImageFiles:
+    """Map-style dataset: decoded, resized, centre-cropped uint8 images (decoding runs in the workers)."""
+
+    def __init__(self, paths: list[str], size: int):
+        self.paths = list(paths)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        from fmtbench.images import decode
+        return preprocess(decode(self.paths[index]), self.size)
+
+
+def real_loader(paths: list[str], size: int, batch_size: int, workers: int, pin_memory: bool):
+    from torch.utils.data import DataLoader
+    if len(paths) < batch_size:
+        paths = (paths * math.ceil(batch_size / len(paths)))[:batch_size]
+    return DataLoader(ImageFiles(paths, size), batch_size=batch_size, shuffle=False, drop_last=True,
+                      num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0,
+                      prefetch_factor=4 if workers > 0 else None)
+
+
+def endless(loader):
+    """Batches from `loader`, epoch after epoch."""
+    while True:
+        yield from loader
+
+
+def normalise(batch_uint8, device: str):
+    """uint8 NCHW (any device) -> float32 NCHW on `device`, ImageNet-normalised."""
+    import torch
+    batch = batch_uint8.to(device, non_blocking=True).float().div_(255)
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    return batch.sub_(mean).div_(std)
+
+
+def dummy_batch(batch_size: int, size: int, device: str, seed: int = 0):
+    import torch
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch_size, 3, size, size, generator=generator).to(device)
+
+
+def fixed_batch(paths: list[str], size: int, count: int):
+    """The first `count` images, normalised float32 on the CPU: the accuracy check's input."""
+    import torch
+    from fmtbench.images import decode
+    chosen = [paths[i % len(paths)] for i in range(count)]
+    return normalise(torch.stack([preprocess(decode(p), size) for p in chosen]), "cpu"), chosen

@@ -1,0 +1,63 @@
+"""The export stage: one artifact per format and precision (and device / image size where needed).
+
+A format that cannot be exported here (no CUDA, library missing) or whose export fails still produces
+its two outputs: the artifact is a one-line marker and the provenance says why, so the benchmarks record
+`unavailable` / `failed` and the report lists them; the run goes on.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+import time
+import traceback
+from pathlib import Path
+
+from fmtbench import hardware, model, versions
+from fmtbench.atomic import atomic_path, read_json, sha256_file, write_json
+from fmtbench.backends.base import ExportRequest
+
+log = logging.getLogger(__name__)
+MARKER_PREFIX = b"FMTBENCH-NO-ARTIFACT"
+
+
+def run(format_name: str, precision: str, device: str, size: str, weights_path, batch_sizes, options: dict,
+        artifact_path, provenance_path, threads: int | None = None) -> dict:
+    import torch
+    if threads:
+        torch.set_num_threads(threads)
+    backend = importlib.import_module(f"fmtbench.backends.{format_name}")
+    request = ExportRequest(precision=precision, device="cpu" if device == "any" else device,
+                            image_size=None if size == "any" else int(size),
+                            batch_sizes=tuple(sorted(batch_sizes)), options=options)
+    provenance = {
+        "format": format_name, "precision": precision, "device": device, "image_size": request.image_size,
+        "libraries": versions.versions(backend.SPEC.libraries),
+        "gpu": hardware.gpu_fingerprint() if request.device == "cuda" else None,
+        "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    try:
+        with atomic_path(artifact_path) as tmp:
+            start = time.perf_counter()
+            details = backend.export(model.build(weights_path), request, tmp)
+            provenance["export_seconds"] = round(time.perf_counter() - start, 3)
+        provenance.update(status="ok", reason=None, sha256=sha256_file(artifact_path), details=details)
+    except Exception as err:  # every failure becomes data; the traceback goes to the log
+        status = "unavailable" if _is_unavailable(err) else "failed"
+        reason = f"{type(err).__name__}: {err}"
+        log.error("export %s %s %s %s %s: %s\n%s", format_name, precision, device, size, status, reason,
+                  traceback.format_exc())
+        with atomic_path(artifact_path) as tmp:
+            tmp.write_bytes(MARKER_PREFIX + f" {status}: {reason}\n".encode())
+        provenance.update(status=status, reason=reason[:2000], sha256=None, details={})
+    write_json(provenance_path, provenance)
+    return provenance
+
+
+def _is_unavailable(err: Exception) -> bool:
+    from fmtbench.backends._torchutil import Unavailable
+    return isinstance(err, (Unavailable, ImportError))
+
+
+def load_provenance(provenance_path) -> dict:
+    return read_json(Path(provenance_path))

@@ -1,0 +1,79 @@
+"""Cheap hardware identity for the Snakefile (no torch import, no CUDA initialisation).
+
+The GPU fingerprint goes into the params of CUDA jobs and the CPU fingerprint into those of CPU jobs,
+so a workspace that moves to other hardware reruns exactly the rows measured on hardware that changed.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import re
+import shutil
+import subprocess
+from functools import lru_cache
+
+NO_CUDA = "no-cuda"
+
+
+@lru_cache(maxsize=None)
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown-cpu"
+
+
+def _gpu_names_from_proc() -> list[str]:
+    names = []
+    for info in sorted(glob.glob("/proc/driver/nvidia/gpus/*/information")):
+        with open(info, encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("Model:"):
+                    names.append(line.split(":", 1)[1].strip())
+    return names
+
+
+def _gpu_names_from_smi() -> list[str]:
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return []
+    try:
+        out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+@lru_cache(maxsize=None)
+def gpu_fingerprint() -> str:
+    """Model name of the first visible NVIDIA GPU, or NO_CUDA. FMTBENCH_GPU_FINGERPRINT overrides it."""
+    override = os.environ.get("FMTBENCH_GPU_FINGERPRINT")
+    if override:
+        return override
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return NO_CUDA
+    names = _gpu_names_from_proc() or _gpu_names_from_smi()
+    return names[0] if names else NO_CUDA
+
+
+def device_fingerprint(device: str) -> str:
+    return gpu_fingerprint() if device == "cuda" else cpu_model()
+
+
+def slug(text: str) -> str:
+    text = re.sub(r"\((R|TM)\)", "", text, flags=re.IGNORECASE)
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower() or "unknown"
+
+
+def host_tag(host_label: str | None) -> str:
+    """Name of this machine's results directory: the user's label, else its GPU (or CPU) model."""
+    if host_label:
+        return host_label
+    gpu = gpu_fingerprint()
+    return slug(gpu) if gpu != NO_CUDA else "cpu-" + slug(cpu_model())

@@ -1,0 +1,1 @@
+"""The Markdown report: tables, plots and findings computed from the result JSONs."""

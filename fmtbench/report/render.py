@@ -1,0 +1,136 @@
+"""Assembles report.md from the result JSONs: setup, findings, per-size tables, plots, not-run list."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from fmtbench.atomic import atomic_path
+from fmtbench.report import findings, frame as frames, plots
+
+TABLE_COLUMNS = {
+    "format": "function", "loader": "dataloader_type", "precision_label": "precision", "device": "device",
+    "shape": "shape", "median_ms": "time (ms)", "memory_mb": "allocated_memory (MB)", "speedup": "speedup",
+    "model_fps": "FPS", "e2e_fps": "end-to-end FPS", "top1_pct": "top-1 agree (%)",
+    "max_abs_diff": "max |Δlogit|",
+}
+
+
+def _weights_line(model_provenance: dict) -> str:
+    from fmtbench.model import describe
+    return describe(model_provenance)
+
+
+def _precision_label(row) -> str:
+    return row["math"] if isinstance(row["math"], str) and row["math"].startswith("fp32") else row["precision"]
+
+
+def _table(rows: pd.DataFrame) -> str:
+    shown = rows.assign(
+        precision_label=rows.apply(_precision_label, axis=1),
+        shape=rows.apply(lambda r: f"({int(r['batch_size'])}, 3, {int(r['image_size'])}, {int(r['image_size'])})",
+                         axis=1),
+        median_ms=rows["median_ms"].map(lambda v: f"{v:.2f}") + rows["noisy"].map(lambda n: " ~" if n else ""),
+        memory_mb=rows["memory_mb"].map(lambda v: f"{v:.1f}"),
+        speedup=rows["speedup"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}×"),
+        model_fps=rows["model_fps"].map(lambda v: f"{v:.1f}"),
+        e2e_fps=rows["e2e_fps"].map(lambda v: "–" if pd.isna(v) else f"{v:.1f}"),
+        top1_pct=rows["top1_pct"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.1f}"),
+        max_abs_diff=rows["max_abs_diff"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2g}"),
+    )[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS)
+    return shown.to_markdown(index=False, disable_numparse=True)
+
+
+def _setup(results: pd.DataFrame, model_provenance: dict, measurement: dict, baseline: dict) -> list[str]:
+    lines = ["## Setup", "", f"- **Weights:** {_weights_line(model_provenance)}."]
+    for host, group in results.groupby("host", sort=True):
+        first = group.iloc[0]
+        gpus = sorted(set(group["gpu_name"].dropna()))
+        gpu_text = ", ".join(f"{name} (driver {group['driver'].dropna().iloc[0]}, CUDA {group['cuda_runtime'].dropna().iloc[0]}, "
+                             f"cuDNN {int(group['cudnn'].dropna().iloc[0])})" for name in gpus) or "none used"
+        libraries = json.loads(first["libraries"])
+        lines.append(f"- **Machine `{host}`:** CPU {first['cpu_model']}; GPU {gpu_text}; libraries "
+                     + ", ".join(f"{k} {v}" for k, v in sorted(libraries.items()) if v != "not-installed") + ".")
+    lines += [
+        f"- **Baseline of the speedup column:** {baseline['format']} {baseline['precision']} on the same machine, "
+        "device, image size, batch size and loader (speedup = baseline time / row time).",
+        "", "### How it was measured", "",
+        "- Each configuration runs in a fresh process forked from its job (no memory, cache or warm state "
+        "carries over from another configuration); the libraries are imported once per job.",
+        "- **time** is the median model time per batch: only the format's forward call is timed, after "
+        "synchronising the device (CUDA rows: `torch.cuda.synchronize` before reading the clock). "
+        "`~` marks a noisy row (IQR above "
+        f"{measurement.get('noisy_iqr_ratio', 0.1):.0%} of the median). FPS = batch size / median time.",
+    ]
+    for device in ("cpu", "cuda"):
+        settings = measurement.get(device)
+        if settings:
+            lines.append(f"- **{device} settings:** warm-up ≥ {settings['warmup_iters']} iterations and "
+                         f"≥ {settings['warmup_seconds']} s; timed until ≥ {settings['min_iters']} iterations and "
+                         f"≥ {settings['min_seconds']} s, stopping at {settings['max_seconds']} s.")
+    lines += [
+        "- **Real loader:** a torch DataLoader decodes, resizes (short side to size·256/224) and centre-crops the "
+        "image files in worker processes; batches are normalised on the target device. The model time is "
+        "measured on these batches; **end-to-end FPS** divides the images of the timed phase by its wall time, "
+        "waiting for data included. **Dummy loader:** one seeded random batch prepared once on the device.",
+        "- **allocated_memory:** " + "; ".join(sorted(set(results["memory_method"].dropna())))
+        + ". Baseline taken after imports and device initialisation, before the model is loaded; the figure "
+        "covers load, warm-up and timing (weights, workspaces, activations, input batches).",
+        "- **Accuracy:** each format's logits on a fixed batch of real images against PyTorch fp32 eager on "
+        "the CPU: top-1 agreement and max absolute logit difference.",
+        "",
+    ]
+    return lines
+
+
+def _not_run(results: pd.DataFrame) -> list[str]:
+    missing = results[results["status"] != "ok"]
+    if missing.empty:
+        return ["## Not run", "", "Every configuration was measured.", ""]
+    grouped = (missing.groupby(["host", "format", "device", "precision", "status", "reason"], sort=True)
+               .size().reset_index(name="configurations"))
+    grouped["reason"] = grouped["reason"].str.replace("|", "\\|", regex=False).str.slice(0, 300)
+    return ["## Not run", "", f"{len(missing)} configurations have no measurement:", "",
+            grouped.to_markdown(index=False), ""]
+
+
+def _cross_hardware(ok: pd.DataFrame, plots_dir: Path) -> list[str]:
+    if ok["host"].nunique() < 2:
+        return []
+    best = ok.loc[ok.groupby(["host", "format"])["model_fps"].idxmax()]
+    table = best.assign(best=best.apply(
+        lambda r: f"{r['model_fps']:.0f} img/s ({r['precision']} {r['device']}, {int(r['image_size'])}², "
+                  f"bs {int(r['batch_size'])})", axis=1)).pivot(index="format", columns="host", values="best")
+    plots.best_per_format_across_hosts(best, plots_dir / "cross_hardware.png")
+    return ["## Across machines", "", "Best configuration (highest model throughput) of each format per machine:",
+            "", table.fillna("–").to_markdown(), "", "![best per format per machine](plots/cross_hardware.png)", ""]
+
+
+def render(result_paths, model_provenance_path, report_path, baseline: dict, measurement: dict) -> None:
+    report_path = Path(report_path)
+    plots_dir = report_path.parent / "plots"
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    model_provenance = json.loads(Path(model_provenance_path).read_text())
+    results = frames.with_speedup(frames.load(result_paths), baseline["format"], baseline["precision"])
+    ok = results[results["status"] == "ok"]
+
+    lines = ["# fmtbench: ResNet-18 inference by deployment format", "",
+             f"weights: {_weights_line(model_provenance)}", "",
+             f"{len(ok)} of {len(results)} configurations measured on {results['host'].nunique()} machine(s).", ""]
+    lines += _setup(results, model_provenance, measurement, baseline)
+    lines += ["## Findings", "", *[f"- {line}" for line in findings.all_findings(results)], ""]
+    lines += _cross_hardware(ok, plots_dir)
+    for host, host_ok in ok.groupby("host", sort=True):
+        host_dir = plots_dir / host
+        host_dir.mkdir(exist_ok=True)
+        lines += [f"## Results on `{host}`", ""]
+        for size, rows in host_ok.groupby("image_size", sort=True):
+            plots.throughput_vs_batch(rows, size, host_dir / f"throughput_{size}.png")
+            lines += [f"### {size}×{size}", "", _table(rows), "",
+                      f"![throughput {size}](plots/{host}/throughput_{size}.png)", ""]
+        plots.memory_per_format(host_ok, host_dir / "memory.png")
+        lines += ["### Memory", "", f"![memory](plots/{host}/memory.png)", ""]
+    lines += _not_run(results)
+    with atomic_path(report_path) as tmp:
+        tmp.write_text("\n".join(lines), encoding="utf-8")

@@ -1,0 +1,160 @@
+"""The study as the Snakefile sees it: configurations, artifact paths and the params that drive reruns.
+
+Light on purpose (no torch): the Snakefile imports it on every invocation.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from fmtbench import hardware, versions
+from fmtbench.backends.base import FormatSpec
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+BACKENDS_DIR = PACKAGE_DIR / "backends"
+ANY = "any"
+
+RESULTS = "artifacts/results/{host}/{format}/{device}-{precision}/{size}/{loader}-bs{batch}.json"
+EXPORT = "artifacts/exports/{format}/{precision}-{device}-{size}.{ext}"
+
+
+class ConfigError(ValueError):
+    """A configuration value that the JSON schema cannot express; the message names the key."""
+
+
+@lru_cache(maxsize=None)
+def available_formats() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in BACKENDS_DIR.glob("*.py") if p.stem != "base" and not p.stem.startswith("_")))
+
+
+@lru_cache(maxsize=None)
+def spec(format_name: str) -> FormatSpec:
+    if format_name not in available_formats():
+        raise ConfigError(f"formats.{format_name}: unknown format; known formats: {', '.join(available_formats())}")
+    return importlib.import_module(f"fmtbench.backends.{format_name}").SPEC
+
+
+@dataclass(frozen=True)
+class Job:
+    """One benchmark job: every batch size and loader of one (format, device, precision, image size)."""
+    format: str
+    device: str
+    precision: str
+    size: int
+
+    @property
+    def wildcards(self) -> dict:
+        return {"format": self.format, "device": self.device, "precision": self.precision, "size": self.size}
+
+
+def validate(config: dict) -> None:
+    """Checks beyond the JSON schema: format names, devices, baseline and per-format option keys."""
+    for name, devices in config["formats"].items():
+        format_spec = spec(name)
+        for device in devices:
+            if device not in format_spec.devices:
+                raise ConfigError(f"formats.{name}.{device}: {name} does not run on {device} "
+                                  f"(it runs on {', '.join(format_spec.devices)})")
+    for name, options in config.get("options", {}).items():
+        unknown = set(options) - set(spec(name).options)
+        if unknown:
+            raise ConfigError(f"options.{name}: unknown key(s) {', '.join(sorted(unknown))}; "
+                              f"known: {', '.join(sorted(spec(name).options)) or 'none'}")
+    spec(config["baseline"]["format"])
+
+
+def format_options(config: dict, format_name: str) -> dict:
+    return {**spec(format_name).options, **config.get("options", {}).get(format_name, {})}
+
+
+def jobs(config: dict) -> list[Job]:
+    return [Job(fmt, device, precision, size)
+            for fmt, devices in config["formats"].items()
+            for device, precisions in devices.items()
+            for precision in precisions
+            for size in config["image_sizes"]]
+
+
+def host(config: dict) -> str:
+    return hardware.host_tag(config.get("host_label"))
+
+
+def result_paths(config: dict, job: Job, host_tag: str | None = None) -> list[str]:
+    return [RESULTS.format(host=host_tag or host(config), loader=loader, batch=batch, **job.wildcards)
+            for batch in config["batch_sizes"] for loader in config["loaders"]]
+
+
+def result_key(path: str) -> tuple[str, int]:
+    """(loader, batch size) of a result path (its file name is RESULTS' last part)."""
+    loader, batch = Path(path).stem.split("-bs")
+    return loader, int(batch)
+
+
+def export_keys(format_name: str, device: str, size: int | str) -> tuple[str, str]:
+    """The (device, size) fields of an export path: 'any' where the artifact does not depend on them."""
+    format_spec = spec(format_name)
+    return (device if format_spec.export_per_device else ANY,
+            str(size) if format_spec.export_per_image_size else ANY)
+
+
+def export_path(format_name: str, precision: str, device: str, size: int | str) -> str | None:
+    format_spec = spec(format_name)
+    if format_spec.export_ext is None:
+        return None
+    export_device, export_size = export_keys(format_name, device, size)
+    return EXPORT.format(format=format_name, precision=precision, device=export_device, size=export_size,
+                         ext=format_spec.export_ext)
+
+
+def provenance_path(artifact: str) -> str:
+    return artifact + ".provenance.json"
+
+
+# --- what a job's outcome depends on, so that Snakemake reruns it when that changes -------------------
+
+def _hash_files(paths) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(set(paths)):
+        digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _shared_backend_code() -> list[Path]:
+    return [BACKENDS_DIR / "base.py", *BACKENDS_DIR.glob("_*.py")]
+
+
+def code_hash(stage: str, format_name: str | None = None) -> str:
+    """Hash of the package modules a stage runs: Snakemake's code trigger only sees the script file."""
+    top = PACKAGE_DIR
+    files = {
+        "model": [top / "model.py", top / "atomic.py"],
+        "images": [top / "images.py", top / "atomic.py"],
+        "reference": [top / "model.py", top / "data.py", top / "reference.py", top / "atomic.py"],
+        "export": [top / "model.py", top / "export.py", top / "atomic.py", *_shared_backend_code()],
+        "benchmark": [*top.glob("*.py"), *_shared_backend_code()],
+        "report": [*(top / "report").glob("*.py"), top / "atomic.py"],
+    }[stage]
+    if format_name is not None:
+        files.append(BACKENDS_DIR / f"{format_name}.py")
+    return _hash_files(files)
+
+
+def library_versions(format_name: str) -> dict[str, str]:
+    return versions.versions(spec(format_name).libraries)
+
+
+def images_fingerprint(folder: str | None) -> str:
+    """Names, sizes and mtimes of a user's image folder, so added or changed files rerun the study."""
+    if not folder:
+        return "generated"
+    digest = hashlib.sha256()
+    for root, _, names in sorted(os.walk(folder)):
+        for name in sorted(names):
+            stat = os.stat(os.path.join(root, name))
+            digest.update(f"{root}/{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]

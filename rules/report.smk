@@ -1,0 +1,25 @@
+# The Markdown report, from this machine's results and any other machine's copied under artifacts/results/.
+
+OWN_RESULTS = [path for job in JOBS for path in study.result_paths(config, job, HOST)]
+OTHER_RESULTS = sorted(set(glob.glob(study.RESULTS.format(host="*", format="*", device="*", precision="*",
+                                                          size="*", loader="*", batch="*")))
+                       - set(OWN_RESULTS)
+                       - set(glob.glob(study.RESULTS.format(host=HOST, format="*", device="*", precision="*",
+                                                            size="*", loader="*", batch="*"))))
+
+
+rule report:
+    input:
+        results=OWN_RESULTS + OTHER_RESULTS,
+        model=rules.model.output.provenance,
+    output:
+        report="report/report.md",
+    params:
+        baseline=config["baseline"],
+        measurement=config["measurement"],
+        host=HOST,
+        code=study.code_hash("report"),
+    log:
+        "artifacts/logs/report.log",
+    script:
+        "../scripts/report.py"

@@ -1,0 +1,11 @@
+"""Snakemake `report` rule: report/report.md and report/plots/ from the result JSONs."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821
+from fmtbench import logs  # noqa: E402
+from fmtbench.report import render  # noqa: E402
+
+sm = snakemake  # noqa: F821
+logs.setup(sm.log)
+render.render(sm.input.results, sm.input.model, sm.output.report, baseline=sm.params.baseline,
+              measurement=sm.params.measurement)
