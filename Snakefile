@@ -3,6 +3,9 @@
 import glob
 import re
 import sys
+from pathlib import Path
+
+import yaml
 
 from snakemake.utils import min_version, validate
 
@@ -12,6 +15,8 @@ sys.path.insert(0, workflow.basedir)
 from fmtbench import hardware, study, versions
 
 configfile: "config.yaml"
+# `--config` lists and mappings arrive as strings (YAML BaseLoader): give them the schema's types.
+config.update(study.coerce(config, yaml.safe_load(Path(workflow.basedir, "schemas/config.schema.yaml").read_text())))
 validate(config, "schemas/config.schema.yaml")
 study.validate(config)
 

@@ -79,7 +79,7 @@ def _classify(err: BaseException) -> str:
 def _child(conn, function, args) -> None:
     try:
         outcome = Outcome("ok", value=function(*args))
-    except BaseException as err:  # noqa: BLE001 - every failure is reported to the parent as data
+    except Exception as err:  # noqa: BLE001 - every failure is reported to the parent as data
         log.error("%s failed:\n%s", function.__name__, traceback.format_exc())
         outcome = Outcome(_classify(err), f"{type(err).__name__}: {err}"[:2000])
     conn.send(outcome)

@@ -51,6 +51,49 @@ class Job:
         return {"format": self.format, "device": self.device, "precision": self.precision, "size": self.size}
 
 
+def _resolve(schema: dict, root: dict) -> dict:
+    while "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def _scalar(text: str, types: set[str]):
+    """A --config string turned into the non-string type the schema asks for, if it parses as one."""
+    import yaml
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if value is None and "null" in types:
+        return None
+    if isinstance(value, bool):
+        return value if "boolean" in types else text
+    if isinstance(value, int) and types & {"integer", "number"}:
+        return value
+    if isinstance(value, float) and "number" in types:
+        return value
+    return text
+
+
+def coerce(value, schema: dict, root: dict | None = None):
+    """Snakemake parses `--config` lists and mappings with YAML's BaseLoader: every scalar in them is a
+    string. Turn those strings into the types the config schema asks for, where the schema admits no string."""
+    root = root or schema
+    schema = _resolve(schema, root)
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return {key: coerce(item, properties.get(key, extra if isinstance(extra, dict) else {}), root)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [coerce(item, schema.get("items", {}), root) for item in value]
+    types = schema.get("type", [])
+    types = {types} if isinstance(types, str) else set(types)
+    if isinstance(value, str) and types and "string" not in types:
+        return _scalar(value, types)
+    return value
+
+
 def validate(config: dict) -> None:
     """Checks beyond the JSON schema: format names, devices, baseline and per-format option keys."""
     for name, devices in config["formats"].items():
@@ -67,8 +110,18 @@ def validate(config: dict) -> None:
     spec(config["baseline"]["format"])
 
 
+def _option_value(value):
+    """`--config options=...` values arrive as strings: 'true', '3', 'null' mean what they say."""
+    if not isinstance(value, str):
+        return value
+    import yaml
+    parsed = yaml.safe_load(value)
+    return parsed if parsed is None or isinstance(parsed, (bool, int, float)) else value
+
+
 def format_options(config: dict, format_name: str) -> dict:
-    return {**spec(format_name).options, **config.get("options", {}).get(format_name, {})}
+    chosen = config.get("options", {}).get(format_name, {})
+    return {**spec(format_name).options, **{key: _option_value(value) for key, value in chosen.items()}}
 
 
 def jobs(config: dict) -> list[Job]:

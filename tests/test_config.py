@@ -1,0 +1,91 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from fmtbench import study
+
+REPO = Path(__file__).resolve().parent.parent
+SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
+
+
+def default_config() -> dict:
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_default_config_is_valid_and_describes_the_seed_study():
+    config = default_config()
+    validate(config, SCHEMA)
+    study.validate(config)
+    assert set(config["formats"]) == {"torch", "torchscript", "onnx", "torch_trt"}
+    assert config["image_sizes"] == [224, 256, 384, 512]
+    assert config["batch_sizes"] == [32, 40, 48, 56, 64]
+    cpu_rows = {(f, p) for f, devices in config["formats"].items() for p in devices.get("cpu", [])}
+    assert cpu_rows == {("torch", "fp32"), ("onnx", "fp32")}
+    assert all(set(devices["cuda"]) == {"fp16", "fp32"} for devices in config["formats"].values())
+
+
+@pytest.mark.parametrize("mutate, culprit", [
+    (lambda c: c["batch_sizes"].append(-4), "-4"),
+    (lambda c: c["image_sizes"].append(16), "16"),
+    (lambda c: c.update(batch_size=[32]), "batch_size"),
+    (lambda c: c["measurement"]["cpu"].update(min_iter=3), "min_iter"),
+    (lambda c: c["formats"]["onnx"].update(gpu=["fp16"]), "gpu"),
+    (lambda c: c["formats"]["torch"].update(cpu=["fp8"]), "fp8"),
+    (lambda c: c.update(loaders=["real", "synthetic"]), "synthetic"),
+])
+def test_schema_rejects_bad_values_naming_the_culprit(mutate, culprit):
+    config = default_config()
+    mutate(config)
+    with pytest.raises(WorkflowError) as error:
+        validate(config, SCHEMA)
+    assert culprit in str(error.value)
+
+
+def test_unknown_format_is_named():
+    config = default_config()
+    config["formats"]["tensorflow"] = {"cuda": ["fp16"]}
+    validate(config, SCHEMA)
+    with pytest.raises(study.ConfigError, match=r"formats\.tensorflow: unknown format"):
+        study.validate(config)
+
+
+def test_format_on_a_device_it_does_not_support_is_named():
+    config = default_config()
+    config["formats"]["torch_trt"]["cpu"] = ["fp32"]
+    with pytest.raises(study.ConfigError, match=r"formats\.torch_trt\.cpu"):
+        study.validate(config)
+
+
+def test_unknown_backend_option_is_named():
+    config = copy.deepcopy(default_config())
+    config["options"]["onnx"]["prefer_nchw"] = True
+    with pytest.raises(study.ConfigError, match=r"options\.onnx: unknown key\(s\) prefer_nchw"):
+        study.validate(config)
+
+
+def test_every_backend_module_declares_a_light_spec():
+    """The Snakefile imports the specs on every run: no module may import torch at import time."""
+    import subprocess
+    import sys
+    code = ("import sys; from fmtbench import study; [study.spec(f) for f in study.available_formats()]; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "False"
+
+
+def test_command_line_overrides_get_the_schema_types():
+    """`--config batch_sizes=[32,64]` reaches the Snakefile as ['32', '64'] (YAML BaseLoader)."""
+    schema = yaml.safe_load(open(SCHEMA))
+    overridden = study.coerce({"batch_sizes": ["32", "64"], "cpu_threads": "null", "host_label": "007",
+                               "model": {"weights": "random", "sha256": "12345678"},
+                               "measurement": {"cuda": {"max_seconds": "2.5", "min_iters": "3"}},
+                               "options": {"onnx": {"enable_cuda_graph": "true"}}}, schema)
+    assert overridden["batch_sizes"] == [32, 64]
+    assert overridden["cpu_threads"] is None
+    assert overridden["host_label"] == "007" and overridden["model"]["sha256"] == "12345678"  # strings stay
+    assert overridden["measurement"]["cuda"] == {"max_seconds": 2.5, "min_iters": 3}
+    assert overridden["options"]["onnx"]["enable_cuda_graph"] == "true"  # free-form: the backend's business

@@ -1,0 +1,34 @@
+import numpy as np
+
+from fmtbench import memory
+
+
+def test_rss_growth_sees_an_allocation_by_any_library():
+    tracker = memory.RssTracker().start()
+    block = np.ones(64 * 1024 * 1024 // 8)  # 64 MiB, touched: numpy's allocator, not torch's
+    record = tracker.stop()
+    del block
+    assert 60 <= record["allocated_mb"] <= 80
+    assert record["peak_mb"] >= record["baseline_mb"]
+
+
+def test_rss_growth_is_never_negative_after_memory_is_freed():
+    block = np.ones(64 * 1024 * 1024 // 8)
+    tracker = memory.RssTracker().start()
+    del block  # RSS falls below the baseline
+    record = tracker.stop()
+    assert record["allocated_mb"] >= 0
+
+
+def test_peak_is_kept_when_memory_is_released_before_stop():
+    tracker = memory.RssTracker().start()
+    block = np.ones(48 * 1024 * 1024 // 8)
+    del block
+    record = tracker.stop()
+    assert record["allocated_mb"] >= 40
+
+
+def test_growth_record_clamps_a_peak_below_baseline():
+    record = memory.growth_record("m", baseline=200 * memory.MB, peak=150 * memory.MB)
+    assert record["allocated_mb"] == 0
+    assert record["peak_mb"] == record["baseline_mb"] == 200

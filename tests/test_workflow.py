@@ -1,0 +1,246 @@
+"""The real workflow through Snakemake, in a temporary directory, on a tiny CPU study."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures import write_results
+from fmtbench import results
+
+pytestmark = pytest.mark.workflow
+REPO = Path(__file__).resolve().parent.parent
+HOST = "testhost"
+
+
+def snakemake(repo, workdir, *args, env=None, check=True, target="report"):
+    command = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(workdir), target,
+               "--configfile", str(repo / "tests" / "data" / "tiny_config.yaml"), "--cores", "2", *args]
+    completed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if check and completed.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{completed.stdout[-4000:]}\n{completed.stderr[-4000:]}")
+    return completed
+
+
+def planned_jobs(repo, workdir, env=None) -> set[tuple]:
+    """(rule, wildcards...) of every job a dry run would run."""
+    out = snakemake(repo, workdir, "-n", env=env)
+    text = out.stdout + out.stderr
+    jobs = set()
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
+        header = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if not header:
+            continue
+        wildcards = re.search(r"wildcards: (.*)", block)
+        pairs = tuple(sorted(wildcards.group(1).split(", "))) if wildcards else ()
+        jobs.add((header.group(1), *pairs))
+    return jobs
+
+
+def benchmark(fmt, device, precision, size):
+    return ("benchmark", f"device={device}", f"format={fmt}", f"host={HOST}", f"precision={precision}", f"size={size}")
+
+
+def export_job(fmt, precision, device, size, ext):
+    return ("export", f"device={device}", f"ext={ext}", f"format={fmt}", f"precision={precision}", f"size={size}")
+
+
+REPORT = ("report",)
+
+
+def _generated(directory, names):
+    """What a copy of the workflow leaves out: generated files, never package code."""
+    everywhere = {n for n in names if n in {"__pycache__", ".pytest_cache"} or n.endswith(".egg-info")}
+    top_level = {".git", ".venv", "artifacts", "report", ".snakemake"} if Path(directory) == REPO else set()
+    return everywhere | (top_level & set(names))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A copy of the workflow and a workdir in which the tiny study has run once."""
+    root = tmp_path_factory.mktemp("study")
+    repo = root / "repo"
+    shutil.copytree(REPO, repo, ignore=_generated)
+    workdir = root / "work"
+    workdir.mkdir()
+    started = time.perf_counter()
+    snakemake(repo, workdir)
+    print(f"tiny study: {time.perf_counter() - started:.1f} s")
+    return repo, workdir
+
+
+def result_paths(workdir):
+    return sorted((workdir / "artifacts" / "results" / HOST).rglob("*.json"))
+
+
+def test_every_configuration_has_a_valid_json(study):
+    _, workdir = study
+    paths = result_paths(workdir)
+    # torch cpu + cuda, onnx cpu, torchscript cpu, torch_trt cuda; 2 sizes; 1 batch; 2 loaders
+    assert len(paths) == 5 * 2 * 2
+    for path in paths:
+        result = json.loads(path.read_text())
+        results.validate(result)
+        config = result["config"]
+        if config["device"] == "cpu":
+            assert result["status"] == "ok", result["reason"]
+            assert result["timing"]["count"] >= 3 and result["timing"]["median"] > 0
+            assert result["memory"]["allocated_mb"] >= 0
+            assert result["accuracy"]["top1_agreement_pct"] == 100.0
+            assert result["accuracy"]["max_abs_diff"] < 1e-3
+            assert (result["throughput"]["end_to_end_fps"] is not None) == (config["loader"] == "real")
+        else:
+            assert result["status"] == "unavailable"
+            assert "no CUDA device" in result["reason"]
+
+
+def test_report_has_the_rows_and_lists_what_did_not_run(study):
+    _, workdir = study
+    report = (workdir / "report" / "report.md").read_text()
+    assert "weights: random init (seed 0)" in report
+    for size in (32, 64):
+        assert f"### {size}×{size}" in report
+        assert f"(2, 3, {size}, {size})" in report
+    for fmt in ("torch", "onnx", "torchscript"):
+        assert re.search(rf"^\| {fmt} +\| real +\| fp32", report, re.M)
+    assert re.search(r"\| torch_trt +\| cuda +\| fp16 +\| unavailable", report)
+    assert (workdir / "report" / "plots" / HOST / "throughput_32.png").stat().st_size > 1000
+
+
+def test_second_run_does_nothing_quickly(study):
+    repo, workdir = study
+    started = time.perf_counter()
+    out = snakemake(repo, workdir)
+    elapsed = time.perf_counter() - started
+    assert "Nothing to be done" in out.stdout + out.stderr
+    assert elapsed < 3.0, f"no-op run took {elapsed:.2f} s"
+
+
+def test_onnxruntime_upgrade_reruns_exactly_onnx(study):
+    repo, workdir = study
+    jobs = planned_jobs(repo, workdir, env={"FMTBENCH_VERSION_OVERRIDES": "onnxruntime=99.0.0"})
+    assert jobs == {export_job("onnx", "fp32", "any", 32, "onnx"), export_job("onnx", "fp32", "any", 64, "onnx"),
+                    benchmark("onnx", "cpu", "fp32", 32), benchmark("onnx", "cpu", "fp32", 64), REPORT}
+
+
+def test_torch_tensorrt_upgrade_reruns_exactly_torch_trt(study):
+    repo, workdir = study
+    jobs = planned_jobs(repo, workdir, env={"FMTBENCH_VERSION_OVERRIDES": "torch_tensorrt=2.14.0"})
+    assert jobs == {export_job("torch_trt", "fp16", "cuda", 32, "ep"), export_job("torch_trt", "fp16", "cuda", 64, "ep"),
+                    benchmark("torch_trt", "cuda", "fp16", 32), benchmark("torch_trt", "cuda", "fp16", 64), REPORT}
+
+
+def test_gpu_appearing_reruns_exactly_the_cuda_rows(study):
+    repo, workdir = study
+    jobs = planned_jobs(repo, workdir, env={"FMTBENCH_GPU_FINGERPRINT": "NVIDIA H100 80GB HBM3"})
+    assert jobs == {export_job("torch_trt", "fp16", "cuda", 32, "ep"), export_job("torch_trt", "fp16", "cuda", 64, "ep"),
+                    benchmark("torch_trt", "cuda", "fp16", 32), benchmark("torch_trt", "cuda", "fp16", 64),
+                    benchmark("torch", "cuda", "fp16", 32), benchmark("torch", "cuda", "fp16", 64), REPORT}
+
+
+def _edit(path: Path, line: str):
+    original = path.read_text()
+    path.write_text(original + line)
+    return original
+
+
+def test_report_code_edit_rebuilds_only_the_report(study):
+    repo, workdir = study
+    renderer = repo / "fmtbench" / "report" / "render.py"
+    original = _edit(renderer, "\n# a report tweak\n")
+    try:
+        assert planned_jobs(repo, workdir) == {REPORT}
+    finally:
+        renderer.write_text(original)
+    assert planned_jobs(repo, workdir) == set()
+
+
+def test_backend_code_edit_reruns_that_backend_only(study):
+    repo, workdir = study
+    backend = repo / "fmtbench" / "backends" / "torchscript.py"
+    original = _edit(backend, "\n# a backend change\n")
+    try:
+        assert planned_jobs(repo, workdir) == {export_job("torchscript", "fp32", "cpu", "any", "ts"),
+                                               benchmark("torchscript", "cpu", "fp32", 32),
+                                               benchmark("torchscript", "cpu", "fp32", 64), REPORT}
+    finally:
+        backend.write_text(original)
+
+
+def test_deleted_report_is_rebuilt_from_cached_jsons(study):
+    repo, workdir = study
+    before = {p: p.stat().st_mtime_ns for p in result_paths(workdir)}
+    shutil.rmtree(workdir / "report")
+    assert planned_jobs(repo, workdir) == {REPORT}
+    snakemake(repo, workdir)
+    assert (workdir / "report" / "report.md").exists()
+    assert {p: p.stat().st_mtime_ns for p in result_paths(workdir)} == before
+
+
+def test_results_of_another_machine_join_the_report_without_reruns(study):
+    repo, workdir = study
+    write_results(workdir, hosts=("gpu-box",))
+    try:
+        assert planned_jobs(repo, workdir) == {REPORT}
+        snakemake(repo, workdir)
+        report = (workdir / "report" / "report.md").read_text()
+        assert "## Results on `gpu-box`" in report and "## Across machines" in report
+    finally:
+        shutil.rmtree(workdir / "artifacts" / "results" / "gpu-box")
+        snakemake(repo, workdir)
+
+
+def _interrupt_during_onnx_benchmark(repo, workdir, env, interrupt):
+    command = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(workdir),
+               "--configfile", str(repo / "tests" / "data" / "tiny_config.yaml"), "--cores", "1", "report"]
+    log = workdir / "artifacts" / "logs" / "benchmark" / HOST / "onnx-cpu-fp32-32.log"
+    log.unlink(missing_ok=True)
+    process = subprocess.Popen(command, env={**os.environ, **env}, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and "measuring" in log.read_text()):
+        time.sleep(0.02)
+    interrupt(process)
+    assert process.wait(timeout=120) != 0
+
+
+def _ctrl_c(process):
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal sends to the whole foreground group
+
+
+def _kill_the_job(process):
+    import psutil
+    jobs = [p for p in psutil.Process(process.pid).children(recursive=True)
+            if any("benchmark" in part for part in p.cmdline())]
+    assert jobs, "the benchmark job was not running"
+    for job in jobs:
+        job.kill()
+
+
+@pytest.mark.parametrize("interrupt", [_ctrl_c, _kill_the_job], ids=["ctrl-c", "killed-job"])
+def test_interrupted_run_resumes_with_the_plain_command(study, interrupt):
+    repo, workdir = study
+    env = {"FMTBENCH_VERSION_OVERRIDES": f"onnxruntime=98.{interrupt.__name__}"}
+    _interrupt_during_onnx_benchmark(repo, workdir, env, interrupt)
+    for path in result_paths(workdir):
+        results.validate(json.loads(path.read_text()))  # never a half-written JSON
+    assert not list((workdir / "artifacts").rglob("*.part"))
+    snakemake(repo, workdir, env=env)  # the plain command, no flag
+    assert planned_jobs(repo, workdir, env=env) == set()
+    for path in result_paths(workdir):
+        results.validate(json.loads(path.read_text()))
+
+
+def test_invalid_config_stops_before_any_job(tmp_path):
+    out = snakemake(REPO, tmp_path, "--config", "batch_sizes=[2, -8]", check=False)
+    assert out.returncode != 0
+    assert "-8" in out.stderr and "batch_sizes" in out.stderr
+    assert not (tmp_path / "artifacts").exists()
+    out = snakemake(REPO, tmp_path, "--config", "formats={tensorrt: {cuda: [fp16]}}", check=False)
+    assert out.returncode != 0 and "formats.tensorrt: unknown format" in out.stderr
