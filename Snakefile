@@ -30,7 +30,7 @@ wildcard_constraints:
     device="cpu|cuda",
     precision="fp16|fp32",
     size=r"\d+|any",
-    format="|".join(study.available_formats()),
+    format="|".join(study.row_names(config)),
 
 
 include: "rules/model.smk"

@@ -13,7 +13,8 @@ def atomic_path(path: str | os.PathLike):
     """Yields a temporary path beside `path`; renames it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    # The temporary name keeps the extension: some writers insist on it (AOTInductor wants ".pt2").
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
     os.close(fd)
     try:
         yield Path(tmp)

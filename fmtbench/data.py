@@ -49,6 +49,46 @@ def real_loader(paths: list[str], size: int, batch_size: int, workers: int, pin_
                       prefetch_factor=4 if workers > 0 else None)
 
 
+class FileBytes:
+    """Map-style dataset of undecoded file contents (uint8 1-D tensors): decoding happens on the GPU."""
+
+    def __init__(self, paths: list[str]):
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        from torchvision.io import read_file
+        return self.paths[index], read_file(self.paths[index])
+
+
+def _as_list(items):
+    return items
+
+
+def bytes_loader(paths: list[str], batch_size: int, workers: int):
+    """Batches of (path, encoded bytes): workers only read files, the GPU decodes (nvJPEG)."""
+    from torch.utils.data import DataLoader
+    if len(paths) < batch_size:
+        paths = (paths * math.ceil(batch_size / len(paths)))[:batch_size]
+    return DataLoader(FileBytes(paths), batch_size=batch_size, shuffle=False, drop_last=True,
+                      num_workers=workers, collate_fn=_as_list, persistent_workers=workers > 0,
+                      prefetch_factor=4 if workers > 0 else None)
+
+
+def decode_on_gpu(items, size: int, device: str = "cuda"):
+    """JPEGs decoded by nvJPEG in one batched call, then resized and cropped on the GPU: uint8 NCHW."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+    jpegs = [data for path, data in items if path.lower().endswith((".jpg", ".jpeg"))]
+    decoded = iter(decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)) if jpegs else iter(())
+    images = [next(decoded) if path.lower().endswith((".jpg", ".jpeg"))
+              else decode_image(data, mode=ImageReadMode.RGB).to(device)  # PNG: nvJPEG cannot
+              for path, data in items]
+    return torch.stack([preprocess(image, size) for image in images])
+
+
 def endless(loader):
     """Batches from `loader`, epoch after epoch."""
     while True:

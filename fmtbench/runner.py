@@ -28,7 +28,8 @@ CHILD_TIMEOUT_S = 3600
 
 @dataclass(frozen=True)
 class JobRequest:
-    format: str
+    format: str      # the row's name: a format, or a variant of one
+    backend: str     # the module in fmtbench.backends that runs it
     device: str
     precision: str
     image_size: int
@@ -121,7 +122,7 @@ def _init_device(job: JobRequest) -> None:
 
 
 def _backend(job: JobRequest):
-    return importlib.import_module(f"fmtbench.backends.{job.format}")
+    return importlib.import_module(f"fmtbench.backends.{job.backend}")
 
 
 def tune_child(job: JobRequest) -> dict:
@@ -149,12 +150,22 @@ def _iteration(job: JobRequest, session, loader: str, batch_size: int, clock, wa
     if loader == "dummy":
         prepared = session.prepare(data.dummy_batch(batch_size, job.image_size, job.device))
         return lambda: clock.time(lambda: session.run(prepared)), None
-    batches = data.endless(data.real_loader(data.image_paths(job.manifest), job.image_size, batch_size,
-                                            job.loader_workers, pin_memory=job.device == "cuda"))
+    paths = data.image_paths(job.manifest)
+    if loader == "real_gpu_decode":
+        batches = data.endless(data.bytes_loader(paths, batch_size, job.loader_workers))
+
+        def decoded():
+            return data.decode_on_gpu(next(batches), job.image_size, job.device)
+    else:
+        batches = data.endless(data.real_loader(paths, job.image_size, batch_size, job.loader_workers,
+                                                pin_memory=job.device == "cuda"))
+
+        def decoded():
+            return next(batches)
 
     def step() -> float:
         start = time.perf_counter()
-        images = next(batches)
+        images = decoded()
         waits.append(time.perf_counter() - start)
         prepared = session.prepare(data.normalise(images, job.device))
         return clock.time(lambda: session.run(prepared))
@@ -181,11 +192,11 @@ def measure_child(job: JobRequest, loader: str, batch_size: int) -> dict:
     throughput = {
         "model_fps": batch_size / (summary["median"] / 1e3),
         "end_to_end_fps": (batch_size * len(measurement.times) / measurement.timed_seconds
-                           if loader == "real" else None),
+                           if loader != "dummy" else None),
         "data_wait_ms_median": float(stats.summarize(timed_waits)["median"]) if timed_waits else None,
     }
     backend_info = {**session.info, "load_seconds": round(load_seconds, 3),
-                    "loader_workers": job.loader_workers if loader == "real" else None}
+                    "loader_workers": job.loader_workers if loader != "dummy" else None}
     return {"timing": summary, "throughput": throughput, "memory": used, "backend": backend_info,
             "environment": env.capture(job.device, cuda_ready=job.device == "cuda")}
 
@@ -226,7 +237,7 @@ def _preload(job: JobRequest) -> None:
     """Imports only (no CUDA, no torch ops): the forked children inherit them."""
     import torch  # noqa: F401
     import torchvision  # noqa: F401
-    if job.format == "onnx":
+    if job.backend == "onnx":
         import onnxruntime  # noqa: F401
 
 

@@ -94,20 +94,39 @@ def coerce(value, schema: dict, root: dict | None = None):
     return value
 
 
+def backend_of(config: dict, name: str) -> str:
+    """The backend module behind a row name: a format itself, or the format a variant is built on."""
+    variant = config.get("variants", {}).get(name)
+    return variant["format"] if variant else name
+
+
+def row_names(config: dict) -> list[str]:
+    return [*available_formats(), *config.get("variants", {})]
+
+
+def _check_options(where: str, backend: str, options: dict) -> None:
+    unknown = set(options) - set(spec(backend).options)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} for {backend}; "
+                          f"known: {', '.join(sorted(spec(backend).options)) or 'none'}")
+
+
 def validate(config: dict) -> None:
     """Checks beyond the JSON schema: format names, devices, baseline and per-format option keys."""
+    for name, variant in config.get("variants", {}).items():
+        if name in available_formats():
+            raise ConfigError(f"variants.{name}: the name of a format; give the variant a name of its own")
+        spec(variant["format"])
+        _check_options(f"variants.{name}.options", variant["format"], variant.get("options", {}))
     for name, devices in config["formats"].items():
-        format_spec = spec(name)
+        format_spec = spec(backend_of(config, name))
         for device in devices:
             if device not in format_spec.devices:
                 raise ConfigError(f"formats.{name}.{device}: {name} does not run on {device} "
                                   f"(it runs on {', '.join(format_spec.devices)})")
     for name, options in config.get("options", {}).items():
-        unknown = set(options) - set(spec(name).options)
-        if unknown:
-            raise ConfigError(f"options.{name}: unknown key(s) {', '.join(sorted(unknown))}; "
-                              f"known: {', '.join(sorted(spec(name).options)) or 'none'}")
-    spec(config["baseline"]["format"])
+        _check_options(f"options.{name}", name, options)
+    spec(backend_of(config, config["baseline"]["format"]))
 
 
 def _option_value(value):
@@ -119,9 +138,12 @@ def _option_value(value):
     return parsed if parsed is None or isinstance(parsed, (bool, int, float)) else value
 
 
-def format_options(config: dict, format_name: str) -> dict:
-    chosen = config.get("options", {}).get(format_name, {})
-    return {**spec(format_name).options, **{key: _option_value(value) for key, value in chosen.items()}}
+def format_options(config: dict, name: str) -> dict:
+    """A row's settings: the backend's defaults, then `options.<backend>`, then the variant's own."""
+    backend = backend_of(config, name)
+    chosen = {**config.get("options", {}).get(backend, {}),
+              **config.get("variants", {}).get(name, {}).get("options", {})}
+    return {**spec(backend).options, **{key: _option_value(value) for key, value in chosen.items()}}
 
 
 def jobs(config: dict) -> list[Job]:
@@ -136,9 +158,17 @@ def host(config: dict) -> str:
     return hardware.host_tag(config.get("host_label"))
 
 
+# Loaders and the devices they can feed: decoding JPEGs on the GPU needs one.
+LOADER_DEVICES = {"real": ("cpu", "cuda"), "dummy": ("cpu", "cuda"), "real_gpu_decode": ("cuda",)}
+
+
+def loaders_for(config: dict, device: str) -> list[str]:
+    return [loader for loader in config["loaders"] if device in LOADER_DEVICES[loader]]
+
+
 def result_paths(config: dict, job: Job, host_tag: str | None = None) -> list[str]:
     return [RESULTS.format(host=host_tag or host(config), loader=loader, batch=batch, **job.wildcards)
-            for batch in config["batch_sizes"] for loader in config["loaders"]]
+            for batch in config["batch_sizes"] for loader in loaders_for(config, job.device)]
 
 
 def result_key(path: str) -> tuple[str, int]:

@@ -12,33 +12,49 @@ def _benchmark_inputs(wc):
         "manifest": rules.images.output.manifest,
         "reference": f"artifacts/reference/{wc.size}.pt",
     }
-    artifact = study.export_path(wc.format, wc.precision, wc.device, wc.size)
+    artifact = study.export_path(study.backend_of(config, wc.format), wc.precision, wc.device, wc.size)
     if artifact:
         inputs["artifact"] = artifact
         inputs["provenance"] = study.provenance_path(artifact)
     return inputs
 
 
+def _outputs(device):
+    return expand(study.RESULTS, host="{host}", format="{format}", device="{device}", precision="{precision}",
+                  size="{size}", loader=study.loaders_for(config, device), batch=config["batch_sizes"])
+
+
 rule benchmark:
     input:
         unpack(_benchmark_inputs),
     output:
-        expand(study.RESULTS, host="{host}", format="{format}", device="{device}", precision="{precision}",
-               size="{size}", loader=config["loaders"], batch=config["batch_sizes"]),
+        _outputs("cpu"),
+    wildcard_constraints:
+        device="cpu",
     params:
         batch_sizes=config["batch_sizes"],
-        loaders=config["loaders"],
+        loaders=lambda wc: study.loaders_for(config, wc.device),
         measurement=lambda wc: config["measurement"][wc.device],
         noisy_iqr_ratio=config["measurement"].get("noisy_iqr_ratio", 0.10),
         loader=config["loader"],
         options=lambda wc: study.format_options(config, wc.format),
-        versions=lambda wc: study.library_versions(wc.format),
+        backend=lambda wc: study.backend_of(config, wc.format),
+        versions=lambda wc: study.library_versions(study.backend_of(config, wc.format)),
         hardware=lambda wc: hardware.device_fingerprint(wc.device),
-        code=lambda wc: study.code_hash("benchmark", wc.format),
-    threads: lambda wc: CPU_THREADS if wc.device == "cpu" else 1
-    resources:
-        gpu=lambda wc: 1 if wc.device == "cuda" else 0,
+        code=lambda wc: study.code_hash("benchmark", study.backend_of(config, wc.format)),
+    threads: CPU_THREADS
     log:
         "artifacts/logs/benchmark/{host}/{format}-{device}-{precision}-{size}.log",
     script:
         "../scripts/benchmark.py"
+
+
+# CUDA rows: one GPU each (`--resources gpu=N` runs N at once, each on its own GPU).
+use rule benchmark as benchmark_cuda with:
+    output:
+        _outputs("cuda"),
+    wildcard_constraints:
+        device="cuda",
+    threads: 1
+    resources:
+        gpu=1,

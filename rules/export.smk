@@ -19,7 +19,7 @@ rule export:
         code=lambda wc: study.code_hash("export", wc.format),
         hardware=lambda wc: hardware.gpu_fingerprint() if wc.device == "cuda" else "any",
         batch_sizes=sorted(config["batch_sizes"]),
-        options=lambda wc: study.format_options(config, wc.format),
+        options=lambda wc: study.format_options(config, wc.format),  # exports serve every variant of a format
     threads: CPU_THREADS
     log:
         "artifacts/logs/export/{format}-{precision}-{device}-{size}.{ext}.log",

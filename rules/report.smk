@@ -8,9 +8,15 @@ OTHER_RESULTS = sorted(set(glob.glob(study.RESULTS.format(host="*", format="*", 
                                                             size="*", loader="*", batch="*"))))
 
 
+OWN_EXPORTS = sorted({study.provenance_path(path) for job in JOBS
+                      if (path := study.export_path(study.backend_of(config, job.format), job.precision, job.device,
+                                                    job.size))})
+
+
 rule report:
     input:
         results=OWN_RESULTS + OTHER_RESULTS,
+        exports=OWN_EXPORTS,
         model=rules.model.output.provenance,
     output:
         report="report/report.md",

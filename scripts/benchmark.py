@@ -9,7 +9,7 @@ logs.setup(sm.log)
 wc, params = sm.wildcards, sm.params
 outputs = {study.result_key(path): path for path in sm.output}
 runner.run_job(runner.JobRequest(
-    format=wc.format, device=wc.device, precision=wc.precision, image_size=int(wc.size), host=wc.host,
+    format=wc.format, backend=params.backend, device=wc.device, precision=wc.precision, image_size=int(wc.size), host=wc.host,
     batch_sizes=tuple(params.batch_sizes), loaders=tuple(params.loaders),
     weights=sm.input.weights, manifest=sm.input.manifest, reference=sm.input.reference,
     artifact=sm.input.get("artifact"), provenance=sm.input.get("provenance"),

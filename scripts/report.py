@@ -8,4 +8,4 @@ from fmtbench.report import render  # noqa: E402
 sm = snakemake  # noqa: F821
 logs.setup(sm.log)
 render.render(sm.input.results, sm.input.model, sm.output.report, baseline=sm.params.baseline,
-              measurement=sm.params.measurement)
+              measurement=sm.params.measurement, export_provenance=sm.input.exports)

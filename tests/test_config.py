@@ -20,12 +20,13 @@ def test_default_config_is_valid_and_describes_the_seed_study():
     config = default_config()
     validate(config, SCHEMA)
     study.validate(config)
-    assert set(config["formats"]) == {"torch", "torchscript", "onnx", "torch_trt"}
+    assert {"torch", "torchscript", "onnx", "torch_trt"} <= set(config["formats"])
     assert config["image_sizes"] == [224, 256, 384, 512]
     assert config["batch_sizes"] == [32, 40, 48, 56, 64]
     cpu_rows = {(f, p) for f, devices in config["formats"].items() for p in devices.get("cpu", [])}
     assert cpu_rows == {("torch", "fp32"), ("onnx", "fp32")}
-    assert all(set(devices["cuda"]) == {"fp16", "fp32"} for devices in config["formats"].values())
+    assert all(set(config["formats"][name]["cuda"]) == {"fp16", "fp32"}
+               for name in ("torch", "torchscript", "onnx", "torch_trt"))
 
 
 @pytest.mark.parametrize("mutate, culprit", [
@@ -58,6 +59,23 @@ def test_format_on_a_device_it_does_not_support_is_named():
     config["formats"]["torch_trt"]["cpu"] = ["fp32"]
     with pytest.raises(study.ConfigError, match=r"formats\.torch_trt\.cpu"):
         study.validate(config)
+
+
+def test_variants_run_a_format_with_other_settings():
+    config = default_config()
+    assert study.backend_of(config, "torch_cudagraph") == "torch"
+    assert study.format_options(config, "torch_cudagraph")["cuda_graph"] is True
+    assert study.format_options(config, "torch")["cuda_graph"] is False
+    assert study.export_path("onnx", "fp16", "cuda", 224) == "artifacts/exports/onnx/fp16-any-224.onnx"
+    config["variants"]["bad"] = {"format": "onnx", "options": {"cuda_graphs": True}}
+    with pytest.raises(study.ConfigError, match=r"variants\.bad\.options: unknown key\(s\) cuda_graphs"):
+        study.validate(config)
+
+
+def test_gpu_decode_loader_feeds_cuda_rows_only():
+    config = default_config()
+    assert "real_gpu_decode" in study.loaders_for(config, "cuda")
+    assert "real_gpu_decode" not in study.loaders_for(config, "cpu")
 
 
 def test_unknown_backend_option_is_named():

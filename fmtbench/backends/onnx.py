@@ -107,18 +107,22 @@ def session_options(threads: int | None):
 
 
 class OrtSession:
-    def __init__(self, session, device: str, precision: str, info: dict):
+    """IO binding by pointer on torch tensors. With CUDA graphs ORT replays the graph captured on the
+    first run of each shape, so every shape keeps fixed buffers (and its own graph id) and new inputs are
+    copied into them in `prepare`."""
+
+    def __init__(self, session, device: str, precision: str, info: dict, cuda_graph: bool = False):
         import torch
         self.session, self.device = session, device
         self.dtype = tu.dtype(precision)
         self.numpy_dtype = {torch.float16: "float16", torch.float32: "float32"}[self.dtype]
         self.info = info
+        self.cuda_graph = cuda_graph
+        self._static: dict = {}
 
-    def prepare(self, batch):
-        """Binds the (cast, contiguous) input tensor and a preallocated output tensor by pointer."""
+    def _bind(self, inputs):
         import numpy as np
         import torch
-        inputs = batch.to(self.dtype).contiguous()
         output = torch.empty((inputs.shape[0], 1000), dtype=self.dtype, device=self.device)
         binding = self.session.io_binding()
         device_type, device_id = ("cuda", inputs.device.index or 0) if self.device == "cuda" else ("cpu", 0)
@@ -126,13 +130,38 @@ class OrtSession:
                            inputs.data_ptr())
         binding.bind_output(OUTPUT, device_type, device_id, np.dtype(self.numpy_dtype), list(output.shape),
                             output.data_ptr())
+        return binding, output
+
+    def _run_options(self, graph_id: int | None):
+        import onnxruntime as ort
+        options = ort.RunOptions()
+        if graph_id is not None:
+            options.add_run_config_entry("gpu_graph_id", str(graph_id))
+        return options
+
+    def prepare(self, batch):
+        """Binds the (cast, contiguous) input tensor and a preallocated output tensor by pointer."""
+        import torch
+        inputs = batch.to(self.dtype).contiguous()
+        if self.cuda_graph:
+            key = tuple(inputs.shape)
+            if key not in self._static:
+                static_input = inputs.clone()
+                binding, output = self._bind(static_input)
+                self._static[key] = (binding, static_input, output, self._run_options(len(self._static) + 1))
+            else:
+                self._static[key][1].copy_(inputs)
+            prepared = self._static[key]
+        else:
+            binding, output = self._bind(inputs)
+            prepared = (binding, inputs, output, self._run_options(None))
         if self.device == "cuda":
             torch.cuda.synchronize()  # the input is written by torch before ORT reads it
-        return binding, inputs, output  # the tensors stay alive as long as the binding
+        return prepared  # the tensors stay alive as long as the binding
 
     def run(self, prepared):
-        binding, _, output = prepared
-        self.session.run_with_iobinding(binding)
+        binding, _, output, run_options = prepared
+        self.session.run_with_iobinding(binding, run_options)
         return output
 
     def logits(self, output):
@@ -212,4 +241,4 @@ def load(request: LoadRequest):
     info["providers"] = session.get_providers()
     if "prefer_nhwc_trial_ms" in request.options:
         info["prefer_nhwc_trial_ms"] = request.options["prefer_nhwc_trial_ms"]
-    return OrtSession(session, "cuda", request.precision, info)
+    return OrtSession(session, "cuda", request.precision, info, cuda_graph=bool(request.options["enable_cuda_graph"]))

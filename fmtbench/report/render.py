@@ -107,7 +107,27 @@ def _cross_hardware(ok: pd.DataFrame, plots_dir: Path) -> list[str]:
             "", table.fillna("–").to_markdown(), "", "![best per format per machine](plots/cross_hardware.png)", ""]
 
 
-def render(result_paths, model_provenance_path, report_path, baseline: dict, measurement: dict) -> None:
+def _exports(provenance_paths) -> list[str]:
+    rows = []
+    for path in provenance_paths:
+        provenance = json.loads(Path(path).read_text())
+        details = provenance.get("details") or {}
+        seconds = details.get("compile_seconds") or details.get("build_seconds") or provenance.get("export_seconds")
+        rows.append({"format": provenance["format"], "precision": provenance["precision"],
+                     "device": provenance["device"], "image size": provenance["image_size"] or "any",
+                     "status": provenance["status"],
+                     "seconds": "–" if seconds is None else f"{seconds:.1f}",
+                     "how": (details.get("method") or provenance.get("reason") or "")[:160].replace("|", "\\|")})
+    if not rows:
+        return []
+    table = pd.DataFrame(rows).sort_values(["format", "precision", "device", "image size"], key=lambda c: c.astype(str))
+    return ["## Exports", "", "One artifact per format and precision (and image size / device where the format "
+            "needs it); compile and build times are paid once, here, not in the benchmarks.", "",
+            table.to_markdown(index=False), ""]
+
+
+def render(result_paths, model_provenance_path, report_path, baseline: dict, measurement: dict,
+           export_provenance=()) -> None:
     report_path = Path(report_path)
     plots_dir = report_path.parent / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
@@ -131,6 +151,7 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, mea
                       f"![throughput {size}](plots/{host}/throughput_{size}.png)", ""]
         plots.memory_per_format(host_ok, host_dir / "memory.png")
         lines += ["### Memory", "", f"![memory](plots/{host}/memory.png)", ""]
+    lines += _exports(export_provenance)
     lines += _not_run(results)
     with atomic_path(report_path) as tmp:
         tmp.write_text("\n".join(lines), encoding="utf-8")

@@ -1,0 +1,68 @@
+"""torch.compile's compiler, ahead of time: an AOTInductor package (.pt2) per precision and image size.
+
+The fp16 model is .half() in channels_last, exported with a dynamic batch dimension and compiled once in
+the export stage with max-autotune (compile time recorded in the provenance); the benchmark loads the
+package with torch._inductor.aoti_load_package. Inductor's caches live under artifacts/cache/inductor.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from fmtbench.backends import _torchutil as tu
+from fmtbench.backends.base import ExportRequest, FormatSpec, LoadRequest
+
+SPEC = FormatSpec(
+    name="inductor",
+    label="AOTInductor (torch.compile max-autotune)",
+    libraries=("torch", "torchvision", "triton"),
+    export_ext="pt2",
+    export_per_image_size=True,
+    export_per_device=True,
+    options={"max_autotune": True, "fp32_math": "strict"},
+)
+
+
+def probe(device: str) -> str | None:
+    return None
+
+
+def inductor_configs(options: dict) -> dict:
+    return {"max_autotune": bool(options["max_autotune"])}
+
+
+def export(model, request: ExportRequest, out) -> dict:
+    import torch
+    tu.require_device(request.device)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(request.cache_dir, "inductor").resolve())
+    if request.device == "cuda":
+        tu.configure_cuda_math(request.precision, request.options["fp32_math"])
+    dtype, memory_format = tu.dtype(request.precision), tu.memory_format(request.device, request.precision)
+    module = model.to(device=request.device, dtype=dtype, memory_format=memory_format)
+    size, largest = request.image_size, max(request.batch_sizes)
+    example = torch.randn(largest, 3, size, size, device=request.device).to(dtype=dtype, memory_format=memory_format)
+    batch = torch.export.Dim("batch", min=1, max=max(largest, 2))
+    start = time.perf_counter()
+    with torch.no_grad():
+        program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
+        torch._inductor.aoti_compile_and_package(program, package_path=str(out),
+                                                 inductor_configs=inductor_configs(request.options))
+    compile_seconds = time.perf_counter() - start
+    compiled = torch._inductor.aoti_load_package(str(out))
+    with torch.no_grad():
+        difference = float((compiled(example).float() - module(example).float()).abs().max())
+    return {"method": "torch.export (dynamic batch) + torch._inductor.aoti_compile_and_package",
+            "inductor_configs": inductor_configs(request.options), "compile_seconds": round(compile_seconds, 3),
+            "max_abs_diff_vs_eager": difference}
+
+
+def load(request: LoadRequest):
+    import torch
+    tu.require_device(request.device)
+    if request.device == "cuda":
+        math = tu.configure_cuda_math(request.precision, request.options["fp32_math"])
+    else:
+        math = request.precision
+    module = torch._inductor.aoti_load_package(str(request.artifact))
+    return tu.TorchModuleSession(module, request.precision, request.device, {"math": math, "aoti": True})
