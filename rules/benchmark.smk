@@ -55,6 +55,6 @@ use rule benchmark as benchmark_cuda with:
         _outputs("cuda"),
     wildcard_constraints:
         device="cuda",
-    threads: 1
+    threads: min(config["loader"]["cuda_workers"] + 1, workflow.cores)  # the DataLoader workers need cores
     resources:
         gpu=1,

@@ -21,6 +21,8 @@ rule export:
         batch_sizes=sorted(config["batch_sizes"]),
         options=lambda wc: study.format_options(config, wc.format),  # exports serve every variant of a format
     threads: CPU_THREADS
+    resources:
+        gpu=lambda wc: 1 if wc.device == "cuda" else 0,  # compilers autotune on the GPU: never two at once
     log:
         "artifacts/logs/export/{format}-{precision}-{device}-{size}.{ext}.log",
     script:

@@ -75,6 +75,32 @@ def minimal_call(name, weights, artifact, size, batch):
     return lambda: session.run_with_iobinding(binding)
 
 
+def onnx_ablation(artifact, size, batch):
+    """Which CUDA provider option moves ORT's time: each set timed with the same minimal loop."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    from fmtbench.backends import onnx as onnx_backend
+    pipeline = onnx_backend.cuda_provider_options(True, onnx_backend.SPEC.options, "fp16")
+    trials = {"pipeline": pipeline,
+              "pipeline, nchw": {**pipeline, "prefer_nhwc": "0"},
+              "pipeline, no arena setting": {k: v for k, v in pipeline.items() if k != "arena_extend_strategy"},
+              "minimal (EXHAUSTIVE + nhwc)": {"cudnn_conv_algo_search": "EXHAUSTIVE", "prefer_nhwc": "1"},
+              "DEFAULT search (the seed's)": {"cudnn_conv_algo_search": "DEFAULT", "prefer_nhwc": "1"}}
+    x = torch.randn(batch, 3, size, size, device="cuda").half()
+    out = torch.empty(batch, 1000, dtype=torch.float16, device="cuda")
+    medians = {}
+    for label, options in trials.items():
+        session = ort.InferenceSession(str(artifact), sess_options=onnx_backend.session_options(None),
+                                       providers=[("CUDAExecutionProvider", options), "CPUExecutionProvider"])
+        binding = session.io_binding()
+        binding.bind_input("input", "cuda", 0, np.float16, list(x.shape), x.data_ptr())
+        binding.bind_output("logits", "cuda", 0, np.float16, list(out.shape), out.data_ptr())
+        medians[label] = minimal_loop(lambda: session.run_with_iobinding(binding))
+        del session
+    return medians
+
+
 def harness_median(name, weights, artifact, provenance, manifest, reference, size, batch):
     backend, options = VARIANTS.get(name, (name, {}))
     job = runner.JobRequest(
@@ -119,13 +145,29 @@ def main():
             artifact = work / f"{backend}.{spec.export_ext}"
             provenance = work / f"{backend}.json"
             # In a child of its own: this process must not initialise CUDA before forking the measurements.
-            record = runner.run_isolated(export.run, backend, "fp16", device, size_key, weights, [args.batch],
-                                         dict(spec.options), artifact, provenance).value
-            if record["status"] != "ok":
-                rows.append({"configuration": name, "error": record["reason"]})
+            exported = runner.run_isolated(export.run, backend, "fp16", device, size_key, weights, [args.batch],
+                                           dict(spec.options), artifact, provenance)
+            error = exported.reason if exported.status != "ok" else (
+                exported.value["reason"] if exported.value["status"] != "ok" else None)
+            if error:
+                rows.append({"configuration": name, "error": f"export: {error}"})
+                print(rows[-1], flush=True)
                 continue
         minimal = runner.run_isolated(measure_minimal, name, weights, artifact, args.size, args.batch)
-        harness = harness_median(name, weights, artifact, provenance, None, None, args.size, args.batch)
+        if minimal.status != "ok":
+            rows.append({"configuration": name, "error": f"minimal loop: {minimal.reason}"})
+            print(rows[-1], flush=True)
+            continue
+        try:
+            harness = harness_median(name, weights, artifact, provenance, None, None, args.size, args.batch)
+        except RuntimeError as err:
+            rows.append({"configuration": name, "error": f"harness: {err}"})
+            print(rows[-1], flush=True)
+            continue
+        if backend == "onnx":
+            ablation = runner.run_isolated(onnx_ablation, artifact, args.size, args.batch)
+            print("ORT provider-option ablation (minimal loop, ms):", ablation.value or ablation.reason, flush=True)
+            (out / "onnx_ablation.json").write_text(json.dumps(ablation.value or ablation.reason, indent=2))
         rows.append({"configuration": name, "target_ms": TARGETS_MS[name], "minimal_loop_ms": minimal.value,
                      "harness_ms": harness, "harness_over_loop": harness / minimal.value,
                      "meets_target": harness <= TARGETS_MS[name]})

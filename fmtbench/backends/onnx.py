@@ -3,7 +3,7 @@
 CUDA practice: the CUDA execution provider asserted first (ORT silently falls back to the CPU),
 cuDNN convolution algorithm search EXHAUSTIVE (DEFAULT leaves every Conv in cuDNN's fallback mode),
 arena growth kSameAsRequested, inputs and outputs bound to torch CUDA tensors (no numpy copies),
-ORT on torch's CUDA stream, and prefer_nhwc measured both ways unless set.
+and prefer_nhwc measured both ways unless set.
 """
 from __future__ import annotations
 
@@ -82,16 +82,15 @@ def export(model, request: ExportRequest, out) -> dict:
 # --- runtime ----------------------------------------------------------------------------------------
 
 def cuda_provider_options(prefer_nhwc: bool, options: dict, precision: str) -> dict:
-    import torch
+    """Device 0: each job sees only its own GPU (CUDA_VISIBLE_DEVICES). ORT keeps its own stream: the
+    clock and `prepare` synchronise the device, so torch's writes are complete before ORT reads them."""
     return {
-        "device_id": str(torch.cuda.current_device()),
         "cudnn_conv_algo_search": "EXHAUSTIVE",
         "arena_extend_strategy": "kSameAsRequested",
         "do_copy_in_default_stream": "1",
         "prefer_nhwc": "1" if prefer_nhwc else "0",
         "enable_cuda_graph": "1" if options["enable_cuda_graph"] else "0",
         "use_tf32": "1" if precision == "fp32" and options["fp32_math"] == "tf32" else "0",
-        "user_compute_stream": str(torch.cuda.current_stream().cuda_stream),
     }
 
 
