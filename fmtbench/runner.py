@@ -87,9 +87,12 @@ def _child(conn, function, args) -> None:
     conn.close()
 
 
-def run_isolated(function, *args, timeout: float = CHILD_TIMEOUT_S) -> Outcome:
-    """`function(*args)` in a forked child; its return value (picklable) or its failure as an Outcome."""
-    context = multiprocessing.get_context("fork")
+def run_isolated(function, *args, timeout: float = CHILD_TIMEOUT_S, context: str = "fork") -> Outcome:
+    """`function(*args)` in a forked child; its return value (picklable) or its failure as an Outcome.
+
+    context="spawn" starts a fresh interpreter instead (for work that must not run in a fork, such as
+    an AOTInductor compile, which crashed in a forked child on the H100)."""
+    context = multiprocessing.get_context(context)
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_child, args=(sender, function, args))
     process.start()

@@ -85,6 +85,7 @@ def onnx_ablation(artifact, size, batch):
     trials = {"pipeline": pipeline,
               "pipeline, nchw": {**pipeline, "prefer_nhwc": "0"},
               "pipeline, no arena setting": {k: v for k, v in pipeline.items() if k != "arena_extend_strategy"},
+              "pipeline + use_tf32=0 (strict-fp32 switch on an fp16 model)": {**pipeline, "use_tf32": "0"},
               "minimal (EXHAUSTIVE + nhwc)": {"cudnn_conv_algo_search": "EXHAUSTIVE", "prefer_nhwc": "1"},
               "DEFAULT search (the seed's)": {"cudnn_conv_algo_search": "DEFAULT", "prefer_nhwc": "1"}}
     x = torch.randn(batch, 3, size, size, device="cuda").half()
@@ -146,7 +147,7 @@ def main():
             provenance = work / f"{backend}.json"
             # In a child of its own: this process must not initialise CUDA before forking the measurements.
             exported = runner.run_isolated(export.run, backend, "fp16", device, size_key, weights, [args.batch],
-                                           dict(spec.options), artifact, provenance)
+                                           dict(spec.options), artifact, provenance, context="spawn")
             error = exported.reason if exported.status != "ok" else (
                 exported.value["reason"] if exported.value["status"] != "ok" else None)
             if error:

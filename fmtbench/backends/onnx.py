@@ -83,15 +83,20 @@ def export(model, request: ExportRequest, out) -> dict:
 
 def cuda_provider_options(prefer_nhwc: bool, options: dict, precision: str) -> dict:
     """Device 0: each job sees only its own GPU (CUDA_VISIBLE_DEVICES). ORT keeps its own stream: the
-    clock and `prepare` synchronise the device, so torch's writes are complete before ORT reads them."""
-    return {
+    clock and `prepare` synchronise the device, so torch's writes are complete before ORT reads them.
+
+    `use_tf32` is set for fp32 only: "0" there means strict fp32, but on fp16 models it also kept the
+    convolutions off the tensor cores (3.3 ms instead of 1.4 ms at 224², batch 64 on the H100)."""
+    provider = {
         "cudnn_conv_algo_search": "EXHAUSTIVE",
         "arena_extend_strategy": "kSameAsRequested",
         "do_copy_in_default_stream": "1",
         "prefer_nhwc": "1" if prefer_nhwc else "0",
         "enable_cuda_graph": "1" if options["enable_cuda_graph"] else "0",
-        "use_tf32": "1" if precision == "fp32" and options["fp32_math"] == "tf32" else "0",
     }
+    if precision == "fp32":
+        provider["use_tf32"] = "1" if options["fp32_math"] == "tf32" else "0"
+    return provider
 
 
 def session_options(threads: int | None):
