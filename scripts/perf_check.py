@@ -130,6 +130,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--only", nargs="*", default=list(TARGETS_MS), choices=list(TARGETS_MS))
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,7 +138,7 @@ def main():
     weights = work / "w.pt"
     model.save(model.resolve("random", seed=0), weights)
     rows = []
-    for name in TARGETS_MS:
+    for name in args.only:
         backend = VARIANTS.get(name, (name, {}))[0]
         artifact = provenance = None
         spec = study.spec(backend)
