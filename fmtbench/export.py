@@ -23,9 +23,6 @@ MARKER_PREFIX = b"FMTBENCH-NO-ARTIFACT"
 
 def run(format_name: str, precision: str, device: str, size: str, weights_path, batch_sizes, options: dict,
         artifact_path, provenance_path, threads: int | None = None) -> dict:
-    import torch
-    if threads:
-        torch.set_num_threads(threads)
     backend = importlib.import_module(f"fmtbench.backends.{format_name}")
     request = ExportRequest(precision=precision, device="cpu" if device == "any" else device,
                             image_size=None if size == "any" else int(size),
@@ -39,7 +36,7 @@ def run(format_name: str, precision: str, device: str, size: str, weights_path, 
     try:
         with atomic_path(artifact_path) as tmp:
             start = time.perf_counter()
-            details = backend.export(model.build(weights_path), request, tmp)
+            details = _export_isolated(format_name, request, weights_path, tmp, threads)
             provenance["export_seconds"] = round(time.perf_counter() - start, 3)
         provenance.update(status="ok", reason=None, sha256=sha256_file(artifact_path), details=details)
     except Exception as err:  # every failure becomes data; the traceback goes to the log
@@ -52,6 +49,31 @@ def run(format_name: str, precision: str, device: str, size: str, weights_path, 
         provenance.update(status=status, reason=reason[:2000], sha256=None, details={})
     write_json(provenance_path, provenance)
     return provenance
+
+
+class ExportCrashed(RuntimeError):
+    pass
+
+
+def _export_child(format_name: str, request: ExportRequest, weights_path, out, threads) -> dict:
+    import torch
+    if threads:
+        torch.set_num_threads(threads)
+    backend = importlib.import_module(f"fmtbench.backends.{format_name}")
+    return backend.export(model.build(weights_path), request, out)
+
+
+def _export_isolated(format_name, request, weights_path, out, threads) -> dict:
+    """The compile runs in a fresh interpreter: a compiler that crashes (the AOTInductor max-autotune
+    compile died of SIGSEGV on the H100) becomes a `failed` export instead of killing the workflow."""
+    from fmtbench.backends._torchutil import Unavailable
+    from fmtbench.runner import run_isolated
+    outcome = run_isolated(_export_child, format_name, request, weights_path, out, threads, context="spawn")
+    if outcome.status == "unavailable":
+        raise Unavailable(outcome.reason.split(": ", 1)[-1])
+    if outcome.status != "ok":
+        raise ExportCrashed(outcome.reason)
+    return outcome.value
 
 
 def _is_unavailable(err: Exception) -> bool:

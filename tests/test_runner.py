@@ -55,6 +55,11 @@ def test_child_failures_become_data(function, status, text):
     assert text in outcome.reason
 
 
+def test_a_crash_in_a_spawned_interpreter_is_data_too():
+    outcome = runner.run_isolated(crashes, context="spawn")
+    assert outcome.status == "failed" and "exit code 3" in outcome.reason
+
+
 def test_hanging_child_is_killed_and_reported():
     start = time.perf_counter()
     outcome = runner.run_isolated(hangs, timeout=1)
@@ -65,7 +70,7 @@ def test_hanging_child_is_killed_and_reported():
 def test_each_configuration_measures_its_memory_in_a_fresh_process():
     first = runner.run_isolated(allocates_in_child).value["allocated_mb"]
     second = runner.run_isolated(allocates_in_child).value["allocated_mb"]
-    assert 44 <= first <= 60 and 44 <= second <= 60  # the second does not profit from the first's pages
+    assert 44 <= first <= 60 and 44 <= second <= 60, (first, second)  # the second does not profit from the first's pages
 
 
 def test_unavailable_record_validates_against_the_schema():
