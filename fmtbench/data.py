@@ -59,8 +59,10 @@ class FileBytes:
         return len(self.paths)
 
     def __getitem__(self, index: int):
-        from torchvision.io import read_file
-        return self.paths[index], read_file(self.paths[index])
+        # Plain bytes, not tensors: a tensor per file would cross from the workers through a shared-memory
+        # file descriptor each, and 12 workers exhausted them (EBADF, then a hang) on the H100 host.
+        with open(self.paths[index], "rb") as handle:
+            return self.paths[index], handle.read()
 
 
 def _as_list(items):
@@ -81,6 +83,7 @@ def decode_on_gpu(items, size: int, device: str = "cuda"):
     """JPEGs decoded by nvJPEG in one batched call, then resized and cropped on the GPU: uint8 NCHW."""
     import torch
     from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+    items = [(path, torch.frombuffer(bytearray(data), dtype=torch.uint8)) for path, data in items]
     jpegs = [data for path, data in items if path.lower().endswith((".jpg", ".jpeg"))]
     decoded = iter(decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)) if jpegs else iter(())
     images = [next(decoded) if path.lower().endswith((".jpg", ".jpeg"))

@@ -9,6 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import logging
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -55,25 +60,45 @@ class ExportCrashed(RuntimeError):
     pass
 
 
-def _export_child(format_name: str, request: ExportRequest, weights_path, out, threads) -> dict:
-    import torch
-    if threads:
-        torch.set_num_threads(threads)
-    backend = importlib.import_module(f"fmtbench.backends.{format_name}")
-    return backend.export(model.build(weights_path), request, out)
+def _export_child(request_path: str, result_path: str) -> None:
+    """Entry point of `python -m fmtbench.export REQUEST RESULT` (pickles in, pickle out)."""
+    from fmtbench.runner import _classify
+    with open(request_path, "rb") as handle:
+        format_name, request, weights_path, out, threads = pickle.load(handle)
+    try:
+        import torch
+        if threads:
+            torch.set_num_threads(threads)
+        backend = importlib.import_module(f"fmtbench.backends.{format_name}")
+        result = ("ok", backend.export(model.build(weights_path), request, out))
+    except Exception as err:  # noqa: BLE001 - reported to the parent as data
+        traceback.print_exc()
+        result = (_classify(err), f"{type(err).__name__}: {err}"[:2000])
+    with open(result_path, "wb") as handle:
+        pickle.dump(result, handle)
 
 
 def _export_isolated(format_name, request, weights_path, out, threads) -> dict:
     """The compile runs in a fresh interpreter: a compiler that crashes (the AOTInductor max-autotune
     compile died of SIGSEGV on the H100) becomes a `failed` export instead of killing the workflow."""
     from fmtbench.backends._torchutil import Unavailable
-    from fmtbench.runner import run_isolated
-    outcome = run_isolated(_export_child, format_name, request, weights_path, out, threads, context="spawn")
-    if outcome.status == "unavailable":
-        raise Unavailable(outcome.reason.split(": ", 1)[-1])
-    if outcome.status != "ok":
-        raise ExportCrashed(outcome.reason)
-    return outcome.value
+    with tempfile.TemporaryDirectory() as scratch:
+        request_path, result_path = Path(scratch, "request.pkl"), Path(scratch, "result.pkl")
+        with open(request_path, "wb") as handle:
+            pickle.dump((format_name, request, str(weights_path), str(out), threads), handle)
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        completed = subprocess.run([sys.executable, "-m", "fmtbench.export", str(request_path), str(result_path)],
+                                   env=env)
+        if not result_path.exists():
+            raise ExportCrashed(f"the export process died (exit code {completed.returncode})")
+        with open(result_path, "rb") as handle:
+            status, value = pickle.load(handle)
+    if status == "unavailable":
+        raise Unavailable(value.split(": ", 1)[-1])
+    if status != "ok":
+        raise ExportCrashed(value)
+    return value
 
 
 def _is_unavailable(err: Exception) -> bool:
@@ -83,3 +108,7 @@ def _is_unavailable(err: Exception) -> bool:
 
 def load_provenance(provenance_path) -> dict:
     return read_json(Path(provenance_path))
+
+
+if __name__ == "__main__":
+    _export_child(sys.argv[1], sys.argv[2])

@@ -23,7 +23,7 @@ from fmtbench.backends._torchutil import Unavailable
 from fmtbench.backends.base import LoadRequest
 
 log = logging.getLogger(__name__)
-CHILD_TIMEOUT_S = 3600
+CHILD_TIMEOUT_S = 1800
 
 
 @dataclass(frozen=True)
@@ -244,6 +244,12 @@ def _preload(job: JobRequest) -> None:
         import onnxruntime  # noqa: F401
 
 
+def _config_timeout(job: JobRequest) -> float:
+    """Generous for load and warm-up, bounded so that a hang becomes a `failed` row, not a stuck run."""
+    settings = job.measurement
+    return 300 + 3 * (settings.warmup_seconds + settings.max_seconds)
+
+
 def run_job(job: JobRequest) -> list[dict]:
     configs = [(loader, batch) for batch in sorted(job.batch_sizes) for loader in job.loaders]
     known = static_unavailability(job)
@@ -269,7 +275,7 @@ def run_job(job: JobRequest) -> list[dict]:
     for loader, batch in configs:
         log.info("measuring %s %s %s %s loader=%s batch=%d", job.format, job.device, job.precision,
                  job.image_size, loader, batch)
-        outcome = run_isolated(measure_child, job, loader, batch)
+        outcome = run_isolated(measure_child, job, loader, batch, timeout=_config_timeout(job))
         record = _write(job, loader, batch, outcome, checked.value, extra, environment)
         log.info("-> %s %s", record["status"], record["reason"] or
                  f"median {record['timing']['median']:.2f} ms, memory {record['memory']['allocated_mb']:.1f} MB")

@@ -4,16 +4,24 @@ import sys
 sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821
 from fmtbench import logs, runner, study, timing  # noqa: E402
 
-sm = snakemake  # noqa: F821
-logs.setup(sm.log)
-wc, params = sm.wildcards, sm.params
-outputs = {study.result_key(path): path for path in sm.output}
-runner.run_job(runner.JobRequest(
-    format=wc.format, backend=params.backend, device=wc.device, precision=wc.precision, image_size=int(wc.size), host=wc.host,
-    batch_sizes=tuple(params.batch_sizes), loaders=tuple(params.loaders),
-    weights=sm.input.weights, manifest=sm.input.manifest, reference=sm.input.reference,
-    artifact=sm.input.get("artifact"), provenance=sm.input.get("provenance"),
-    measurement=timing.Settings.from_config(params.measurement), noisy_iqr_ratio=params.noisy_iqr_ratio,
-    loader_workers=params.loader["cuda_workers" if wc.device == "cuda" else "workers"],
-    threads=sm.threads if wc.device == "cpu" else None, options=dict(params.options), outputs=outputs,
-))
+
+
+def main():
+    sm = snakemake  # noqa: F821
+    logs.setup(sm.log)
+    wc, params = sm.wildcards, sm.params
+    outputs = {study.result_key(path): path for path in sm.output}
+    runner.run_job(runner.JobRequest(
+        format=wc.format, backend=params.backend, device=wc.device, precision=wc.precision, image_size=int(wc.size), host=wc.host,
+        batch_sizes=tuple(params.batch_sizes), loaders=tuple(params.loaders),
+        weights=sm.input.weights, manifest=sm.input.manifest, reference=sm.input.reference,
+        artifact=sm.input.get("artifact"), provenance=sm.input.get("provenance"),
+        measurement=timing.Settings.from_config(params.measurement), noisy_iqr_ratio=params.noisy_iqr_ratio,
+        loader_workers=params.loader["cuda_workers" if wc.device == "cuda" else "workers"],
+        threads=sm.threads if wc.device == "cpu" else None, options=dict(params.options), outputs=outputs,
+    ))
+
+
+# A guard: multiprocessing's spawn re-imports this file in its children, which must not rerun the job.
+if __name__ == "__main__":
+    main()

@@ -44,7 +44,8 @@ def planned_jobs(repo, workdir, env=None) -> set[tuple]:
 
 
 def benchmark(fmt, device, precision, size):
-    return ("benchmark", f"device={device}", f"format={fmt}", f"host={HOST}", f"precision={precision}", f"size={size}")
+    rule = "benchmark_cuda" if device == "cuda" else "benchmark"
+    return (rule, f"device={device}", f"format={fmt}", f"host={HOST}", f"precision={precision}", f"size={size}")
 
 
 def export_job(fmt, precision, device, size, ext):
