@@ -1,6 +1,7 @@
 # fmtbench: ResNet-18 inference per deployment format.  Main target: `snakemake --cores 1 report`.
 # Keep this file light: no torch import here (it costs ~2 s on every invocation).
 import glob
+import os
 import re
 import sys
 from pathlib import Path
@@ -22,7 +23,8 @@ study.validate(config)
 
 HOST = study.host(config)
 JOBS = study.jobs(config)
-CPU_THREADS = config.get("cpu_threads") or workflow.cores
+# CPU rows measure with a fixed thread count (recorded in each JSON): cpu_threads, else every core.
+CPU_THREADS = config.get("cpu_threads") or os.cpu_count()
 
 
 wildcard_constraints:

@@ -62,6 +62,12 @@ def gpu_fingerprint() -> str:
     return names[0] if names else NO_CUDA
 
 
+@lru_cache(maxsize=None)
+def gpu_count() -> int:
+    """NVIDIA GPUs on this host (all of them, whatever CUDA_VISIBLE_DEVICES says)."""
+    return len(_gpu_names_from_proc() or _gpu_names_from_smi())
+
+
 def device_fingerprint(device: str) -> str:
     return gpu_fingerprint() if device == "cuda" else cpu_model()
 

@@ -42,6 +42,7 @@ rule benchmark:
         versions=lambda wc: study.library_versions(study.backend_of(config, wc.format)),
         hardware=lambda wc: hardware.device_fingerprint(wc.device),
         code=lambda wc: study.code_hash("benchmark", study.backend_of(config, wc.format)),
+        cpu_threads=CPU_THREADS,  # what CPU rows use, whatever --cores caps `threads` at
     threads: CPU_THREADS
     log:
         "artifacts/logs/benchmark/{host}/{format}-{device}-{precision}-{size}.log",

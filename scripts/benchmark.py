@@ -2,7 +2,7 @@
 import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821
-from fmtbench import logs, runner, study, timing  # noqa: E402
+from fmtbench import gpus, logs, runner, study, timing  # noqa: E402
 
 
 
@@ -11,15 +11,20 @@ def main():
     logs.setup(sm.log)
     wc, params = sm.wildcards, sm.params
     outputs = {study.result_key(path): path for path in sm.output}
-    runner.run_job(runner.JobRequest(
+    job = runner.JobRequest(
         format=wc.format, backend=params.backend, device=wc.device, precision=wc.precision, image_size=int(wc.size), host=wc.host,
         batch_sizes=tuple(params.batch_sizes), loaders=tuple(params.loaders),
         weights=sm.input.weights, manifest=sm.input.manifest, reference=sm.input.reference,
         artifact=sm.input.get("artifact"), provenance=sm.input.get("provenance"),
         measurement=timing.Settings.from_config(params.measurement), noisy_iqr_ratio=params.noisy_iqr_ratio,
         loader_workers=params.loader["cuda_workers" if wc.device == "cuda" else "workers"],
-        threads=sm.threads if wc.device == "cpu" else None, options=dict(params.options), outputs=outputs,
-    ))
+        threads=params.cpu_threads if wc.device == "cpu" else None, options=dict(params.options), outputs=outputs,
+    )
+    if wc.device == "cuda":
+        with gpus.claim():  # one GPU of this host, for this job alone
+            runner.run_job(job)
+    else:
+        runner.run_job(job)
 
 
 # A guard: multiprocessing's spawn re-imports this file in its children, which must not rerun the job.
