@@ -111,6 +111,7 @@ def test_report_has_the_rows_and_lists_what_did_not_run(study):
     for fmt in ("torch", "onnx", "torchscript"):
         assert re.search(rf"^\| {fmt} +\| real +\| fp32", report, re.M)
     assert re.search(r"\| torch_trt +\| cuda +\| fp16 +\| unavailable", report)
+    assert "**Torch-TensorRT:** one engine per precision and image size" in report
     assert (workdir / "report" / "plots" / HOST / "throughput_32.png").stat().st_size > 1000
 
 

@@ -79,9 +79,12 @@ def _setup(results: pd.DataFrame, model_provenance: dict, measurement: dict, bas
         "covers load, warm-up and timing (weights, workspaces, activations, input batches).",
         "- **Accuracy:** each format's logits on a fixed batch of real images against PyTorch fp32 eager on "
         "the CPU: top-1 agreement and max absolute logit difference.",
-        "",
     ]
-    return lines
+    if (results["format"] == "torch_trt").any():
+        lines.append("- **Torch-TensorRT:** one engine per precision and image size with a dynamic batch range "
+                     "(min = smallest, opt = max = largest configured batch), fp16 by `.half()` (strong typing), "
+                     "built on the GPU that runs it. Static engines per batch size were not compared with it.")
+    return lines + [""]
 
 
 def _not_run(results: pd.DataFrame) -> list[str]:
