@@ -98,7 +98,6 @@ def onnx_ablation(artifact, size, batch):
         binding.bind_input("input", "cuda", 0, np.float16, list(x.shape), x.data_ptr())
         binding.bind_output("logits", "cuda", 0, np.float16, list(out.shape), out.data_ptr())
         medians[label] = minimal_loop(lambda: session.run_with_iobinding(binding))
-        del session
     return medians
 
 

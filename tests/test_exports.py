@@ -6,7 +6,7 @@ from onnx import numpy_helper
 from fmtbench import export, model, study
 from fmtbench.atomic import read_json
 from fmtbench.backends import onnx as onnx_backend
-from fmtbench.backends.base import ExportRequest, LoadRequest
+from fmtbench.backends.base import LoadRequest
 
 
 @pytest.fixture(scope="module")

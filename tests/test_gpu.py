@@ -3,7 +3,6 @@ import pytest
 import torch
 
 from fmtbench import data, export, memory, model, study
-from fmtbench.backends import _torchutil as tu
 from fmtbench.backends import onnx as onnx_backend
 from fmtbench.backends import torch as torch_backend
 from fmtbench.backends.base import LoadRequest
