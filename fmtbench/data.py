@@ -40,13 +40,20 @@ class ImageFiles:
         return preprocess(decode(self.paths[index]), self.size)
 
 
-def real_loader(paths: list[str], size: int, batch_size: int, workers: int, pin_memory: bool):
+def _padded(paths: list[str], batch_size: int) -> list[str]:
+    """At least one full batch, repeating images when the set is smaller than the batch."""
+    return paths if len(paths) >= batch_size else (paths * math.ceil(batch_size / len(paths)))[:batch_size]
+
+
+def _loader(dataset, batch_size: int, workers: int, **options):
+    """Endless-epoch friendly: whole batches only, workers kept alive between epochs."""
     from torch.utils.data import DataLoader
-    if len(paths) < batch_size:
-        paths = (paths * math.ceil(batch_size / len(paths)))[:batch_size]
-    return DataLoader(ImageFiles(paths, size), batch_size=batch_size, shuffle=False, drop_last=True,
-                      num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0,
-                      prefetch_factor=4 if workers > 0 else None)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=True, num_workers=workers,
+                      persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None, **options)
+
+
+def real_loader(paths: list[str], size: int, batch_size: int, workers: int, pin_memory: bool):
+    return _loader(ImageFiles(_padded(paths, batch_size), size), batch_size, workers, pin_memory=pin_memory)
 
 
 class FileBytes:
@@ -71,12 +78,7 @@ def _as_list(items):
 
 def bytes_loader(paths: list[str], batch_size: int, workers: int):
     """Batches of (path, encoded bytes): workers only read files, the GPU decodes (nvJPEG)."""
-    from torch.utils.data import DataLoader
-    if len(paths) < batch_size:
-        paths = (paths * math.ceil(batch_size / len(paths)))[:batch_size]
-    return DataLoader(FileBytes(paths), batch_size=batch_size, shuffle=False, drop_last=True,
-                      num_workers=workers, collate_fn=_as_list, persistent_workers=workers > 0,
-                      prefetch_factor=4 if workers > 0 else None)
+    return _loader(FileBytes(_padded(paths, batch_size)), batch_size, workers, collate_fn=_as_list)
 
 
 def decode_on_gpu(items, size: int, device: str = "cuda"):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fmtbench import accuracy as accuracy_check
 from fmtbench import data, env, hardware, memory, results, stats, timing
-from fmtbench.atomic import sha256_file, write_json
+from fmtbench.atomic import write_json
 from fmtbench.backends._torchutil import Unavailable
 from fmtbench.backends.base import LoadRequest
 
@@ -87,12 +87,9 @@ def _child(conn, function, args) -> None:
     conn.close()
 
 
-def run_isolated(function, *args, timeout: float = CHILD_TIMEOUT_S, context: str = "fork") -> Outcome:
-    """`function(*args)` in a forked child; its return value (picklable) or its failure as an Outcome.
-
-    context="spawn" starts a fresh interpreter instead (for work that must not run in a fork, such as
-    an AOTInductor compile, which crashed in a forked child on the H100)."""
-    context = multiprocessing.get_context(context)
+def run_isolated(function, *args, timeout: float = CHILD_TIMEOUT_S) -> Outcome:
+    """`function(*args)` in a forked child; its return value (picklable) or its failure as an Outcome."""
+    context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_child, args=(sender, function, args))
     process.start()
@@ -219,18 +216,23 @@ def static_unavailability(job: JobRequest) -> tuple[str, str] | None:
 
 
 def _artifact(job: JobRequest) -> dict | None:
-    return {"path": job.artifact, "sha256": sha256_file(job.artifact)} if job.artifact else None
+    """The export this job ran, as its provenance recorded it (hashed once, at export time)."""
+    if not job.provenance:
+        return None
+    from fmtbench.export import load_provenance
+    provenance = load_provenance(job.provenance)
+    return {"path": job.artifact, "sha256": provenance["sha256"]} if provenance["status"] == "ok" else None
 
 
 def _write(job: JobRequest, loader: str, batch_size: int, outcome: Outcome, accuracy: dict | None,
-           extra_backend: dict, environment: dict) -> dict:
+           extra_backend: dict, environment: dict, artifact: dict | None) -> dict:
     value = outcome.value or {}
     record = results.record(
         job.config(loader, batch_size), outcome.status, outcome.reason,
         timing=value.get("timing"), throughput=value.get("throughput"), memory=value.get("memory"),
         accuracy=accuracy if outcome.status == "ok" else None,
         environment=value.get("environment") or environment,
-        artifact=_artifact(job), backend={**extra_backend, **value.get("backend", {})})
+        artifact=artifact, backend={**extra_backend, **value.get("backend", {})})
     results.validate(record)
     write_json(job.outputs[(loader, batch_size)], record)
     return record
@@ -252,10 +254,12 @@ def _config_timeout(job: JobRequest) -> float:
 
 def run_job(job: JobRequest) -> list[dict]:
     configs = [(loader, batch) for batch in sorted(job.batch_sizes) for loader in job.loaders]
+    artifact = _artifact(job)
     known = static_unavailability(job)
     if known:
         environment = env.capture(job.device)
-        return [_write(job, loader, batch, Outcome(*known), None, {}, environment) for loader, batch in configs]
+        return [_write(job, loader, batch, Outcome(*known), None, {}, environment, artifact)
+                for loader, batch in configs]
 
     _preload(job)
     environment = env.capture(job.device)
@@ -263,12 +267,12 @@ def run_job(job: JobRequest) -> list[dict]:
     if hasattr(_backend(job), "tune"):
         tuned = run_isolated(tune_child, job)
         if tuned.status != "ok":
-            return [_write(job, loader, batch, tuned, None, {}, environment) for loader, batch in configs]
+            return [_write(job, loader, batch, tuned, None, {}, environment, artifact) for loader, batch in configs]
         job = replace(job, options={**job.options, **tuned.value})
         extra["tuned"] = tuned.value
     checked = run_isolated(accuracy_child, job)
     if checked.status == "unavailable":
-        return [_write(job, loader, batch, checked, None, {}, environment) for loader, batch in configs]
+        return [_write(job, loader, batch, checked, None, {}, environment, artifact) for loader, batch in configs]
     if checked.status != "ok":
         extra["accuracy_error"] = f"{checked.status}: {checked.reason}"
     written = []
@@ -276,7 +280,7 @@ def run_job(job: JobRequest) -> list[dict]:
         log.info("measuring %s %s %s %s loader=%s batch=%d", job.format, job.device, job.precision,
                  job.image_size, loader, batch)
         outcome = run_isolated(measure_child, job, loader, batch, timeout=_config_timeout(job))
-        record = _write(job, loader, batch, outcome, checked.value, extra, environment)
+        record = _write(job, loader, batch, outcome, checked.value, extra, environment, artifact)
         log.info("-> %s %s", record["status"], record["reason"] or
                  f"median {record['timing']['median']:.2f} ms, memory {record['memory']['allocated_mb']:.1f} MB")
         written.append(record)

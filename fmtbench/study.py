@@ -220,7 +220,7 @@ def code_hash(stage: str, format_name: str | None = None) -> str:
         "reference": [top / "model.py", top / "data.py", top / "reference.py", top / "atomic.py"],
         "export": [top / "model.py", top / "export.py", top / "atomic.py", *_shared_backend_code()],
         "benchmark": [*top.glob("*.py"), *_shared_backend_code()],
-        "report": [*(top / "report").glob("*.py"), top / "atomic.py"],
+        "report": [*(top / "report").glob("*.py"), top / "atomic.py", top / "model.py"],  # model.describe
     }[stage]
     if format_name is not None:
         files.append(BACKENDS_DIR / f"{format_name}.py")

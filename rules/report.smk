@@ -1,11 +1,10 @@
 # The Markdown report, from this machine's results and any other machine's copied under artifacts/results/.
 
 OWN_RESULTS = [path for job in JOBS for path in study.result_paths(config, job, HOST)]
-OTHER_RESULTS = sorted(set(glob.glob(study.RESULTS.format(host="*", format="*", device="*", precision="*",
-                                                          size="*", loader="*", batch="*")))
-                       - set(OWN_RESULTS)
-                       - set(glob.glob(study.RESULTS.format(host=HOST, format="*", device="*", precision="*",
-                                                            size="*", loader="*", batch="*"))))
+# Another machine's results: everything under artifacts/results/ outside this host's directory.
+OTHER_RESULTS = sorted(path for path in glob.glob(study.RESULTS.format(host="*", format="*", device="*",
+                                                                       precision="*", size="*", loader="*", batch="*"))
+                       if not path.startswith(f"artifacts/results/{HOST}/"))
 
 
 OWN_EXPORTS = sorted({study.provenance_path(path) for job in JOBS
@@ -23,7 +22,6 @@ rule report:
     params:
         baseline=config["baseline"],
         measurement=config["measurement"],
-        host=HOST,
         code=study.code_hash("report"),
     log:
         "artifacts/logs/report.log",

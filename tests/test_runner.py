@@ -55,11 +55,6 @@ def test_child_failures_become_data(function, status, text):
     assert text in outcome.reason
 
 
-def test_a_crash_in_a_spawned_interpreter_is_data_too():
-    outcome = runner.run_isolated(crashes, context="spawn")
-    assert outcome.status == "failed" and "exit code 3" in outcome.reason
-
-
 def test_hanging_child_is_killed_and_reported():
     start = time.perf_counter()
     outcome = runner.run_isolated(hangs, timeout=1)

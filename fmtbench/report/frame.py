@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 
-PRECISION_LABELS = {"fp16": "fp16", "fp32": "fp32"}
 KEYS = ["host", "device", "image_size", "format", "precision", "loader", "batch_size"]
 
 

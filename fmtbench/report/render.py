@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from fmtbench.atomic import atomic_path
+from fmtbench.model import describe
 from fmtbench.report import findings, frame as frames, plots
 
 TABLE_COLUMNS = {
@@ -15,11 +16,6 @@ TABLE_COLUMNS = {
     "model_fps": "FPS", "e2e_fps": "end-to-end FPS", "top1_pct": "top-1 agree (%)",
     "max_abs_diff": "max |Δlogit|",
 }
-
-
-def _weights_line(model_provenance: dict) -> str:
-    from fmtbench.model import describe
-    return describe(model_provenance)
 
 
 def _precision_label(row) -> str:
@@ -43,7 +39,7 @@ def _table(rows: pd.DataFrame) -> str:
 
 
 def _setup(results: pd.DataFrame, model_provenance: dict, measurement: dict, baseline: dict) -> list[str]:
-    lines = ["## Setup", "", f"- **Weights:** {_weights_line(model_provenance)}."]
+    lines = ["## Setup", "", f"- **Weights:** {describe(model_provenance)}."]
     for host, group in results.groupby("host", sort=True):
         first = group.iloc[0]
         gpus = sorted(set(group["gpu_name"].dropna()))
@@ -139,7 +135,7 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, mea
     ok = results[results["status"] == "ok"]
 
     lines = ["# fmtbench: ResNet-18 inference by deployment format", "",
-             f"weights: {_weights_line(model_provenance)}", "",
+             f"weights: {describe(model_provenance)}", "",
              f"{len(ok)} of {len(results)} configurations measured on {results['host'].nunique()} machine(s).", ""]
     lines += _setup(results, model_provenance, measurement, baseline)
     lines += ["## Findings", "", *[f"- {line}" for line in findings.all_findings(results)], ""]
