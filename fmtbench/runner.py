@@ -155,7 +155,10 @@ def _iteration(job: JobRequest, session, loader: str, batch_size: int, clock, wa
         batches = data.endless(data.bytes_loader(paths, batch_size, job.loader_workers))
 
         def decoded():
-            return data.decode_on_gpu(next(batches), job.image_size, job.device)
+            images = data.decode_on_gpu(next(batches), job.image_size, job.device)
+            import torch
+            torch.cuda.synchronize()  # nvJPEG and the resize run asynchronously: count them as data wait
+            return images
     else:
         batches = data.endless(data.real_loader(paths, job.image_size, batch_size, job.loader_workers,
                                                 pin_memory=job.device == "cuda"))
