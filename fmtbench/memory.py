@@ -1,14 +1,17 @@
 """Memory growth of one configuration over its baseline, by one method per device for every backend.
 
-CPU rows: resident set size (RSS) of the measuring process. The kernel's high-water mark (VmHWM) is reset
-to the current RSS at the baseline (/proc/self/clear_refs), so the peak covers every allocation made by
-any library (torch, ONNX Runtime, ...), not only torch's allocator; a sampling thread backs it up.
+CPU rows: resident set size (RSS) of the measuring process. At the baseline the C heap's free pages are
+returned to the kernel (malloc_trim: else a new allocation could reuse resident freed pages unseen) and the
+kernel's high-water mark (VmHWM) is reset to the current RSS (/proc/self/clear_refs), so the peak covers
+every allocation made by any library (torch, ONNX Runtime, ...), not only torch's allocator; a sampling
+thread backs it up.
 CUDA rows: device memory in use (cudaMemGetInfo: total - free), sampled from a background thread;
 it sees every allocator in the process (torch's caching allocator, ONNX Runtime's arena, cuDNN/cuBLAS
 workspaces, TensorRT engines). Growth = peak - baseline, never negative by construction.
 """
 from __future__ import annotations
 
+import ctypes
 import threading
 
 MB = 1024 * 1024
@@ -31,6 +34,19 @@ def current_rss_bytes() -> int:
         return kib * 1024
     import psutil
     return psutil.Process().memory_info().rss
+
+
+def release_free_heap() -> bool:
+    """Returns the C heap's free pages to the kernel (glibc malloc_trim); False where there is no glibc.
+
+    Without it an allocation can be served from pages that an earlier, freed allocation left resident,
+    and RSS growth would not see it."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
 
 
 def reset_peak_rss() -> bool:
@@ -68,12 +84,13 @@ class _Sampler:
 
 
 class RssTracker:
-    method = "process RSS growth (peak VmHWM after reset at baseline, and 5 ms sampling)"
+    method = "process RSS growth (free C heap trimmed and VmHWM reset at baseline; peak VmHWM and 5 ms sampling)"
 
     def __init__(self, interval: float = 0.005):
         self._interval = interval
 
     def start(self) -> "RssTracker":
+        release_free_heap()
         self._hwm_reset = reset_peak_rss()
         self.baseline = current_rss_bytes()
         self._sampler = _Sampler(current_rss_bytes, self._interval).start()

@@ -32,3 +32,14 @@ def test_growth_record_clamps_a_peak_below_baseline():
     record = memory.growth_record("m", baseline=200 * memory.MB, peak=150 * memory.MB)
     assert record["allocated_mb"] == 0
     assert record["peak_mb"] == record["baseline_mb"] == 200
+
+
+def test_growth_is_seen_when_the_heap_already_holds_freed_resident_pages():
+    small_blocks = [bytearray(100_000) for _ in range(700)]  # below the mmap threshold: on the heap
+    pin = small_blocks.pop()  # the last block keeps the freed 70 MB from being the heap's trimmable top
+    del small_blocks  # free, yet resident: malloc serves the next large request from them
+    tracker = memory.RssTracker().start()
+    block = np.ones(48 * 1024 * 1024 // 8)
+    record = tracker.stop()
+    del block, pin
+    assert record["allocated_mb"] >= 40
