@@ -8,6 +8,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _new_file_mode() -> int:
+    """The mode open() would give a new file (0666 less the umask); mkstemp's 0600 would hide results from
+    the group (a cluster's shared workspace) and from other users."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            umask = next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration):
+        umask = 0o022
+    return 0o666 & ~umask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yields a temporary path beside `path`; renames it onto `path` only if the block succeeds."""
@@ -18,6 +29,8 @@ def atomic_path(path: str | os.PathLike):
     os.close(fd)
     try:
         yield Path(tmp)
+        if os.path.isfile(tmp):
+            os.chmod(tmp, _new_file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
