@@ -16,6 +16,7 @@ sys.path.insert(0, workflow.basedir)
 from fmtbench import hardware, study, versions
 
 configfile: "config.yaml"
+report: "rules/report/workflow.rst"
 # `--config` lists and mappings arrive as strings (YAML BaseLoader): give them the schema's types.
 config.update(study.coerce(config, yaml.safe_load(Path(workflow.basedir, "schemas/config.schema.yaml").read_text())))
 validate(config, "schemas/config.schema.yaml")

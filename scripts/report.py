@@ -11,7 +11,8 @@ def main():
     sm = snakemake  # noqa: F821
     logs.setup(sm.log)
     render.render(sm.input.results, sm.input.model, sm.output.report, baseline=sm.params.baseline,
-                  measurement=sm.params.measurement, export_provenance=sm.input.exports)
+                  measurement=sm.params.measurement, export_provenance=sm.input.exports,
+                  tables_dir=sm.output.tables, results_csv=sm.output.csv)
 
 
 # A guard: multiprocessing's spawn re-imports this file in its children, which must not rerun the job.

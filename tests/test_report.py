@@ -1,11 +1,12 @@
 import hashlib
 import os
+from types import SimpleNamespace
 from pathlib import Path
 
 import pandas as pd
 
 from fixtures import model_provenance, write_results
-from fmtbench.report import findings, frame, render
+from fmtbench.report import findings, frame, items, render
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden_report.md"
 BASELINE = {"format": "torch", "precision": "fp32"}
@@ -70,3 +71,27 @@ def test_findings_are_computed_from_the_data(tmp_path):
 
 def test_empty_results_are_reported_as_such():
     assert findings.all_findings(pd.DataFrame({"status": []})) == ["No configuration was measured."]
+
+
+def test_html_report_items_one_table_per_machine_size_and_format_and_a_csv_of_every_row(tmp_path):
+    paths = write_results(tmp_path)
+    tables, csv = tmp_path / "report" / "tables", tmp_path / "report" / "results.csv"
+    render.render(paths, model_provenance(tmp_path), tmp_path / "report" / "report.md", BASELINE, MEASUREMENT,
+                  tables_dir=tables, results_csv=csv)
+    ok = frame.load(paths).query("status == 'ok'")
+    expected = {items.table_path(tables, int(size), fmt, host)
+                for host, size, fmt in ok[["host", "image_size", "format"]].drop_duplicates().itertuples(index=False)}
+    assert set(tables.rglob("*.html")) == expected
+    onnx_gpu = items.table_path(tables, 32, "onnx", "gpu-box").read_text()
+    assert "<title>onnx, 32×32, on gpu-box</title>" in onnx_gpu and "allocated_memory (MB)" in onnx_gpu
+    assert len(pd.read_csv(csv)) == len(paths)
+
+
+def test_html_report_figures_are_grouped_by_image_size_or_under_all_sizes():
+    def wildcards(host, figure):
+        return SimpleNamespace(host=host, figure=figure)
+    assert items.figure_category(wildcards("h100", "throughput_224")) == "224×224"
+    assert items.figure_category(wildcards("h100", "memory")) == items.ALL_SIZES
+    assert items.figure_labels(wildcards(items.ALL_MACHINES, "best_per_format")) == {
+        "figure": "best configuration of each format per machine", "machine": "all machines"}
+    assert items.figure_labels(wildcards("h100", "throughput_160"))["figure"] == "throughput vs batch size"

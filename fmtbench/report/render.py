@@ -1,6 +1,7 @@
 """Assembles report.md from the result JSONs: setup, findings, per-size tables, plots, not-run list."""
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pandas as pd
 
 from fmtbench.atomic import atomic_path
 from fmtbench.model import describe
-from fmtbench.report import findings, frame as frames, plots
+from fmtbench.report import findings, frame as frames, items, plots
 
 TABLE_COLUMNS = {
     "format": "function", "loader": "dataloader_type", "precision_label": "precision", "device": "device",
@@ -16,14 +17,17 @@ TABLE_COLUMNS = {
     "model_fps": "FPS", "e2e_fps": "end-to-end FPS", "top1_pct": "top-1 agree (%)",
     "max_abs_diff": "max |Δlogit|",
 }
+TABLE_STYLE = ("table{border-collapse:collapse;font:13px sans-serif}th,td{padding:3px 8px;text-align:right;"
+               "border-bottom:1px solid #ddd}th{background:#f3f3f3}")
 
 
 def _precision_label(row) -> str:
     return row["math"] if isinstance(row["math"], str) and row["math"].startswith("fp32") else row["precision"]
 
 
-def _table(rows: pd.DataFrame) -> str:
-    shown = rows.assign(
+def _shown(rows: pd.DataFrame) -> pd.DataFrame:
+    """The table columns, formatted for reading."""
+    return rows.assign(
         precision_label=rows.apply(_precision_label, axis=1),
         shape=rows.apply(lambda r: f"({int(r['batch_size'])}, 3, {int(r['image_size'])}, {int(r['image_size'])})",
                          axis=1),
@@ -35,7 +39,26 @@ def _table(rows: pd.DataFrame) -> str:
         top1_pct=rows["top1_pct"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.1f}"),
         max_abs_diff=rows["max_abs_diff"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2g}"),
     )[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS)
-    return shown.to_markdown(index=False, disable_numparse=True)
+
+
+def _table(rows: pd.DataFrame) -> str:
+    return _shown(rows).to_markdown(index=False, disable_numparse=True)
+
+
+def _html_table(rows: pd.DataFrame, title: str) -> str:
+    table = _shown(rows).to_html(index=False, border=0)
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{TABLE_STYLE}</style></head>\n<body><h3>{html.escape(title)}</h3>\n{table}\n</body></html>\n")
+
+
+def write_item_tables(ok: pd.DataFrame, tables_dir: Path) -> None:
+    """One HTML table per machine, image size and format: the per-configuration items of the HTML report."""
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    for (host, size, format_name), rows in ok.groupby(["host", "image_size", "format"], sort=True):
+        path = items.table_path(tables_dir, int(size), format_name, host)
+        title = f"{format_name}, {int(size)}×{int(size)}, on {host}"
+        with atomic_path(path) as tmp:
+            tmp.write_text(_html_table(rows, title), encoding="utf-8")
 
 
 def _setup(results: pd.DataFrame, model_provenance: dict, measurement: dict, baseline: dict) -> list[str]:
@@ -94,16 +117,17 @@ def _not_run(results: pd.DataFrame) -> list[str]:
             grouped.to_markdown(index=False), ""]
 
 
-def _cross_hardware(ok: pd.DataFrame, plots_dir: Path) -> list[str]:
+def _cross_hardware(ok: pd.DataFrame, figure) -> list[str]:
     if ok["host"].nunique() < 2:
         return []
     best = ok.loc[ok.groupby(["host", "format"])["model_fps"].idxmax()]
     table = best.assign(best=best.apply(
         lambda r: f"{r['model_fps']:.0f} img/s ({r['precision']} {r['device']}, {int(r['image_size'])}², "
                   f"bs {int(r['batch_size'])})", axis=1)).pivot(index="format", columns="host", values="best")
-    plots.best_per_format_across_hosts(best, plots_dir / "cross_hardware.png")
+    path, link = figure(items.ALL_MACHINES, "best_per_format")
+    plots.best_per_format_across_hosts(best, path)
     return ["## Across machines", "", "Best configuration (highest model throughput) of each format per machine:",
-            "", table.fillna("–").to_markdown(), "", "![best per format per machine](plots/cross_hardware.png)", ""]
+            "", table.fillna("–").to_markdown(), "", f"![best per format per machine]({link})", ""]
 
 
 def _exports(provenance_paths) -> list[str]:
@@ -126,10 +150,17 @@ def _exports(provenance_paths) -> list[str]:
 
 
 def render(result_paths, model_provenance_path, report_path, baseline: dict, measurement: dict,
-           export_provenance=()) -> None:
+           export_provenance=(), tables_dir=None, results_csv=None) -> None:
+    """report.md with its plots; with tables_dir / results_csv also the HTML report's table items."""
     report_path = Path(report_path)
     plots_dir = report_path.parent / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
+
+    def figure(host: str, name: str) -> tuple[Path, str]:
+        path = items.figure_path(plots_dir, host, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path, path.relative_to(report_path.parent).as_posix()
+
     model_provenance = json.loads(Path(model_provenance_path).read_text())
     results = frames.with_speedup(frames.load(result_paths), baseline["format"], baseline["precision"])
     ok = results[results["status"] == "ok"]
@@ -139,18 +170,22 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, mea
              f"{len(ok)} of {len(results)} configurations measured on {results['host'].nunique()} machine(s).", ""]
     lines += _setup(results, model_provenance, measurement, baseline)
     lines += ["## Findings", "", *[f"- {line}" for line in findings.all_findings(results)], ""]
-    lines += _cross_hardware(ok, plots_dir)
+    lines += _cross_hardware(ok, figure)
     for host, host_ok in ok.groupby("host", sort=True):
-        host_dir = plots_dir / host
-        host_dir.mkdir(exist_ok=True)
         lines += [f"## Results on `{host}`", ""]
         for size, rows in host_ok.groupby("image_size", sort=True):
-            plots.throughput_vs_batch(rows, size, host_dir / f"throughput_{size}.png")
-            lines += [f"### {size}×{size}", "", _table(rows), "",
-                      f"![throughput {size}](plots/{host}/throughput_{size}.png)", ""]
-        plots.memory_per_format(host_ok, host_dir / "memory.png")
-        lines += ["### Memory", "", f"![memory](plots/{host}/memory.png)", ""]
+            path, link = figure(host, f"throughput_{size}")
+            plots.throughput_vs_batch(rows, size, path)
+            lines += [f"### {size}×{size}", "", _table(rows), "", f"![throughput {size}]({link})", ""]
+        path, link = figure(host, "memory")
+        plots.memory_per_format(host_ok, path)
+        lines += ["### Memory", "", f"![memory]({link})", ""]
     lines += _exports(export_provenance)
     lines += _not_run(results)
     with atomic_path(report_path) as tmp:
         tmp.write_text("\n".join(lines), encoding="utf-8")
+    if tables_dir is not None:
+        write_item_tables(ok, Path(tables_dir))
+    if results_csv is not None:
+        with atomic_path(Path(results_csv)) as tmp:
+            results.to_csv(tmp, index=False)

@@ -1,0 +1,52 @@
+"""Items of Snakemake's HTML report (`snakemake --report`): where the report rule writes them, how they are grouped.
+
+Light on purpose (no pandas, no matplotlib): the Snakefile imports it to label the registered files.
+Categories are image sizes ("224×224", or "All image sizes" for figures that span sizes); subcategories
+are formats ("All formats" for figures that compare them).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+ALL_SIZES = "All image sizes"
+ALL_FORMATS = "All formats"
+# Host tags start with a letter or a digit (config schema, hardware.slug), so this cannot clash with one.
+ALL_MACHINES = "_all-machines"
+
+FIGURE_PATTERN = "{host}/{figure}.png"
+TABLE_PATTERN = "{size}/{format}/{host}.html"
+
+FIGURE_TITLES = {
+    "throughput": "throughput vs batch size",
+    "memory": "peak memory growth per format",
+    "best_per_format": "best configuration of each format per machine",
+}
+
+
+def size_category(size) -> str:
+    return f"{size}×{size}"
+
+
+def figure_path(plots_dir: Path, host: str, figure: str) -> Path:
+    return Path(plots_dir) / FIGURE_PATTERN.format(host=host, figure=figure)
+
+
+def table_path(tables_dir: Path, size: int, format_name: str, host: str) -> Path:
+    return Path(tables_dir) / TABLE_PATTERN.format(size=size, format=format_name, host=host)
+
+
+def _figure_kind_and_size(figure: str) -> tuple[str, str | None]:
+    kind, _, size = figure.rpartition("_")
+    return (kind, size) if size.isdigit() else (figure, None)
+
+
+def figure_category(wildcards) -> str:
+    """throughput_224 -> "224×224"; figures that span image sizes -> ALL_SIZES."""
+    _, size = _figure_kind_and_size(wildcards.figure)
+    return size_category(size) if size else ALL_SIZES
+
+
+def figure_labels(wildcards) -> dict:
+    kind, _ = _figure_kind_and_size(wildcards.figure)
+    machine = "all machines" if wildcards.host == ALL_MACHINES else wildcards.host
+    return {"figure": FIGURE_TITLES.get(kind, kind), "machine": machine}
