@@ -56,6 +56,6 @@ use rule benchmark as benchmark_cuda with:
         _outputs("cuda"),
     wildcard_constraints:
         device="cuda",
-    threads: min(config["loader"]["cuda_workers"] + 1, workflow.cores)  # the DataLoader workers need cores
+    threads: config["loader"]["cuda_workers"] + 1  # the DataLoader workers need cores (Snakemake caps at --cores)
     resources:
         gpu=1,
