@@ -85,3 +85,22 @@ def test_failed_export_is_data_not_a_crash(weights, tmp_path):
                             artifact, tmp_path / "bad.json")
     assert provenance["status"] == "failed" and provenance["reason"]
     assert artifact.read_bytes().startswith(export.MARKER_PREFIX)
+
+
+def test_aotinductor_package_compiled_in_its_own_process_runs_any_batch_on_cpu(weights, tmp_path, monkeypatch):
+    from fmtbench.backends import inductor
+    monkeypatch.chdir(tmp_path)  # inductor's cache goes to ./artifacts/cache: not into the checkout
+    options = {**inductor.SPEC.options, "max_autotune": False}  # autotuning is for the GPU: keep CI short
+    artifact = tmp_path / "inductor-fp32.pt2"
+    provenance = export.run("inductor", "fp32", "cpu", "32", weights, [2, 4], options, artifact,
+                            tmp_path / "inductor-fp32.json")
+    assert provenance["status"] == "ok", provenance["reason"]
+    assert provenance["details"]["compile_seconds"] > 0
+    request = LoadRequest(precision="fp32", device="cpu", image_size=32, batch_sizes=(2, 4), state_dict=weights,
+                          artifact=artifact, options=options, threads=1)
+    session = inductor.load(request)
+    batch = torch.randn(3, 3, 32, 32)  # a batch size the export never saw: the batch dimension is dynamic
+    logits = session.logits(session.run(session.prepare(batch)))
+    with torch.no_grad():
+        expected = model.build(weights)(batch)
+    assert torch.allclose(logits, expected, atol=1e-4)
