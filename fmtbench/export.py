@@ -62,7 +62,6 @@ class ExportCrashed(RuntimeError):
 
 def _export_child(request_path: str, result_path: str) -> None:
     """Entry point of `python -m fmtbench.export REQUEST RESULT` (pickles in, pickle out)."""
-    from fmtbench.runner import _classify
     with open(request_path, "rb") as handle:
         format_name, request, weights_path, out, threads = pickle.load(handle)
     try:
@@ -73,7 +72,7 @@ def _export_child(request_path: str, result_path: str) -> None:
         result = ("ok", backend.export(model.build(weights_path), request, out))
     except Exception as err:  # noqa: BLE001 - reported to the parent as data
         traceback.print_exc()
-        result = (_classify(err), f"{type(err).__name__}: {err}"[:2000])
+        result = ("unavailable" if _is_unavailable(err) else "failed", f"{type(err).__name__}: {err}"[:2000])
     with open(result_path, "wb") as handle:
         pickle.dump(result, handle)
 
@@ -95,7 +94,7 @@ def _export_isolated(format_name, request, weights_path, out, threads) -> dict:
         with open(result_path, "rb") as handle:
             status, value = pickle.load(handle)
     if status == "unavailable":
-        raise Unavailable(value.split(": ", 1)[-1])
+        raise Unavailable(value.removeprefix("Unavailable: "))
     if status != "ok":
         raise ExportCrashed(value)
     return value

@@ -104,3 +104,17 @@ def test_aotinductor_package_compiled_in_its_own_process_runs_any_batch_on_cpu(w
     with torch.no_grad():
         expected = model.build(weights)(batch)
     assert torch.allclose(logits, expected, atol=1e-4)
+
+
+def test_a_library_missing_in_the_export_process_makes_the_export_unavailable_not_failed(weights, tmp_path,
+                                                                                          monkeypatch):
+    import pickle
+
+    def missing_library(_weights):
+        raise ModuleNotFoundError("No module named 'onnxscript'")
+    monkeypatch.setattr(export.model, "build", missing_library)
+    request = tmp_path / "request.pkl"
+    request.write_bytes(pickle.dumps(("onnx", None, str(weights), str(tmp_path / "out.onnx"), None)))
+    export._export_child(str(request), str(tmp_path / "result.pkl"))
+    status, reason = pickle.loads((tmp_path / "result.pkl").read_bytes())
+    assert (status, reason) == ("unavailable", "ModuleNotFoundError: No module named 'onnxscript'")
