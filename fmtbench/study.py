@@ -131,11 +131,7 @@ def validate(config: dict) -> None:
 
 def _option_value(value):
     """`--config options=...` values arrive as strings: 'true', '3', 'null' mean what they say."""
-    if not isinstance(value, str):
-        return value
-    import yaml
-    parsed = yaml.safe_load(value)
-    return parsed if parsed is None or isinstance(parsed, (bool, int, float)) else value
+    return _scalar(value, {"null", "boolean", "number"}) if isinstance(value, str) else value
 
 
 def format_options(config: dict, name: str) -> dict:
