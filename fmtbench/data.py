@@ -1,16 +1,17 @@
 """Inputs: a DataLoader over the image files (the real loader) and a seeded random tensor (dummy)."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
+
+from fmtbench.atomic import read_json
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def image_paths(manifest_path: str | Path) -> list[str]:
-    return [entry["path"] for entry in json.loads(Path(manifest_path).read_text())["images"]]
+    return [entry["path"] for entry in read_json(manifest_path)["images"]]
 
 
 def resize_short_side(size: int) -> int:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
+
+from fmtbench.atomic import read_json
 
 KEYS = ["host", "device", "image_size", "format", "precision", "loader", "batch_size"]
 
@@ -47,7 +48,7 @@ def _row(result: dict) -> dict:
 
 
 def load(paths) -> pd.DataFrame:
-    rows = [_row(json.loads(Path(path).read_text())) for path in paths]
+    rows = [_row(read_json(path)) for path in paths]
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame

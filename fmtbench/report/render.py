@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fmtbench.atomic import atomic_path
+from fmtbench.atomic import atomic_path, read_json
 from fmtbench.model import describe
 from fmtbench.report import findings, frame as frames, items, plots
 
@@ -133,7 +133,7 @@ def _cross_hardware(ok: pd.DataFrame, figure) -> list[str]:
 def _exports(provenance_paths) -> list[str]:
     rows = []
     for path in provenance_paths:
-        provenance = json.loads(Path(path).read_text())
+        provenance = read_json(path)
         details = provenance.get("details") or {}
         seconds = details.get("compile_seconds") or details.get("build_seconds") or provenance.get("export_seconds")
         rows.append({"format": provenance["format"], "precision": provenance["precision"],
@@ -161,7 +161,7 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, mea
         path.parent.mkdir(parents=True, exist_ok=True)
         return path, path.relative_to(report_path.parent).as_posix()
 
-    model_provenance = json.loads(Path(model_provenance_path).read_text())
+    model_provenance = read_json(model_provenance_path)
     results = frames.with_speedup(frames.load(result_paths), baseline["format"], baseline["precision"])
     ok = results[results["status"] == "ok"]
 
