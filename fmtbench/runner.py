@@ -258,11 +258,14 @@ def _config_timeout(job: JobRequest) -> float:
 def run_job(job: JobRequest) -> list[dict]:
     configs = [(loader, batch) for batch in sorted(job.batch_sizes) for loader in job.loaders]
     artifact = _artifact(job)
+
+    def write_all(outcome: Outcome, environment: dict) -> list[dict]:
+        """Every configuration of the job gets the same outcome: it could not be measured."""
+        return [_write(job, loader, batch, outcome, None, {}, environment, artifact) for loader, batch in configs]
+
     known = static_unavailability(job)
     if known:
-        environment = env.capture(job.device)
-        return [_write(job, loader, batch, Outcome(*known), None, {}, environment, artifact)
-                for loader, batch in configs]
+        return write_all(Outcome(*known), env.capture(job.device))
 
     _preload(job)
     environment = env.capture(job.device)
@@ -270,12 +273,12 @@ def run_job(job: JobRequest) -> list[dict]:
     if hasattr(_backend(job), "tune"):
         tuned = run_isolated(tune_child, job)
         if tuned.status != "ok":
-            return [_write(job, loader, batch, tuned, None, {}, environment, artifact) for loader, batch in configs]
+            return write_all(tuned, environment)
         job = replace(job, options={**job.options, **tuned.value})
         extra["tuned"] = tuned.value
     checked = run_isolated(accuracy_child, job)
     if checked.status == "unavailable":
-        return [_write(job, loader, batch, checked, None, {}, environment, artifact) for loader, batch in configs]
+        return write_all(checked, environment)
     if checked.status != "ok":
         extra["accuracy_error"] = f"{checked.status}: {checked.reason}"
     written = []
