@@ -11,7 +11,7 @@ import fcntl
 import os
 import socket
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from fmtbench import hardware
@@ -58,3 +58,8 @@ def claim(lock_dir: Path = LOCK_DIR, poll_seconds: float = 0.5, timeout_seconds:
         if time.monotonic() > deadline:
             raise TimeoutError(f"no free GPU among {devices} after {timeout_seconds:.0f} s")
         time.sleep(poll_seconds)
+
+
+def claim_for(device: str):
+    """A GPU of this host for a CUDA job alone (benchmarks time on it, compilers autotune on it)."""
+    return claim() if device == "cuda" else nullcontext()

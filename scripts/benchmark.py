@@ -5,14 +5,14 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821
 from fmtbench import gpus, logs, runner, study, timing  # noqa: E402
 
 
-
 def main():
     sm = snakemake  # noqa: F821
     logs.setup(sm.log)
     wc, params = sm.wildcards, sm.params
     outputs = {study.result_key(path): path for path in sm.output}
     job = runner.JobRequest(
-        format=wc.format, backend=params.backend, device=wc.device, precision=wc.precision, image_size=int(wc.size), host=wc.host,
+        format=wc.format, backend=params.backend, device=wc.device, precision=wc.precision,
+        image_size=int(wc.size), host=wc.host,
         batch_sizes=tuple(params.batch_sizes), loaders=tuple(params.loaders),
         weights=sm.input.weights, manifest=sm.input.manifest, reference=sm.input.reference,
         artifact=sm.input.get("artifact"), provenance=sm.input.get("provenance"),
@@ -20,10 +20,7 @@ def main():
         loader_workers=params.loader["cuda_workers" if wc.device == "cuda" else "workers"],
         threads=params.cpu_threads if wc.device == "cpu" else None, options=dict(params.options), outputs=outputs,
     )
-    if wc.device == "cuda":
-        with gpus.claim():  # one GPU of this host, for this job alone
-            runner.run_job(job)
-    else:
+    with gpus.claim_for(wc.device):
         runner.run_job(job)
 
 

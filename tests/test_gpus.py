@@ -69,3 +69,12 @@ def test_no_gpu_no_claim(monkeypatch, tmp_path):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     with gpus.claim(tmp_path) as device:
         assert device is None
+
+
+def test_only_cuda_jobs_claim_a_gpu(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # the default lock directory is relative to the workdir
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    with gpus.claim_for("cpu") as device:
+        assert device is None and os.environ["CUDA_VISIBLE_DEVICES"] == "3,5"
+    with gpus.claim_for("cuda") as device:
+        assert device == "3" and os.environ["CUDA_VISIBLE_DEVICES"] == "3"
