@@ -1,9 +1,4 @@
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data"
 
 
 def cuda_available() -> bool:
