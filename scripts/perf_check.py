@@ -16,10 +16,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import yaml  # noqa: E402
+
 from fmtbench import export, model, runner, study, timing  # noqa: E402
 
 TARGETS_MS = {"torch": 2.7, "torch_cudagraph": 1.8, "torchscript": 1.9, "onnx": 3.0, "inductor": 1.6}
-VARIANTS = {"torch_cudagraph": ("torch", {"cuda_graph": True})}
+# Variants (torch_cudagraph) are the study's own: the backend and settings config.yaml gives them.
+CONFIG = yaml.safe_load((Path(__file__).resolve().parent.parent / "config.yaml").read_text())
+
+
+def variant_of(name: str) -> tuple[str, dict]:
+    return study.backend_of(CONFIG, name), CONFIG["variants"].get(name, {}).get("options", {})
 
 
 def minimal_loop(call, warmup=50, iters=300):
@@ -102,7 +109,7 @@ def onnx_ablation(artifact, size, batch):
 
 
 def harness_median(name, weights, artifact, provenance, manifest, reference, size, batch):
-    backend, options = VARIANTS.get(name, (name, {}))
+    backend, options = variant_of(name)
     job = runner.JobRequest(
         format=name, backend=backend, device="cuda", precision="fp16", image_size=size, host="perf",
         batch_sizes=(batch,), loaders=("dummy",), weights=str(weights), manifest=str(manifest),
@@ -138,7 +145,7 @@ def main():
     model.save(model.resolve("random", seed=0), weights)
     rows = []
     for name in args.only:
-        backend = VARIANTS.get(name, (name, {}))[0]
+        backend = study.backend_of(CONFIG, name)
         artifact = provenance = None
         spec = study.spec(backend)
         if spec.export_ext:
