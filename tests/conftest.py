@@ -25,3 +25,12 @@ def _no_fingerprint_leaks(monkeypatch):
     hardware.gpu_fingerprint.cache_clear()
     yield
     hardware.gpu_fingerprint.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory):
+    """A seeded random ResNet-18 state dict on disk, as the model rule writes it offline."""
+    from fmtbench import model
+    path = tmp_path_factory.mktemp("model") / "resnet18.pt"
+    model.save(model.resolve("random", seed=0), path)
+    return path

@@ -9,11 +9,12 @@ from fmtbench.backends import onnx as onnx_backend
 from fmtbench.backends.base import LoadRequest
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "resnet18.pt"
-    model.save(model.resolve("random", seed=0), path)
-    return path
+def _assert_matches_eager_at_an_unseen_batch_size(session, weights):
+    batch = torch.randn(3, 3, 32, 32)  # exported for batches 2 and 4: the batch dimension must be dynamic
+    logits = session.logits(session.run(session.prepare(batch)))
+    with torch.no_grad():
+        expected = model.build(weights)(batch)
+    assert torch.allclose(logits, expected, atol=1e-4)
 
 
 def _export(weights, tmp_path, fmt, precision, device="any", size="32"):
@@ -57,11 +58,7 @@ def test_onnx_fp32_runs_in_onnxruntime_and_matches_torch(weights, tmp_path):
                           artifact=artifact, options=onnx_backend.SPEC.options, threads=1)
     session = onnx_backend.load(request)
     assert session.info["providers"] == ["CPUExecutionProvider"]
-    batch = torch.randn(3, 3, 32, 32)  # a batch size the export never saw: the axis is dynamic
-    logits = session.logits(session.run(session.prepare(batch)))
-    with torch.no_grad():
-        expected = model.build(weights)(batch)
-    assert torch.allclose(logits, expected, atol=1e-4)
+    _assert_matches_eager_at_an_unseen_batch_size(session, weights)
 
 
 def test_torchscript_export_on_cpu_is_frozen_and_exact(weights, tmp_path):
@@ -99,11 +96,7 @@ def test_aotinductor_package_compiled_in_its_own_process_runs_any_batch_on_cpu(w
     request = LoadRequest(precision="fp32", device="cpu", image_size=32, batch_sizes=(2, 4), state_dict=weights,
                           artifact=artifact, options=options, threads=1)
     session = inductor.load(request)
-    batch = torch.randn(3, 3, 32, 32)  # a batch size the export never saw: the batch dimension is dynamic
-    logits = session.logits(session.run(session.prepare(batch)))
-    with torch.no_grad():
-        expected = model.build(weights)(batch)
-    assert torch.allclose(logits, expected, atol=1e-4)
+    _assert_matches_eager_at_an_unseen_batch_size(session, weights)
 
 
 def test_a_library_missing_in_the_export_process_makes_the_export_unavailable_not_failed(weights, tmp_path,

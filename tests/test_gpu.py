@@ -10,13 +10,6 @@ from fmtbench.backends.base import LoadRequest
 pytestmark = pytest.mark.gpu
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    path = tmp_path_factory.mktemp("gpu") / "w.pt"
-    model.save(model.resolve("random", seed=0), path)
-    return path
-
-
 def _request(weights, fmt, precision, artifact=None, size=64, batches=(4, 8), **options):
     return LoadRequest(precision=precision, device="cuda", image_size=size, batch_sizes=batches, state_dict=weights,
                        artifact=artifact, options={**study.spec(fmt).options, **options})
