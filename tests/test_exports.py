@@ -111,3 +111,20 @@ def test_a_library_missing_in_the_export_process_makes_the_export_unavailable_no
     export._export_child(str(request), str(tmp_path / "result.pkl"))
     status, reason = pickle.loads((tmp_path / "result.pkl").read_bytes())
     assert (status, reason) == ("unavailable", "ModuleNotFoundError: No module named 'onnxscript'")
+
+
+def test_export_seconds_time_the_export_not_the_process_start(weights, tmp_path, monkeypatch):
+    import pickle
+    import time
+    from types import SimpleNamespace
+
+    def slow_export(_model, _request, _out):
+        time.sleep(0.2)
+        return {"method": "fake"}
+    monkeypatch.setattr(export.importlib, "import_module", lambda name: SimpleNamespace(export=slow_export))
+    request = tmp_path / "request.pkl"
+    request.write_bytes(pickle.dumps(("onnx", None, str(weights), str(tmp_path / "out.onnx"), None)))
+    export._export_child(str(request), str(tmp_path / "result.pkl"))
+    status, (details, seconds) = pickle.loads((tmp_path / "result.pkl").read_bytes())
+    assert status == "ok" and details == {"method": "fake"}
+    assert 0.2 <= seconds < 2.0  # the sleep plus building the model
