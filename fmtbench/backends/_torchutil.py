@@ -1,9 +1,7 @@
 """Helpers shared by the torch-based backends (eager, TorchScript, inductor, Torch-TensorRT)."""
 from __future__ import annotations
 
-
-class Unavailable(RuntimeError):
-    """This configuration cannot run on this machine (no CUDA, library missing); recorded, not raised."""
+from fmtbench.backends.base import InputFormat, LoadRequest, Unavailable
 
 
 def dtype(precision: str):
@@ -15,6 +13,18 @@ def memory_format(device: str, precision: str):
     """channels_last where Tensor Cores want NHWC (CUDA fp16); contiguous NCHW otherwise."""
     import torch
     return torch.channels_last if device == "cuda" and precision == "fp16" else torch.contiguous_format
+
+
+def input_format(request: LoadRequest) -> InputFormat:
+    """The dtype of the precision, channels_last where the model runs in it (CUDA fp16)."""
+    return InputFormat(dtype="float16" if request.precision == "fp16" else "float32",
+                       channels_last=request.device == "cuda" and request.precision == "fp16")
+
+
+def math_label(precision: str, fp32_math: str = "strict") -> str:
+    if precision == "fp16":
+        return "fp16"
+    return "fp32 (TF32)" if fp32_math == "tf32" else "fp32 (strict, TF32 off)"
 
 
 def require_device(device: str) -> None:
@@ -30,9 +40,7 @@ def configure_cuda_math(precision: str, fp32_math: str = "strict") -> str:
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = allow_tf32
     torch.backends.cudnn.allow_tf32 = allow_tf32
-    if precision == "fp16":
-        return "fp16"
-    return "fp32 (TF32)" if allow_tf32 else "fp32 (strict, TF32 off)"
+    return math_label(precision, fp32_math)
 
 
 def eval_model(state_dict_path, precision: str, device: str):

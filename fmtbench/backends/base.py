@@ -1,17 +1,50 @@
-"""The interface every format implements, one module per format in this package.
+"""The contract every format implements: one module per format in this package, plus config.
 
-A backend module defines, at module level and without importing torch:
-    SPEC: FormatSpec
+A backend module defines, at module level and without importing heavy libraries:
+
+    SPEC: FormatSpec                      what the format declares (libraries, artifact, devices, options)
+
 and these functions (heavy imports inside them):
-    probe(device) -> str | None        why the format cannot run here, or None
-    export(model, request, out) -> dict  write the artifact; extra provenance (omit if SPEC.export_ext is None)
-    load(request) -> Session           a ready-to-run model
+
+    probe(device) -> str | None           why the format cannot run on `device` here, or None. Cheap: it may
+                                          look for libraries but must not initialise CUDA (it runs in the
+                                          Snakemake process and in the job process before any child forks).
+    export(model, request, out) -> dict   only when SPEC.artifact is set: write the artifact at `out` (a file,
+                                          or a directory for SPEC.artifact.kind == "directory"); returns
+                                          details for the provenance.
+    load(request) -> Session              a ready-to-run model.
+
+and may define (`fmtbench.backends.get` fills in the defaults below):
+
+    tune(request) -> dict                 settings measured once per job, in a process of its own, merged
+                                          into the options every configuration of the job loads with.
+    input_format(request) -> InputFormat  the dtype and layout `Session.prepare` wants; inputs are made in it
+                                          before the memory baseline, so no harness staging is measured.
+
+Everything else (which libraries to import before forking, which versions invalidate results, where the
+artifact goes, how a failure is classified) is derived from SPEC by the rest of the package.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol
+
+PRECISIONS = ("fp16", "fp32")
+DEVICES = ("cpu", "cuda")
+
+
+class Unavailable(RuntimeError):
+    """This configuration cannot run on this machine (no CUDA, a library missing): recorded, not raised."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """What the export stage writes for a format: one file, or a directory (several files, a cache)."""
+    ext: str
+    kind: str = "file"              # "file" | "directory"
+    per_image_size: bool = False    # one artifact per image size (shape-specialised)
+    per_device: bool = False        # one artifact per device (frozen constants, engines, compiled kernels)
 
 
 @dataclass(frozen=True)
@@ -20,13 +53,16 @@ class FormatSpec:
     label: str
     # Distributions whose versions, when they change, invalidate this format's exports and results.
     libraries: tuple[str, ...]
-    # Extension of the export artifact; None when the format runs from the state dict.
-    export_ext: str | None = None
-    export_per_image_size: bool = False
-    export_per_device: bool = False
-    devices: tuple[str, ...] = ("cpu", "cuda")
-    # Per-format settings (config.yaml `options.<format>`) with their defaults.
+    # Modules the job process imports before forking its measuring children (they inherit them).
+    imports: tuple[str, ...] = ("torch", "torchvision")
+    artifact: Artifact | None = None
+    devices: tuple[str, ...] = DEVICES
+    precisions: tuple[str, ...] = PRECISIONS
+    # Per-format settings (config.yaml `options.<format>`, variants' `options`) with their defaults.
     options: Mapping[str, Any] = field(default_factory=dict)
+    # Lower-case fragments of an exception's text that mean the device ran out of memory, besides the
+    # generic ones (OOM_MARKERS).
+    oom_markers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,23 +81,57 @@ class LoadRequest:
 @dataclass(frozen=True)
 class ExportRequest:
     precision: str
-    device: str          # "any" when the artifact is device-independent
+    device: str             # the device the artifact is built on ("cpu" for device-independent artifacts)
     image_size: int | None  # None when the artifact is shape-independent
     batch_sizes: tuple[int, ...]
     options: Mapping[str, Any]
-    cache_dir: Path = Path("artifacts/cache")  # persistent compiler caches (TensorRT timing, inductor)
+    cache_dir: Path = Path("artifacts/cache")  # persistent compiler caches shared across exports (TensorRT)
+    weights: Path | None = None                 # the state dict the model was built from
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """The tensor a session's `prepare` takes without a copy: dtype name and memory layout."""
+    dtype: str = "float32"          # "float16" | "float32"
+    channels_last: bool = False
 
 
 class Session(Protocol):
     """A loaded model. `prepare` is outside the model timer, `run` is what is timed."""
 
-    info: dict  # the settings really in effect (providers, memory format, threads, ...)
+    info: dict  # the settings really in effect (providers, memory format, math, threads, ...)
 
     def prepare(self, batch: Any) -> Any:
-        """Turn a normalised float32 NCHW tensor on the target device into this format's input."""
+        """Turn a normalised NCHW tensor on the target device (ideally already in `input_format`) into
+        this format's input."""
 
     def run(self, inputs: Any) -> Any:
         """One forward pass; may return before the device has finished (the clock synchronises)."""
 
     def logits(self, output: Any) -> Any:
         """The output of `run` as a float32 CPU torch tensor."""
+
+
+OOM_MARKERS = ("outofmemory", "out of memory", "failed to allocate memory", "cudaerrormemoryallocation")
+
+
+def classify(err: BaseException, spec: FormatSpec | None = None) -> str:
+    """One rule for every stage: a missing library or device is `unavailable`, an exhausted device `oom`,
+    anything else `failed`."""
+    if isinstance(err, (Unavailable, ImportError)):
+        return "unavailable"
+    text = f"{type(err).__name__} {err}".lower()
+    markers = OOM_MARKERS + (spec.oom_markers if spec else ())
+    if any(marker in text for marker in markers):
+        return "oom"
+    return "failed"
+
+
+# --- defaults for the optional functions --------------------------------------------------------------
+
+def default_tune(request: LoadRequest) -> dict:
+    return {}
+
+
+def default_input_format(request: LoadRequest) -> InputFormat:
+    return InputFormat(dtype="float16" if request.precision == "fp16" else "float32")

@@ -3,25 +3,33 @@
 CUDA practice: the CUDA execution provider asserted first (ORT silently falls back to the CPU),
 cuDNN convolution algorithm search EXHAUSTIVE (DEFAULT leaves every Conv in cuDNN's fallback mode),
 arena growth kSameAsRequested, inputs and outputs bound to torch CUDA tensors (no numpy copies),
-and prefer_nhwc measured both ways unless set.
+and prefer_nhwc measured both ways unless set (interleaved runs, a margin, both timings recorded).
 """
 from __future__ import annotations
 
 import time
 
 from fmtbench.backends import _torchutil as tu
-from fmtbench.backends.base import ExportRequest, FormatSpec, LoadRequest
+from fmtbench.backends.base import Artifact, ExportRequest, FormatSpec, InputFormat, LoadRequest, Unavailable
 
 SPEC = FormatSpec(
     name="onnx",
     label="ONNX Runtime",
     libraries=("torch", "onnx", "onnxscript", "onnxruntime"),
-    export_ext="onnx",
-    export_per_image_size=True,
+    imports=("torch", "torchvision", "onnxruntime"),  # torch first: ORT's CUDA EP finds torch's cuDNN
+    artifact=Artifact(ext="onnx", per_image_size=True),
     options={"prefer_nhwc": "auto", "enable_cuda_graph": False, "fp32_math": "strict", "opset": 20},
+    oom_markers=("failed to allocate memory", "bfcarena"),
 )
+# prefer_nhwc "auto": NHWC is kept only when faster than NCHW by more than this share; else ORT's default.
+NHWC_MARGIN = 0.03
+TUNE_WARMUP, TUNE_RUNS = 5, 40
 INPUT, OUTPUT = "input", "logits"
 ONNX_DTYPES = {"fp16": "FLOAT16", "fp32": "FLOAT"}
+
+
+def input_format(request: LoadRequest) -> InputFormat:
+    return InputFormat(dtype="float16" if request.precision == "fp16" else "float32", channels_last=False)
 
 
 def probe(device: str) -> str | None:
@@ -187,40 +195,46 @@ def _create(path: str, device: str, precision: str, options: dict, prefer_nhwc: 
     return session
 
 
-def _median_run_ms(wrapper: OrtSession, batch, runs: int = 10) -> float:
-    import statistics
-    import torch
-    prepared = wrapper.prepare(batch)
-    for _ in range(3):
-        wrapper.run(prepared)
-    times = []
-    for _ in range(runs):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        wrapper.run(prepared)
-        torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+def prefer_nhwc_decision(nchw_ms: float, nhwc_ms: float, margin: float = NHWC_MARGIN) -> bool:
+    """NHWC only when clearly faster: within the margin the two are a tie and ORT's default (NCHW) stays."""
+    return nhwc_ms < nchw_ms * (1 - margin)
 
 
 def tune(request: LoadRequest) -> dict:
     """Settings measured once per job, in a process of its own (so its memory is nobody's figure).
 
-    prefer_nhwc "auto": build a session each way, keep the faster on the largest configured batch.
-    """
+    prefer_nhwc "auto": a session each way on the largest configured batch, warmed up, then timed
+    alternately (NCHW, NHWC, NCHW, ...) so a drift of the machine hits both alike; NHWC is kept only when
+    its median is lower than NCHW's by more than NHWC_MARGIN, else ORT's default (NCHW) stays."""
     if request.device != "cuda" or request.options["prefer_nhwc"] != "auto":
         return {}
-    import onnxruntime  # noqa: F401
+    import statistics
+    import torch
     from fmtbench import data
     tu.require_device("cuda")
     batch = data.dummy_batch(max(request.batch_sizes), request.image_size, "cuda")
-    trial_ms = {}
-    for prefer_nhwc in (False, True):
-        session = _create(str(request.artifact), "cuda", request.precision, request.options, prefer_nhwc, None)
-        trial_ms["nhwc" if prefer_nhwc else "nchw"] = _median_run_ms(OrtSession(session, "cuda", request.precision, {}),
-                                                                      batch)
-        del session
-    return {"prefer_nhwc": trial_ms["nhwc"] < trial_ms["nchw"], "prefer_nhwc_trial_ms": trial_ms}
+    sessions = {}
+    for layout, nhwc in (("nchw", False), ("nhwc", True)):
+        wrapper = OrtSession(_create(str(request.artifact), "cuda", request.precision, request.options, nhwc, None),
+                             "cuda", request.precision, {})
+        prepared = wrapper.prepare(batch)
+        for _ in range(TUNE_WARMUP):
+            wrapper.run(prepared)
+        sessions[layout] = (wrapper, prepared)
+    times: dict[str, list[float]] = {"nchw": [], "nhwc": []}
+    for _ in range(TUNE_RUNS):
+        for layout, (wrapper, prepared) in sessions.items():
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            wrapper.run(prepared)
+            torch.cuda.synchronize()
+            times[layout].append((time.perf_counter() - start) * 1e3)
+    medians = {layout: statistics.median(values) for layout, values in times.items()}
+    prefer = prefer_nhwc_decision(medians["nchw"], medians["nhwc"])
+    return {"prefer_nhwc": prefer,
+            "prefer_nhwc_trial": {"median_ms": medians, "runs_each": TUNE_RUNS, "interleaved": True,
+                                  "margin": NHWC_MARGIN, "batch_size": max(request.batch_sizes),
+                                  "chosen": "nhwc" if prefer else "nchw"}}
 
 
 def load(request: LoadRequest):
@@ -228,9 +242,11 @@ def load(request: LoadRequest):
     tu.require_device(request.device)
     reason = probe(request.device)
     if reason:
-        raise tu.Unavailable(reason)
+        raise Unavailable(reason)
     path = str(request.artifact)
-    info = {"onnxruntime": onnxruntime.__version__, "io_binding": True}
+    info = {"onnxruntime": onnxruntime.__version__, "io_binding": True,
+            "math": tu.math_label(request.precision, request.options["fp32_math"]) if request.device == "cuda"
+            else request.precision}
     if request.device == "cpu":
         session = _create(path, "cpu", request.precision, request.options, False, request.threads)
         return OrtSession(session, "cpu", request.precision,
@@ -243,6 +259,6 @@ def load(request: LoadRequest):
     info.update({key: provider_options.get(key) for key in
                  ("cudnn_conv_algo_search", "arena_extend_strategy", "prefer_nhwc", "enable_cuda_graph", "use_tf32")})
     info["providers"] = session.get_providers()
-    if "prefer_nhwc_trial_ms" in request.options:
-        info["prefer_nhwc_trial_ms"] = request.options["prefer_nhwc_trial_ms"]
+    if "prefer_nhwc_trial" in request.options:
+        info["prefer_nhwc_trial"] = request.options["prefer_nhwc_trial"]
     return OrtSession(session, "cuda", request.precision, info, cuda_graph=bool(request.options["enable_cuda_graph"]))

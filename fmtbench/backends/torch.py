@@ -7,7 +7,7 @@ overhead); `autocast` keeps fp32 weights and runs under torch.autocast(float16) 
 from __future__ import annotations
 
 from fmtbench.backends import _torchutil as tu
-from fmtbench.backends.base import FormatSpec, LoadRequest
+from fmtbench.backends.base import FormatSpec, InputFormat, LoadRequest
 
 SPEC = FormatSpec(
     name="torch",
@@ -19,6 +19,12 @@ SPEC = FormatSpec(
 
 def probe(device: str) -> str | None:
     return None
+
+
+def input_format(request: LoadRequest) -> InputFormat:
+    if request.options["autocast"]:
+        return InputFormat(dtype="float32", channels_last=True)
+    return tu.input_format(request)
 
 
 class AutocastSession(tu.TorchModuleSession):

@@ -14,20 +14,17 @@ from pathlib import Path
 
 from fmtbench import versions
 from fmtbench.backends import _torchutil as tu
-from fmtbench.backends.base import ExportRequest, FormatSpec, LoadRequest
+from fmtbench.backends.base import Artifact, ExportRequest, FormatSpec, InputFormat, LoadRequest, Unavailable
 
 SPEC = FormatSpec(
     name="torch_trt",
     label="Torch-TensorRT",
     libraries=("torch", "torchvision", "torch_tensorrt", "tensorrt"),
-    export_ext="ep",
-    export_per_image_size=True,
-    export_per_device=True,
+    imports=("torch", "torchvision", "torch_tensorrt"),
+    artifact=Artifact(ext="ep", per_image_size=True, per_device=True),
     devices=("cuda",),
     options={"fp32_math": "strict", "optimization_level": None, "workspace_size": 0},
 )
-# Which torch-tensorrt goes with which torch (torch-tensorrt pins torch to its own major.minor).
-TENSORRT_FOR_TORCH = {"2.11": "10.15", "2.12": "10.16", "2.13": "11.0"}
 ROUND_TRIP_TOLERANCE = {"fp16": 1e-2, "fp32": 1e-4}
 
 
@@ -57,10 +54,14 @@ def probe(device: str = "cuda") -> str | None:
     return mismatch
 
 
+def input_format(request: LoadRequest) -> InputFormat:
+    return InputFormat(dtype="float16" if request.precision == "fp16" else "float32", channels_last=False)
+
+
 def _require() -> None:
     reason = probe("cuda")
     if reason:
-        raise tu.Unavailable(reason)
+        raise Unavailable(reason)
     tu.require_device("cuda")
 
 
@@ -131,7 +132,6 @@ def load(request: LoadRequest):
     _require()
     import torch_tensorrt  # noqa: F401  (registers the TensorRT engine class before loading)
     module = torch.export.load(str(request.artifact)).module()
-    math = "fp16" if request.precision == "fp16" else (
-        "fp32 (TF32)" if request.options["fp32_math"] == "tf32" else "fp32 (strict, TF32 off)")
+    math = tu.math_label(request.precision, request.options["fp32_math"])
     return tu.TorchModuleSession(module, request.precision, "cuda", {"math": math, "engine": "TensorRT"},
                                  input_memory_format=torch.contiguous_format)

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 from fmtbench.backends import _torchutil as tu
-from fmtbench.backends.base import ExportRequest, FormatSpec, LoadRequest
+from fmtbench.backends.base import Artifact, ExportRequest, FormatSpec, LoadRequest
 
 SPEC = FormatSpec(
     name="torchscript",
     label="TorchScript",
     libraries=("torch", "torchvision"),
-    export_ext="ts",
-    export_per_device=True,  # frozen constants live on the tracing device, in its memory format
+    # Frozen constants live on the tracing device, in its memory format; the graph is shape-generic.
+    artifact=Artifact(ext="ts", per_device=True),
     options={"fp32_math": "strict", "optimize_for_inference": True},
 )
+input_format = tu.input_format
 
 
 def probe(device: str) -> str | None:

@@ -1,0 +1,206 @@
+"""A function run in a process of its own, and what became of it (one classifier for every stage).
+
+Two ways, one outcome type:
+- `run_forked`: a child forked from the calling process (the benchmark job, which has imported the
+  libraries but never initialised CUDA). The child reports the stages it reaches with `mark(name)`; the
+  parent answers each mark (its device-memory, energy and clock readings are taken there) and records
+  when it arrived, which is where the per-stage breakdown of a study comes from.
+- `run_interpreter`: a fresh Python interpreter (the export stage: a compiler may crash, and CUDA must not
+  be initialised inside a forked Snakemake process). `mark` there writes the stage to a progress file, so
+  a crash names the step it happened in.
+
+A child that raises becomes an Outcome with the status `base.classify` gives; one that dies (a signal,
+os._exit) or hangs past its timeout becomes `failed`, naming the last stage it reached.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from fmtbench.backends.base import FormatSpec, classify
+
+log = logging.getLogger(__name__)
+
+_CHANNEL = None          # in a forked child: the duplex connection to the parent
+_PROGRESS: Path | None = None   # in a fresh interpreter: where `mark` writes the stage reached
+
+
+@dataclass
+class Outcome:
+    status: str
+    reason: str | None = None
+    value: Any = None
+    # Parent-side seconds since the fork at which each mark arrived, then "result" and "exited".
+    stages: dict = field(default_factory=dict)
+
+
+def mark(name: str, **data) -> dict:
+    """The child reached stage `name` (after synchronising what it measures); returns the parent's reply.
+
+    Outside an isolated process this does nothing and returns {}: measuring code runs the same in tests."""
+    if _CHANNEL is not None:
+        _CHANNEL.send_bytes(pickle.dumps(("mark", name, data)))
+        return pickle.loads(_CHANNEL.recv_bytes())
+    if _PROGRESS is not None:
+        _PROGRESS.write_text(name)
+    return {}
+
+
+def _failure(err: BaseException, spec: FormatSpec | None, what: str) -> Outcome:
+    status = classify(err, spec)
+    reason = f"{type(err).__name__}: {err}"[:2000]
+    if status == "unavailable":
+        log.info("%s: unavailable: %s", what, reason)
+    else:
+        log.error("%s %s: %s (traceback in the job's log file)", what, status, reason.splitlines()[0][:300])
+        log.debug("%s", traceback.format_exc())
+    return Outcome(status, reason)
+
+
+def _signal_name(exit_code: int | None) -> str:
+    if exit_code is not None and exit_code < 0:
+        try:
+            return f"killed by {signal.Signals(-exit_code).name}"
+        except ValueError:
+            return f"killed by signal {-exit_code}"
+    return f"exit code {exit_code}"
+
+
+# --- forked child --------------------------------------------------------------------------------------
+
+def _forked_child(conn, function, args, spec) -> None:
+    global _CHANNEL
+    _CHANNEL = conn
+    try:
+        outcome = Outcome("ok", value=function(*args))
+    except Exception as err:  # noqa: BLE001 - every failure is reported to the parent as data
+        outcome = _failure(err, spec, getattr(function, "__name__", "child"))
+    # Plain pickle, not the multiprocessing one: that passes torch tensors as shared-memory handles, which die
+    # with this process before the parent can open them.
+    try:
+        payload = pickle.dumps(("result", outcome))
+    except Exception as err:  # noqa: BLE001 - an unpicklable value is the child's failure, said as such
+        payload = pickle.dumps(("result", Outcome("failed", f"the result could not be pickled: {err}"[:2000])))
+    conn.send_bytes(payload)
+    conn.close()
+
+
+def run_forked(function: Callable, *args, timeout: float, spec: FormatSpec | None = None,
+               on_mark: Callable[[str, dict], dict] | None = None) -> Outcome:
+    """`function(*args)` in a forked child; its return value (picklable) or its failure as an Outcome.
+
+    `on_mark(name, data)` runs in this process for each `mark` of the child, which waits for it; its return
+    value is the child's reply."""
+    context = multiprocessing.get_context("fork")
+    parent_end, child_end = context.Pipe(duplex=True)
+    started, forked_at = time.perf_counter(), time.time()
+    process = context.Process(target=_forked_child, args=(child_end, function, args, spec))
+    process.start()
+    child_end.close()
+    stages: dict = {}
+    last = "start"
+    outcome = None
+    reported = False
+    deadline = started + timeout
+    try:
+        while outcome is None:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                outcome = Outcome("failed", f"timed out after {timeout:.0f} s during stage '{last}'")
+                break
+            if not parent_end.poll(min(remaining, 0.5)):
+                if not process.is_alive() and not parent_end.poll():
+                    break
+                continue
+            message = pickle.loads(parent_end.recv_bytes())
+            if message[0] == "mark":
+                _, last, data = message
+                stages[last] = time.perf_counter() - started
+                parent_end.send_bytes(pickle.dumps((on_mark(last, data) if on_mark else None) or {}))
+            else:
+                outcome, reported = message[1], True
+                stages["result"] = time.perf_counter() - started
+    except (EOFError, ConnectionError, OSError):
+        outcome = None
+    process.join(10 if reported else 0.5)
+    if process.is_alive():
+        process.kill()
+        process.join()
+    stages["exited"] = time.perf_counter() - started
+    stages["forked_at"] = forked_at   # wall clock (epoch s): where the process sits in the study's timeline
+    if outcome is None:
+        outcome = Outcome("failed", f"the measuring process died ({_signal_name(process.exitcode)}) "
+                                    f"during stage '{last}'")
+    outcome.stages = stages
+    return outcome
+
+
+# --- fresh interpreter ---------------------------------------------------------------------------------
+
+def run_interpreter(target: str, *args, timeout: float | None = None, spec: FormatSpec | None = None,
+                    env: dict | None = None) -> Outcome:
+    """`module:function` called with `args` in `python -m fmtbench.isolation`; arguments and result are
+    pickled through files. The child's stdout/stderr are this process's."""
+    with tempfile.TemporaryDirectory() as scratch:
+        request, result, progress = (Path(scratch, name) for name in ("request.pkl", "result.pkl", "progress"))
+        with open(request, "wb") as handle:
+            pickle.dump((target, args, spec), handle)
+        package_root = str(Path(__file__).resolve().parent.parent)
+        child_env = {**os.environ, **(env or {})}
+        child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, child_env.get("PYTHONPATH")]))
+        started = time.perf_counter()
+        try:
+            completed = subprocess.run([sys.executable, "-m", "fmtbench.isolation", str(request), str(result),
+                                        str(progress)], env=child_env, timeout=timeout)
+            exit_code = completed.returncode
+        except subprocess.TimeoutExpired:
+            exit_code = None
+        stage = progress.read_text() if progress.exists() else "start"
+        if result.exists():
+            with open(result, "rb") as handle:
+                outcome = pickle.load(handle)
+        elif exit_code is None:
+            outcome = Outcome("failed", f"timed out after {timeout:.0f} s during step '{stage}'")
+        else:
+            outcome = Outcome("failed", f"the process died ({_signal_name(exit_code)}) during step '{stage}'")
+        outcome.stages = {"exited": time.perf_counter() - started}
+        return outcome
+
+
+def _interpreter_child(request: str, result: str, progress: str) -> None:
+    global _PROGRESS
+    _PROGRESS = Path(progress)
+    with open(request, "rb") as handle:
+        target, args, spec = pickle.load(handle)
+    module_name, function_name = target.split(":")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("fmtbench").setLevel(logging.INFO)
+    import warnings
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+        outcome = Outcome("ok", value=function(*args))
+    except Exception as err:  # noqa: BLE001 - reported to the parent as data
+        traceback.print_exc()
+        outcome = _failure(err, spec, target)
+    with open(result, "wb") as handle:
+        pickle.dump(outcome, handle)
+
+
+if __name__ == "__main__":
+    # Run as `python -m`, this file is __main__: use the importable module, so that what the child pickles
+    # (Outcome) and the globals `mark` reads are the ones the parent knows.
+    from fmtbench import isolation
+    isolation._interpreter_child(*sys.argv[1:4])
