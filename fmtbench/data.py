@@ -1,14 +1,84 @@
-"""Inputs: a DataLoader over the image files (the real loader) and a seeded random tensor (dummy)."""
+"""Inputs: the loaders a configuration can use (one registry, `LOADERS`) and the batch sources behind them.
+
+- `dummy`: one seeded random batch, made on the device in the format's final dtype and layout before the
+  memory baseline.
+- `real`: DataLoader workers decode, resize and centre-crop the image files (CPU); the measuring process
+  normalises each batch on the device.
+- `real_gpu_decode`: workers only read the files' bytes; a thread of the measuring process decodes them in
+  one batched nvJPEG call, resizes, crops and normalises on the GPU on a side stream, one batch ahead, so
+  decoding batch n+1 overlaps the model on batch n.
+
+The real loaders draw from one endless sampler over the image set for the whole measurement (warm-up and
+timing), so their workers never drain at an epoch boundary, and they record how long each batch waited for
+data and how fast the workers (or the GPU decoder) produce batches: their decode capacity.
+"""
 from __future__ import annotations
 
 import math
+import queue
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from fmtbench.atomic import read_json
+from fmtbench.backends.base import InputFormat
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+PREFETCH_FACTOR = 2
 
+
+@dataclass(frozen=True)
+class SourceRequest:
+    device: str
+    image_size: int
+    batch_size: int
+    workers: int
+    manifest: str | None
+    input_format: InputFormat = InputFormat()
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Loader:
+    name: str
+    devices: tuple[str, ...]
+    end_to_end: bool          # has an end-to-end figure (the dummy loader has none)
+    description: str
+    opener: str               # the function of this module that opens its batch source
+
+    def open(self, request: SourceRequest):
+        return globals()[self.opener](request)
+
+    def min_timed_batches(self, workers: int) -> int:
+        """Whole rounds of the workers: a timed phase shorter than two rounds sees their start-up burst."""
+        return 2 * max(workers, 1) if self.end_to_end else 0
+
+
+LOADERS = {loader.name: loader for loader in (
+    Loader("real", ("cpu", "cuda"), True,
+           "DataLoader workers decode, resize (short side to size·256/224) and centre-crop the image files on "
+           "the CPU; the batch is normalised on the target device", "open_real"),
+    Loader("dummy", ("cpu", "cuda"), False,
+           "one seeded random batch, made on the device in the format's input dtype and layout", "open_dummy"),
+    Loader("real_gpu_decode", ("cuda",), True,
+           "DataLoader workers read the files' bytes; nvJPEG decodes each batch in one call, then resize, crop "
+           "and normalisation run on the GPU on a side stream, one batch ahead of the model", "open_gpu_decode"),
+)}
+
+
+def loader(name: str) -> Loader:
+    if name not in LOADERS:
+        raise ValueError(f"unknown loader {name!r}; known loaders: {', '.join(LOADERS)}")
+    return LOADERS[name]
+
+
+def loaders_for(names, device: str) -> list[str]:
+    return [name for name in names if device in loader(name).devices]
+
+
+# --- images ---------------------------------------------------------------------------------------------
 
 def image_paths(manifest_path: str | Path) -> list[str]:
     return [entry["path"] for entry in read_json(manifest_path)["images"]]
@@ -20,18 +90,29 @@ def resize_short_side(size: int) -> int:
 
 
 def preprocess(image, size: int):
-    """uint8 (3, H, W) -> uint8 (3, size, size); normalisation happens later, on the target device."""
+    """uint8 (..., 3, H, W) -> uint8 (..., 3, size, size) on the image's device."""
     from torchvision.transforms.v2 import functional as F
     image = F.resize(image, resize_short_side(size), antialias=True)
     return F.center_crop(image, [size, size])
 
 
+class Endless:
+    """Indices 0..n-1, over and over: one sampler for the whole measurement, so no epoch ever ends."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __iter__(self):
+        while True:
+            yield from range(self.n)
+
+
 class ImageFiles:
-    """Map-style dataset: decoded, resized, centre-cropped uint8 images (decoding runs in the workers)."""
+    """Decoded, resized, centre-cropped uint8 images; `__getitems__` makes a whole batch in a worker and
+    says how long it took (DataLoader calls it with the batch's indices)."""
 
     def __init__(self, paths: list[str], size: int):
-        self.paths = list(paths)
-        self.size = size
+        self.paths, self.size = list(paths), size
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -40,25 +121,17 @@ class ImageFiles:
         from fmtbench.images import decode
         return preprocess(decode(self.paths[index]), self.size)
 
-
-def _padded(paths: list[str], batch_size: int) -> list[str]:
-    """At least one full batch, repeating images when the set is smaller than the batch."""
-    return paths if len(paths) >= batch_size else (paths * math.ceil(batch_size / len(paths)))[:batch_size]
-
-
-def _loader(dataset, batch_size: int, workers: int, **options):
-    """Endless-epoch friendly: whole batches only, workers kept alive between epochs."""
-    from torch.utils.data import DataLoader
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=True, num_workers=workers,
-                      persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None, **options)
-
-
-def real_loader(paths: list[str], size: int, batch_size: int, workers: int, pin_memory: bool):
-    return _loader(ImageFiles(_padded(paths, batch_size), size), batch_size, workers, pin_memory=pin_memory)
+    def __getitems__(self, indices):
+        import torch
+        start = time.perf_counter()
+        batch = torch.stack([self[i] for i in indices])
+        return batch, time.perf_counter() - start
 
 
 class FileBytes:
-    """Map-style dataset of undecoded file contents (uint8 1-D tensors): decoding happens on the GPU."""
+    """Undecoded file contents, a batch per call, with the seconds its reading took. Plain bytes, not
+    tensors: a tensor per file would cross from the workers through a file descriptor each (12 workers
+    exhausted them on the H100 host)."""
 
     def __init__(self, paths: list[str]):
         self.paths = list(paths)
@@ -66,54 +139,224 @@ class FileBytes:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int):
-        # Plain bytes, not tensors: a tensor per file would cross from the workers through a shared-memory
-        # file descriptor each, and 12 workers exhausted them (EBADF, then a hang) on the H100 host.
-        with open(self.paths[index], "rb") as handle:
-            return self.paths[index], handle.read()
+    def __getitems__(self, indices):
+        start = time.perf_counter()
+        items = []
+        for i in indices:
+            with open(self.paths[i], "rb") as handle:
+                items.append((self.paths[i], handle.read()))
+        return items, time.perf_counter() - start
 
 
-def _as_list(items):
-    return items
+def _as_is(batch):
+    return batch
 
 
-def bytes_loader(paths: list[str], batch_size: int, workers: int):
-    """Batches of (path, encoded bytes): workers only read files, the GPU decodes (nvJPEG)."""
-    return _loader(FileBytes(_padded(paths, batch_size)), batch_size, workers, collate_fn=_as_list)
+def _endless_loader(dataset, batch_size: int, workers: int, pin_memory: bool = False):
+    from torch.utils.data import BatchSampler, DataLoader
+    return DataLoader(dataset, batch_sampler=BatchSampler(Endless(len(dataset)), batch_size, drop_last=False),
+                      num_workers=workers, collate_fn=_as_is, pin_memory=pin_memory,
+                      prefetch_factor=PREFETCH_FACTOR if workers else None)
 
 
-def decode_on_gpu(items, size: int, device: str = "cuda"):
-    """JPEGs decoded by nvJPEG in one batched call, then resized and cropped on the GPU: uint8 NCHW."""
-    import torch
-    from torchvision.io import ImageReadMode, decode_image, decode_jpeg
-    items = [(path, torch.frombuffer(bytearray(data), dtype=torch.uint8)) for path, data in items]
-    jpegs = [data for path, data in items if path.lower().endswith((".jpg", ".jpeg"))]
-    decoded = iter(decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)) if jpegs else iter(())
-    images = [next(decoded) if path.lower().endswith((".jpg", ".jpeg"))
-              else decode_image(data, mode=ImageReadMode.RGB).to(device)  # PNG: nvJPEG cannot
-              for path, data in items]
-    return torch.stack([preprocess(image, size) for image in images])
+class Normaliser:
+    """uint8 NCHW (any device) -> ImageNet-normalised tensor on `device` in the input format."""
 
+    def __init__(self, device: str, input_format: InputFormat):
+        import torch
+        self.device = device
+        self.dtype = getattr(torch, input_format.dtype)
+        self.memory_format = torch.channels_last if input_format.channels_last else torch.contiguous_format
+        self.scale = (1 / (255 * torch.tensor(IMAGENET_STD, device=device))).view(1, 3, 1, 1)
+        self.shift = (torch.tensor(IMAGENET_MEAN, device=device) / torch.tensor(IMAGENET_STD, device=device)
+                      ).view(1, 3, 1, 1)
 
-def endless(loader):
-    """Batches from `loader`, epoch after epoch."""
-    while True:
-        yield from loader
+    def __call__(self, batch_uint8):
+        batch = batch_uint8.to(self.device, non_blocking=True).float().mul_(self.scale).sub_(self.shift)
+        return batch.to(dtype=self.dtype, memory_format=self.memory_format)
 
 
 def normalise(batch_uint8, device: str):
-    """uint8 NCHW (any device) -> float32 NCHW on `device`, ImageNet-normalised."""
+    """uint8 NCHW -> float32 NCHW on `device`, ImageNet-normalised."""
+    return Normaliser(device, InputFormat())(batch_uint8)
+
+
+# --- batch sources ------------------------------------------------------------------------------------
+
+class DummySource:
+    def __init__(self, request: SourceRequest):
+        import torch
+        generator = torch.Generator().manual_seed(request.seed)
+        batch = torch.randn(request.batch_size, 3, request.image_size, request.image_size, generator=generator)
+        fmt = request.input_format
+        self.batch = batch.to(device=request.device, dtype=getattr(torch, fmt.dtype),
+                              memory_format=torch.channels_last if fmt.channels_last else torch.contiguous_format)
+
+    def next(self):
+        return self.batch
+
+    def start_timing(self) -> None:
+        pass
+
+    def stats(self) -> dict | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def _ms_summary(seconds: list[float]) -> dict | None:
+    import numpy as np
+    if not seconds:
+        return None
+    values = np.asarray(seconds) * 1e3
+    return {"median": float(np.median(values)), "mean": float(values.mean()),
+            "p90": float(np.percentile(values, 90)), "max": float(values.max())}
+
+
+class _Recording:
+    """What both real sources record: per batch, the wait for data and the producer's seconds."""
+
+    def _init_recording(self, request: SourceRequest, producers: int, producer: str, concurrent: bool):
+        self.request, self.producers, self.producer, self.concurrent = request, producers, producer, concurrent
+        self.waits: list[float] = []
+        self.produce_seconds: list[float] = []
+        self._timed_from = 0
+
+    def start_timing(self) -> None:
+        self._timed_from = len(self.waits)
+
+    def stats(self) -> dict:
+        import numpy as np
+        waits = self.waits[self._timed_from:]
+        produced = self.produce_seconds[self._timed_from:] or self.produce_seconds
+        mean_seconds = float(np.mean(produced)) if produced else None
+        capacity = (self.producers * self.request.batch_size / mean_seconds) if mean_seconds else None
+        return {"data_wait_ms": _ms_summary(waits), "batches_timed": len(waits),
+                "producer": self.producer, "producers": self.producers, "concurrent": self.concurrent,
+                "produce_ms_per_batch": _ms_summary(produced),
+                "decode_capacity_fps": capacity}
+
+
+class RealSource(_Recording):
+    def __init__(self, request: SourceRequest):
+        self._init_recording(request, max(request.workers, 1),
+                             f"{request.workers} DataLoader worker(s): decode + resize + crop per batch"
+                             if request.workers else "the measuring process: decode + resize + crop per batch",
+                             concurrent=request.workers > 0)
+        paths = image_paths(request.manifest)
+        loader = _endless_loader(ImageFiles(paths, request.image_size), request.batch_size, request.workers,
+                                 pin_memory=request.device == "cuda")
+        self._batches = iter(loader)
+        self._normalise = Normaliser(request.device, request.input_format)
+
+    def next(self):
+        start = time.perf_counter()
+        images, seconds = next(self._batches)
+        self.waits.append(time.perf_counter() - start)
+        self.produce_seconds.append(seconds)
+        return self._normalise(images)
+
+    def close(self) -> None:
+        shutdown = getattr(self._batches, "_shutdown_workers", None)
+        if shutdown:
+            shutdown()
+        self._batches = None
+
+
+def decode_on_gpu(items, size: int, device: str = "cuda"):
+    """JPEGs decoded by nvJPEG in one batched call (other files on the CPU), then resized and centre-cropped
+    on the GPU, one call per distinct image shape: uint8 NCHW on `device`, in the order of `items`."""
     import torch
-    batch = batch_uint8.to(device, non_blocking=True).float().div_(255)
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
-    return batch.sub_(mean).div_(std)
+    from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+    tensors = [(path, torch.frombuffer(bytearray(data), dtype=torch.uint8)) for path, data in items]
+    is_jpeg = [path.lower().endswith((".jpg", ".jpeg")) for path, _ in tensors]
+    jpegs = [data for (_, data), jpeg in zip(tensors, is_jpeg) if jpeg]
+    decoded = iter(decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)) if jpegs else iter(())
+    images = [next(decoded) if jpeg else decode_image(data, mode=ImageReadMode.RGB).to(device)  # PNG: no nvJPEG
+              for (_, data), jpeg in zip(tensors, is_jpeg)]
+    out = torch.empty(len(images), 3, size, size, dtype=torch.uint8, device=device)
+    by_shape: dict[tuple, list[int]] = {}
+    for index, image in enumerate(images):
+        by_shape.setdefault(tuple(image.shape), []).append(index)
+    for indices in by_shape.values():
+        out[indices] = preprocess(torch.stack([images[i] for i in indices]), size)
+    return out
+
+
+class GpuDecodeSource(_Recording):
+    QUEUE_DEPTH = 2
+
+    def __init__(self, request: SourceRequest):
+        import torch
+        self._init_recording(request, 1, "a decode thread of the measuring process: nvJPEG batch decode + "
+                                         "resize + crop + normalise on a side CUDA stream", concurrent=True)
+        paths = image_paths(request.manifest)
+        self._batches = iter(_endless_loader(FileBytes(paths), request.batch_size, request.workers))
+        self._normalise = Normaliser(request.device, request.input_format)
+        self._stream = torch.cuda.Stream()
+        self._ready: queue.Queue = queue.Queue(maxsize=self.QUEUE_DEPTH)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, daemon=True)
+        self._thread.start()
+
+    def _produce(self):
+        import torch
+        try:
+            while not self._stop.is_set():
+                items, _ = next(self._batches)
+                start = time.perf_counter()
+                with torch.cuda.stream(self._stream):
+                    batch = self._normalise(decode_on_gpu(items, self.request.image_size, self.request.device))
+                self._stream.synchronize()
+                self._put((batch, time.perf_counter() - start))
+        except Exception as err:  # noqa: BLE001 - handed to the consumer, which raises it
+            self._put((err, None))
+
+    def _put(self, item):
+        while not self._stop.is_set():
+            try:
+                self._ready.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def next(self):
+        import torch
+        start = time.perf_counter()
+        batch, seconds = self._ready.get()
+        self.waits.append(time.perf_counter() - start)
+        if isinstance(batch, Exception):
+            raise batch
+        self.produce_seconds.append(seconds)
+        batch.record_stream(torch.cuda.current_stream())  # made on the side stream, used on this one
+        return batch
+
+    def close(self) -> None:
+        self._stop.set()
+        while not self._ready.empty():
+            self._ready.get_nowait()
+        self._thread.join(timeout=10)
+        shutdown = getattr(self._batches, "_shutdown_workers", None)
+        if shutdown:
+            shutdown()
+
+
+def open_dummy(request: SourceRequest):
+    return DummySource(request)
+
+
+def open_real(request: SourceRequest):
+    return RealSource(request)
+
+
+def open_gpu_decode(request: SourceRequest):
+    return GpuDecodeSource(request)
 
 
 def dummy_batch(batch_size: int, size: int, device: str, seed: int = 0):
-    import torch
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(batch_size, 3, size, size, generator=generator).to(device)
+    """A float32 NCHW seeded random batch (tests, perf checks)."""
+    return DummySource(SourceRequest(device, size, batch_size, 0, None, InputFormat(), seed)).batch
 
 
 def fixed_batch(paths: list[str], size: int, count: int):

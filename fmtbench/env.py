@@ -4,11 +4,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import re
 import socket
 
-from fmtbench import hardware, versions
-
-LIBRARIES = ("torch", "torchvision", "onnx", "onnxruntime", "numpy", "torch_tensorrt", "tensorrt")
+from fmtbench import backends, hardware, versions
 
 
 def _gpu(device_index: int = 0) -> dict:
@@ -22,14 +21,20 @@ def _gpu(device_index: int = 0) -> dict:
         "cudnn": torch.backends.cudnn.version(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
-    try:
-        import pynvml
-        pynvml.nvmlInit()
-        info["driver"] = pynvml.nvmlSystemGetDriverVersion()
-        pynvml.nvmlShutdown()
-    except Exception as err:  # NVML missing or not permitted: the rest still stands
-        info["driver"] = f"unknown ({type(err).__name__})"
+    info["driver"] = driver_version()
     return info
+
+
+def driver_version() -> str:
+    """The NVIDIA kernel driver's version, from /proc (no NVML in a measuring process: its parent uses it)."""
+    try:
+        with open("/proc/driver/nvidia/version", encoding="utf-8") as handle:
+            match = re.search(r"Kernel Module(?: for [\w]+)?\s+([\d.]+)", handle.read())
+        if match:
+            return match.group(1)
+    except OSError:
+        pass
+    return "unknown"
 
 
 def capture(device: str, cuda_ready: bool = False) -> dict:
@@ -40,8 +45,10 @@ def capture(device: str, cuda_ready: bool = False) -> dict:
         "python": platform.python_version(),
         "cpu_model": hardware.cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_affinity": hardware.usable_cores(),
+        "cpu_physical_cores": hardware.physical_cores(hardware.usable_cores()),
         "gpu_fingerprint": hardware.gpu_fingerprint(),
-        "libraries": versions.versions(LIBRARIES),
+        "libraries": versions.versions(("numpy", *backends.all_libraries())),
         "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     try:

@@ -83,3 +83,52 @@ def host_tag(host_label: str | None) -> str:
         return host_label
     gpu = gpu_fingerprint()
     return slug(gpu) if gpu != NO_CUDA else "cpu-" + slug(cpu_model())
+
+
+def usable_cores() -> list[int]:
+    """The logical CPUs this process may run on (affinity, cgroup cpusets, taskset, SLURM), not the machine's."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return list(range(os.cpu_count() or 1))
+
+
+def physical_cores(cpus) -> int:
+    """Distinct physical cores among the logical CPUs `cpus` (hyper-threads of one core count once)."""
+    cores = set()
+    for cpu in cpus:
+        base = f"/sys/devices/system/cpu/cpu{cpu}/topology"
+        try:
+            with open(f"{base}/core_id") as core, open(f"{base}/physical_package_id") as package:
+                cores.add((package.read().strip(), core.read().strip()))
+        except OSError:
+            cores.add(("?", str(cpu)))
+    return len(cores)
+
+
+def core_plan(cuda_rows: bool, cpu_threads: int | None = None, cores: list[int] | None = None) -> dict:
+    """Which cores each kind of job runs on, so that nothing CPU-heavy shares the cores of a timed job.
+
+    Without CUDA rows, CPU rows take `cpu_threads` cores (default: all) and exports all. With CUDA rows on
+    a machine of 4 cores or more the cores are split: exports get an eighth (at least one), CPU rows
+    `cpu_threads` or half of the rest, CUDA jobs (the measuring process and its DataLoader workers) the
+    remainder, so CPU rows run beside the GPU rows instead of after them."""
+    cores = list(cores if cores is not None else usable_cores())
+    if not cuda_rows or len(cores) < 4:
+        cpu = cores[-cpu_threads:] if cpu_threads and cpu_threads < len(cores) else cores
+        return {"cpu": cpu, "cuda": cores, "export": cores}
+    export_count = max(1, len(cores) // 8)
+    rest, export = cores[:-export_count], cores[-export_count:]
+    cpu_count = min(cpu_threads or len(rest) // 2, len(rest) - 1)
+    return {"cuda": rest[:len(rest) - cpu_count], "cpu": rest[len(rest) - cpu_count:], "export": export}
+
+
+def pin(cores) -> list[int]:
+    """Runs this process (and what it starts) on `cores` where it may; returns the cores it runs on."""
+    allowed = set(usable_cores())
+    chosen = sorted(set(cores) & allowed) or sorted(allowed)
+    try:
+        os.sched_setaffinity(0, chosen)
+    except (AttributeError, OSError):
+        pass
+    return usable_cores()

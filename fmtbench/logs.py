@@ -1,4 +1,4 @@
-"""Logging of a Snakemake job: to its log file and to stderr."""
+"""Logging of a Snakemake job: INFO and above to stderr, fmtbench's DEBUG too (tracebacks) to its log file."""
 from __future__ import annotations
 
 import logging
@@ -7,9 +7,15 @@ import warnings
 
 
 def setup(log_files) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    handlers += [logging.FileHandler(path, mode="w") for path in log_files]
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO)
+    handlers: list[logging.Handler] = [console]
+    for path in log_files:
+        handler = logging.FileHandler(path, mode="w")
+        handler.setLevel(logging.DEBUG)
+        handlers.append(handler)
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("fmtbench").setLevel(logging.DEBUG)
     logging.captureWarnings(True)
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")

@@ -1,13 +1,19 @@
 """Memory growth of one configuration over its baseline, by one method per device for every backend.
 
+The baseline is taken after imports, device initialisation (the CUDA context) and the input batch (made in
+the format's final dtype and layout), right before the model is loaded. Readings follow at three stages:
+after loading (weights, engines, sessions), after the first run (library handles, workspaces, autotuning
+buffers: cuDNN/cuBLAS create theirs lazily there) and the peak up to the end of the timed phase.
+
 CPU rows: resident set size (RSS) of the measuring process. At the baseline the C heap's free pages are
 returned to the kernel (malloc_trim: else a new allocation could reuse resident freed pages unseen) and the
 kernel's high-water mark (VmHWM) is reset to the current RSS (/proc/self/clear_refs), so the peak covers
-every allocation made by any library (torch, ONNX Runtime, ...), not only torch's allocator; a sampling
-thread backs it up.
-CUDA rows: device memory in use (cudaMemGetInfo: total - free), sampled from a background thread;
-it sees every allocator in the process (torch's caching allocator, ONNX Runtime's arena, cuDNN/cuBLAS
-workspaces, TensorRT engines). Growth = peak - baseline, never negative by construction.
+every allocation of every library without a sampling thread in the measured process. DataLoader workers are
+processes of their own and are not counted.
+CUDA rows: device memory in use (total - free), which sees every allocator in the process (torch's caching
+allocator, ONNX Runtime's arena, cuDNN/cuBLAS workspaces, TensorRT engines). It is sampled every ms by the
+job process through NVML (gpus.DeviceMonitor), so no thread competes with the measured one; without NVML,
+by a thread in the measuring process through cudaMemGetInfo (CudaTracker). Growth is never negative.
 """
 from __future__ import annotations
 
@@ -37,10 +43,7 @@ def current_rss_bytes() -> int:
 
 
 def release_free_heap() -> bool:
-    """Returns the C heap's free pages to the kernel (glibc malloc_trim); False where there is no glibc.
-
-    Without it an allocation can be served from pages that an earlier, freed allocation left resident,
-    and RSS growth would not see it."""
+    """Returns the C heap's free pages to the kernel (glibc malloc_trim); False where there is no glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.malloc_trim(0)
@@ -59,7 +62,7 @@ def reset_peak_rss() -> bool:
         return False
 
 
-class _Sampler:
+class Sampler:
     """Calls `read()` every `interval` seconds in a daemon thread and keeps the maximum."""
 
     def __init__(self, read, interval: float):
@@ -83,31 +86,46 @@ class _Sampler:
         return self.peak
 
 
-class RssTracker:
-    method = "process RSS growth (free C heap trimmed and VmHWM reset at baseline; peak VmHWM and 5 ms sampling)"
+def growth_record(method: str, baseline: int, peak: int, stages: dict[str, int] | None = None) -> dict:
+    """Peak growth over the baseline in MB, with the growth at each named stage (`load_mb`, ...)."""
+    peak = max([peak, baseline, *(stages or {}).values()])
+    record = {"method": method, "baseline_mb": baseline / MB, "peak_mb": peak / MB,
+              "allocated_mb": (peak - baseline) / MB}
+    for name, value in (stages or {}).items():
+        record[f"{name}_mb"] = max(value - baseline, 0) / MB
+    return record
 
-    def __init__(self, interval: float = 0.005):
-        self._interval = interval
+
+class RssTracker:
+    method = ("process RSS growth (free C heap trimmed and VmHWM reset at the baseline; peak = VmHWM, "
+              "no sampling thread)")
 
     def start(self) -> "RssTracker":
         release_free_heap()
         self._hwm_reset = reset_peak_rss()
         self.baseline = current_rss_bytes()
-        self._sampler = _Sampler(current_rss_bytes, self._interval).start()
+        self._stages: dict[str, int] = {}
+        # Only where the kernel's high-water mark cannot be reset does a thread sample the RSS.
+        self._sampler = None if self._hwm_reset else Sampler(current_rss_bytes, 0.005).start()
         return self
 
+    def stage(self, name: str) -> None:
+        self._stages[name] = current_rss_bytes()
+
     def stop(self) -> dict:
-        peak = self._sampler.stop()
-        if self._hwm_reset:
-            peak = max(peak, (_status_kib("VmHWM") or 0) * 1024)
-        return growth_record(self.method, self.baseline, peak)
+        if self._sampler:
+            peak = self._sampler.stop()
+            method = self.method.replace("peak = VmHWM, no sampling thread", "5 ms sampling thread: VmHWM "
+                                                                              "could not be reset")
+        else:
+            peak = max(current_rss_bytes(), (_status_kib("VmHWM") or 0) * 1024)
+            method = self.method
+        return growth_record(method, self.baseline, peak, self._stages)
 
 
 class CudaTracker:
-    method = "CUDA device memory in use growth (cudaMemGetInfo total-free, 1 ms sampling)"
-
-    def __init__(self, interval: float = 0.001):
-        self._interval = interval
+    """Fallback where NVML is missing: cudaMemGetInfo sampled by a thread of the measuring process."""
+    method = "CUDA device memory in use growth (cudaMemGetInfo total - free, 1 ms sampling thread in the process)"
 
     @staticmethod
     def _used() -> int:
@@ -118,26 +136,22 @@ class CudaTracker:
     def start(self) -> "CudaTracker":
         import torch
         torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
         self.baseline = self._used()
-        self._sampler = _Sampler(self._used, self._interval).start()
+        self._stages: dict[str, int] = {}
+        self._sampler = Sampler(self._used, 0.001).start()
         return self
+
+    def stage(self, name: str) -> None:
+        self._stages[name] = self._used()
 
     def stop(self) -> dict:
         import torch
         torch.cuda.synchronize()
-        record = growth_record(self.method, self.baseline, self._sampler.stop())
-        record["torch_max_allocated_mb"] = torch.cuda.max_memory_allocated() / MB
-        record["torch_max_reserved_mb"] = torch.cuda.max_memory_reserved() / MB
-        return record
+        return growth_record(self.method, self.baseline, self._sampler.stop(), self._stages)
 
 
-def growth_record(method: str, baseline: int, peak: int) -> dict:
-    peak = max(peak, baseline)
-    return {"method": method, "baseline_mb": baseline / MB, "peak_mb": peak / MB,
-            "allocated_mb": (peak - baseline) / MB}
-
-
-def tracker_for(device: str):
-    return CudaTracker() if device == "cuda" else RssTracker()
-
+def torch_peaks() -> dict:
+    """What torch's caching allocator itself saw (a subset of device memory in use), for comparison."""
+    import torch
+    return {"torch_max_allocated_mb": torch.cuda.max_memory_allocated() / MB,
+            "torch_max_reserved_mb": torch.cuda.max_memory_reserved() / MB}

@@ -111,6 +111,15 @@ def save(weights: Weights, path: str | os.PathLike) -> str:
     return sha256_file(path)
 
 
+def save_random(path: str, seed: int = 0) -> str:
+    """A seeded random state dict at `path` (perf checks run it in a process of their own)."""
+    return save(resolve("random", seed=seed), path)
+
+
+def is_random(provenance: dict) -> bool:
+    return provenance["source"] in ("random", "random-fallback")
+
+
 def describe(provenance: dict) -> str:
     """One line for reports: where the weights came from."""
     source = provenance["source"]

@@ -1,29 +1,29 @@
 """Runs one benchmark job: every batch size and loader of one (format, device, precision, image size).
 
-The job process imports the libraries once and forks a fresh child per configuration (and one for the
-accuracy check, one for tuning), so no configuration's memory, caches or warm state reach another's
-figures, while the ~3 s of imports are paid once per job. The child never shares CUDA with the parent:
-the parent does not initialise CUDA or run any torch operation. A child that crashes or hangs becomes a
-`failed` result; a JSON is written (atomically) for every configuration, whatever happens.
+The job process imports the format's libraries once and forks a fresh child per measurement (and one for
+tuning), so no configuration's memory, caches or warm state reach another's figures, while the imports are
+paid once per job. Each configuration is measured in `repeats` independent processes, in rounds: every
+configuration once, then every configuration again starting further into the list, ... so the processes of one
+configuration are spread over the job rather than back to back (a slow spell of the machine does not hit
+one row thrice). The parent never initialises CUDA: it only watches the GPU through NVML while a child
+measures (gpus.DeviceMonitor). A child that crashes or hangs becomes a `failed` result; a JSON is written
+(atomically) for every configuration, whatever happens.
 """
 from __future__ import annotations
 
 import importlib
 import logging
-import multiprocessing
-import time
-import traceback
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fmtbench import accuracy as accuracy_check
-from fmtbench import data, env, hardware, memory, results, stats, timing
-from fmtbench.atomic import write_json
-from fmtbench.backends._torchutil import Unavailable
-from fmtbench.backends.base import LoadRequest
+from fmtbench import backends, data, env, gpus, hardware, isolation, memory, results, timing
+from fmtbench.atomic import read_json, write_json
+from fmtbench.backends.base import LoadRequest, Unavailable
+from fmtbench.stats import Timing
 
 log = logging.getLogger(__name__)
-CHILD_TIMEOUT_S = 1800
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,17 @@ class JobRequest:
     batch_sizes: tuple[int, ...]
     loaders: tuple[str, ...]
     weights: str
-    manifest: str
-    reference: str
+    manifest: str | None
+    reference: str | None
     artifact: str | None
     provenance: str | None
     measurement: timing.Settings
     noisy_iqr_ratio: float
+    unstable_spread: float
     loader_workers: int
     threads: int | None
     options: dict
+    cores: tuple[int, ...] | None = None     # CPU cores the job (and its children) may run on
     outputs: dict = field(default_factory=dict)  # (loader, batch_size) -> JSON path
 
     def load_request(self) -> LoadRequest:
@@ -59,162 +61,135 @@ class JobRequest:
                               image_size=self.image_size, batch_size=batch_size, host=self.host)
 
 
-@dataclass
-class Outcome:
-    status: str
-    reason: str | None = None
-    value: dict | None = None
-
-
 # --- child side --------------------------------------------------------------------------------------
 
-def _classify(err: BaseException) -> str:
-    if isinstance(err, Unavailable):
-        return "unavailable"
-    text = f"{type(err).__name__} {err}".lower()
-    if "outofmemory" in text or "out of memory" in text or "failed to allocate memory" in text:
-        return "oom"
-    return "failed"
-
-
-def _child(conn, function, args) -> None:
-    try:
-        outcome = Outcome("ok", value=function(*args))
-    except Exception as err:  # noqa: BLE001 - every failure is reported to the parent as data
-        log.error("%s failed:\n%s", function.__name__, traceback.format_exc())
-        outcome = Outcome(_classify(err), f"{type(err).__name__}: {err}"[:2000])
-    conn.send(outcome)
-    conn.close()
-
-
-def run_isolated(function, *args, timeout: float = CHILD_TIMEOUT_S) -> Outcome:
-    """`function(*args)` in a forked child; its return value (picklable) or its failure as an Outcome."""
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(sender, function, args))
-    process.start()
-    sender.close()
-    try:
-        if receiver.poll(timeout):
-            outcome = receiver.recv()
-        else:
-            outcome = Outcome("failed", f"timed out after {timeout:.0f} s")
-    except EOFError:
-        outcome = None
-    process.join(5 if outcome else None)
-    if process.is_alive():
-        process.kill()
-        process.join()
-    if outcome is None:
-        outcome = Outcome("failed", f"the measuring process died (exit code {process.exitcode})")
-    return outcome
-
-
-def _init_device(job: JobRequest) -> None:
+def _init_device(job: JobRequest) -> dict:
+    """Threads and the CUDA context; returns what identifies the GPU to the parent's NVML."""
     import torch
     if job.threads:
         torch.set_num_threads(job.threads)
-    if job.device == "cuda":
-        if not torch.cuda.is_available():
-            raise Unavailable("CUDA is not available to torch on this machine")
-        torch.cuda.init()
-        torch.zeros(1, device="cuda")  # the context exists before the baseline is taken
+    if job.device != "cuda":
+        return {}
+    if not torch.cuda.is_available():
+        raise Unavailable("CUDA is not available to torch on this machine")
+    torch.cuda.init()
+    torch.zeros(1, device="cuda")  # the context exists before the baseline is taken
+    properties = torch.cuda.get_device_properties(0)
+    identity = {"uuid": str(getattr(properties, "uuid", "") or "")}
+    if hasattr(properties, "pci_bus_id"):
+        identity["pci_bus_id"] = (f"{properties.pci_domain_id:08x}:{properties.pci_bus_id:02x}:"
+                                  f"{properties.pci_device_id:02x}.0")
+    return identity
 
 
-def _backend(job: JobRequest):
-    return importlib.import_module(f"fmtbench.backends.{job.backend}")
+def _synchronize(device: str) -> None:
+    if device == "cuda":
+        import torch
+        torch.cuda.synchronize()
 
 
 def tune_child(job: JobRequest) -> dict:
     _init_device(job)
-    return _backend(job).tune(job.load_request())
+    return backends.get(job.backend).tune(job.load_request())
 
 
-def accuracy_child(job: JobRequest) -> dict:
+def _accuracy(job: JobRequest, session, batch_size: int) -> dict:
+    """The session's logits on the fixed images, in batches of the configuration's size (the last one padded
+    with the first images), against the reference (PyTorch fp32 eager on the CPU)."""
     import torch
-    _init_device(job)
     reference = torch.load(job.reference, map_location="cpu", weights_only=False)
-    session = _backend(job).load(job.load_request())
-    inputs, _ = data.fixed_batch(reference["images"], job.image_size, len(reference["images"]))
-    chunk = min(job.batch_sizes)
+    images = reference["images"]
+    inputs, _ = data.fixed_batch(images, job.image_size, len(images))
+    fmt = backends.get(job.backend).input_format(job.load_request())
+    normalise_to = dict(dtype=getattr(torch, fmt.dtype),
+                        memory_format=torch.channels_last if fmt.channels_last else torch.contiguous_format)
     logits = []
-    for start in range(0, len(inputs), chunk):
-        piece = inputs[start:start + chunk].to(job.device)
-        logits.append(session.logits(session.run(session.prepare(piece))))
-    result = accuracy_check.compare(torch.cat(logits).numpy(), reference["logits"].numpy())
-    return {"reference": "PyTorch fp32 eager, CPU", "batch_size": chunk, **result}
+    for start in range(0, len(inputs), batch_size):
+        piece = inputs[start:start + batch_size]
+        count = len(piece)
+        if count < batch_size:  # same shape as the timed batches (CUDA graphs, static engines)
+            piece = torch.cat([piece, inputs[torch.arange(batch_size - count) % len(inputs)]])
+        piece = piece.to(job.device).to(**normalise_to)
+        logits.append(session.logits(session.run(session.prepare(piece)))[:count])
+    result = accuracy_check.compare(torch.cat(logits).numpy(), reference["logits"].numpy(), job.precision,
+                                    job.options.get("fp32_math", "strict"))
+    return {"reference": "PyTorch fp32 eager, CPU", "batch_size": batch_size, **result}
 
 
-def _iteration(job: JobRequest, session, loader: str, batch_size: int, clock, waits: list):
-    """One timed step: for the real loader, fetch and prepare the next batch, then time the model."""
-    if loader == "dummy":
-        prepared = session.prepare(data.dummy_batch(batch_size, job.image_size, job.device))
-        return lambda: clock.time(lambda: session.run(prepared)), None
-    paths = data.image_paths(job.manifest)
-    if loader == "real_gpu_decode":
-        batches = data.endless(data.bytes_loader(paths, batch_size, job.loader_workers))
-
-        def decoded():
-            images = data.decode_on_gpu(next(batches), job.image_size, job.device)
-            import torch
-            torch.cuda.synchronize()  # nvJPEG and the resize run asynchronously: count them as data wait
-            return images
+def measure_child(job: JobRequest, loader_name: str, batch_size: int, with_accuracy: bool) -> dict:
+    """One measurement of one configuration, in a process of its own. Marks its stages for the parent."""
+    isolation.mark("started")
+    backend = backends.get(job.backend)
+    loader = data.loader(loader_name)
+    request = job.load_request()
+    identity = _init_device(job)
+    source = loader.open(data.SourceRequest(job.device, job.image_size, batch_size, job.loader_workers,
+                                            job.manifest, backend.input_format(request)))
+    monitored = isolation.mark("baseline", **identity).get("device_memory", False)
+    if job.device == "cpu":
+        tracker = memory.RssTracker().start()
     else:
-        batches = data.endless(data.real_loader(paths, job.image_size, batch_size, job.loader_workers,
-                                                pin_memory=job.device == "cuda"))
+        import torch
+        torch.cuda.reset_peak_memory_stats()
+        tracker = None if monitored else memory.CudaTracker().start()
+    session = backend.load(request)
+    _synchronize(job.device)
+    if tracker:
+        tracker.stage("load")
+    isolation.mark("loaded")
 
-        def decoded():
-            return next(batches)
+    clock = timing.clock_for(job.device)
+    first_batch = session.prepare(source.next())
+    first_run_ms = clock.time(lambda: session.run(first_batch)) * 1e3  # lazy init, autotuning, compilation
+    if tracker:
+        tracker.stage("first_run")
+    isolation.mark("first_run")
 
     def step() -> float:
-        start = time.perf_counter()
-        images = decoded()
-        waits.append(time.perf_counter() - start)
-        prepared = session.prepare(data.normalise(images, job.device))
+        prepared = session.prepare(source.next())
         return clock.time(lambda: session.run(prepared))
-    return step, batches
 
+    def timing_starts() -> None:
+        source.start_timing()
+        isolation.mark("timing_start")
 
-def measure_child(job: JobRequest, loader: str, batch_size: int) -> dict:
-    _init_device(job)
-    tracker = memory.tracker_for(job.device).start()
-    load_start = time.perf_counter()
-    session = _backend(job).load(job.load_request())
-    load_seconds = time.perf_counter() - load_start
-    clock = timing.clock_for(job.device)
-    waits: list[float] = []
-    step, batches = _iteration(job, session, loader, batch_size, clock, waits)
-    measurement = timing.measure(step, job.measurement)
-    used = tracker.stop()
-    del batches  # stops DataLoader workers before the process reports
-    summary = stats.summarize(measurement.times, job.noisy_iqr_ratio)
-    summary.update(truncated=measurement.truncated, warmup_iters=measurement.warmup_iters,
-                   warmup_seconds=measurement.warmup_seconds, timed_seconds=measurement.timed_seconds,
-                   clock=clock.name)
-    timed_waits = waits[measurement.warmup_iters:]
-    throughput = {
-        "model_fps": batch_size / (summary["median"] / 1e3),
-        "end_to_end_fps": (batch_size * len(measurement.times) / measurement.timed_seconds
-                           if loader != "dummy" else None),
-        "data_wait_ms_median": float(stats.summarize(timed_waits)["median"]) if timed_waits else None,
-    }
-    backend_info = {**session.info, "load_seconds": round(load_seconds, 3),
-                    "loader_workers": job.loader_workers if loader != "dummy" else None}
-    return {"timing": summary, "throughput": throughput, "memory": used, "backend": backend_info,
+    process = timing.measure(step, job.measurement, min_iters=loader.min_timed_batches(job.loader_workers),
+                             noisy_iqr_ratio=job.noisy_iqr_ratio, on_timing_start=timing_starts)
+    _synchronize(job.device)
+    readings = isolation.mark("timing_end")
+    used = readings.get("memory") or tracker.stop()
+    if job.device == "cuda":
+        used.update(memory.torch_peaks())
+    loader_stats = source.stats()
+    if loader_stats is not None:
+        loader_stats["end_to_end_fps"] = batch_size * process.summary.count / process.timed_seconds
+    checked = None
+    if with_accuracy:
+        try:
+            checked = _accuracy(job, session, batch_size)
+        except Exception as err:  # noqa: BLE001 - the measurement stands; the row says why accuracy is missing
+            checked = {"error": f"{type(err).__name__}: {err}"[:500]}
+    source.close()
+    isolation.mark("closed")
+    return {"timing": process, "clock": clock.name, "first_run_ms": first_run_ms, "memory": used,
+            "gpu": readings.get("gpu"),
+            "loader": loader_stats, "accuracy": checked, "backend": dict(session.info),
             "environment": env.capture(job.device, cuda_ready=job.device == "cuda")}
 
 
 # --- parent side -------------------------------------------------------------------------------------
 
 def static_unavailability(job: JobRequest) -> tuple[str, str] | None:
-    """Reasons known without importing torch: no GPU, or an export that is a marker."""
+    """Reasons known before any child runs: no GPU, an export that is a marker, a library missing."""
     if job.device == "cuda" and hardware.gpu_fingerprint() == hardware.NO_CUDA:
         return "unavailable", "no CUDA device on this machine (no NVIDIA GPU visible)"
     if job.provenance:
-        from fmtbench.export import load_provenance
-        provenance = load_provenance(job.provenance)
+        provenance = read_json(job.provenance)
         if provenance["status"] != "ok":
             return provenance["status"], f"export {provenance['status']}: {provenance['reason']}"
+    reason = backends.get(job.backend).probe(job.device)
+    if reason:
+        return "unavailable", reason
     return None
 
 
@@ -222,72 +197,127 @@ def _artifact(job: JobRequest) -> dict | None:
     """The export this job ran, as its provenance recorded it (hashed once, at export time)."""
     if not job.provenance:
         return None
-    from fmtbench.export import load_provenance
-    provenance = load_provenance(job.provenance)
+    provenance = read_json(job.provenance)
     return {"path": job.artifact, "sha256": provenance["sha256"]} if provenance["status"] == "ok" else None
-
-
-def _write(job: JobRequest, loader: str, batch_size: int, outcome: Outcome, accuracy: dict | None,
-           extra_backend: dict, environment: dict, artifact: dict | None) -> dict:
-    value = outcome.value or {}
-    record = results.record(
-        job.config(loader, batch_size), outcome.status, outcome.reason,
-        timing=value.get("timing"), throughput=value.get("throughput"), memory=value.get("memory"),
-        accuracy=accuracy if outcome.status == "ok" else None,
-        environment=value.get("environment") or environment,
-        artifact=artifact, backend={**extra_backend, **value.get("backend", {})})
-    results.validate(record)
-    write_json(job.outputs[(loader, batch_size)], record)
-    return record
 
 
 def _preload(job: JobRequest) -> None:
     """Imports only (no CUDA, no torch ops): the forked children inherit them."""
-    import torch  # noqa: F401
-    import torchvision  # noqa: F401
-    if job.backend == "onnx":
-        import onnxruntime  # noqa: F401
+    for module in backends.spec(job.backend).imports:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass  # the child reports the format unavailable with the import's own message
 
 
 def _config_timeout(job: JobRequest) -> float:
-    """Generous for load and warm-up, bounded so that a hang becomes a `failed` row, not a stuck run."""
+    """Generous for load, compilation caches and warm-up, bounded so that a hang becomes a `failed` row."""
     settings = job.measurement
     return 300 + 3 * (settings.warmup_seconds + settings.max_seconds)
+
+
+def schedule(configs: list, repeats: int) -> list[tuple[int, tuple]]:
+    """Rounds over the configurations, each round starting a fraction further into the list: the processes
+    of one configuration are a round apart, never back to back, and follow different neighbours."""
+    order = []
+    for round_index in range(repeats):
+        offset = round_index * len(configs) // repeats
+        order += [(round_index, config) for config in configs[offset:] + configs[:offset]]
+    return order
+
+
+def _process_record(outcome: isolation.Outcome) -> dict:
+    value = outcome.value
+    stages = {name: round(seconds, 4) for name, seconds in outcome.stages.items()}
+    stages["forked_at"] = outcome.stages["forked_at"]
+    return {"stages_s": stages, "first_run_ms": value["first_run_ms"], "memory": value["memory"],
+            "gpu": value["gpu"], "loader": value["loader"]}
+
+
+def _row(job: JobRequest, loader: str, batch: int, outcomes: list[isolation.Outcome], accuracy: dict | None,
+         extra: dict, environment: dict, artifact: dict | None) -> dict:
+    config = job.config(loader, batch)
+    failed = next((o for o in outcomes if o.status != "ok"), None)
+    if failed is not None or not outcomes:
+        index = outcomes.index(failed) + 1 if failed else 0
+        reason = failed.reason if failed else "not measured"
+        if failed and job.measurement.repeats > 1:
+            reason = f"process {index} of {job.measurement.repeats}: {reason}"
+        return results.record(config, failed.status if failed else "failed", reason, environment=environment,
+                              artifact=artifact, backend=extra)
+    values = [o.value for o in outcomes]
+    processes = [_process_record(o) for o in outcomes]
+    row_timing = Timing.of([v["timing"] for v in values], values[0]["clock"], job.noisy_iqr_ratio,
+                           job.unstable_spread)
+    return results.record(
+        config, "ok", timing=row_timing.to_json(),
+        throughput=results.throughput(batch, row_timing.median, processes),
+        memory=results.memory_summary([p["memory"] for p in processes]),
+        gpu=results.gpu_summary([p["gpu"] for p in processes], batch, [v["timing"] for v in values]),
+        accuracy=accuracy, environment=values[0]["environment"], artifact=artifact,
+        backend={**extra, **values[0]["backend"]}, processes=processes)
 
 
 def run_job(job: JobRequest) -> list[dict]:
     configs = [(loader, batch) for batch in sorted(job.batch_sizes) for loader in job.loaders]
     artifact = _artifact(job)
+    if job.cores:
+        os.sched_setaffinity(0, job.cores)  # inherited by every child and DataLoader worker
 
-    def write_all(outcome: Outcome, environment: dict) -> list[dict]:
+    def write(loader, batch, outcomes, accuracy=None, extra=None, environment=None) -> dict:
+        record = _row(job, loader, batch, outcomes, accuracy, extra or {}, environment or env.capture(job.device),
+                      artifact)
+        results.validate(record)
+        write_json(job.outputs[(loader, batch)], record)
+        return record
+
+    def write_all(outcome: isolation.Outcome, environment: dict) -> list[dict]:
         """Every configuration of the job gets the same outcome: it could not be measured."""
-        return [_write(job, loader, batch, outcome, None, {}, environment, artifact) for loader, batch in configs]
+        return [write(loader, batch, [outcome], environment=environment) for loader, batch in configs]
 
     known = static_unavailability(job)
     if known:
-        return write_all(Outcome(*known), env.capture(job.device))
+        log.info("%s %s %s %s×%s: %s: %s", job.format, job.device, job.precision, job.image_size, job.image_size,
+                 *known)
+        return write_all(isolation.Outcome(*known), env.capture(job.device))
 
     _preload(job)
     environment = env.capture(job.device)
+    spec = backends.spec(job.backend)
+    monitor = gpus.DeviceMonitor() if job.device == "cuda" else None
     extra: dict = {}
-    if hasattr(_backend(job), "tune"):
-        tuned = run_isolated(tune_child, job)
+    if backends.get(job.backend).has_tune:
+        tuned = isolation.run_forked(tune_child, job, timeout=_config_timeout(job), spec=spec)
         if tuned.status != "ok":
             return write_all(tuned, environment)
-        job = replace(job, options={**job.options, **tuned.value})
-        extra["tuned"] = tuned.value
-    checked = run_isolated(accuracy_child, job)
-    if checked.status == "unavailable":
-        return write_all(checked, environment)
-    if checked.status != "ok":
-        extra["accuracy_error"] = f"{checked.status}: {checked.reason}"
-    written = []
-    for loader, batch in configs:
-        log.info("measuring %s %s %s %s loader=%s batch=%d", job.format, job.device, job.precision,
-                 job.image_size, loader, batch)
-        outcome = run_isolated(measure_child, job, loader, batch, timeout=_config_timeout(job))
-        record = _write(job, loader, batch, outcome, checked.value, extra, environment, artifact)
-        log.info("-> %s %s", record["status"], record["reason"] or
-                 f"median {record['timing']['median']:.2f} ms, memory {record['memory']['allocated_mb']:.1f} MB")
-        written.append(record)
-    return written
+        if tuned.value:
+            job = replace(job, options={**job.options, **tuned.value})
+            extra["tuned"] = tuned.value
+
+    outcomes: dict[tuple, list] = {config: [] for config in configs}
+    accuracy = None
+    for round_index, (loader, batch) in schedule(configs, job.measurement.repeats):
+        if any(o.status != "ok" for o in outcomes[(loader, batch)]):
+            continue  # a configuration that failed once is not measured again in this job
+        log.info("measuring %s %s %s %s loader=%s batch=%d (process %d of %d)", job.format, job.device,
+                 job.precision, job.image_size, loader, batch, round_index + 1, job.measurement.repeats)
+        outcome = isolation.run_forked(measure_child, job, loader, batch, accuracy is None,
+                                       timeout=_config_timeout(job), spec=spec,
+                                       on_mark=monitor.on_mark if monitor else None)
+        if monitor:
+            monitor.reset()
+        if outcome.status == "unavailable":
+            return write_all(outcome, environment)
+        outcomes[(loader, batch)].append(outcome)
+        if outcome.status == "ok":
+            timed = outcome.value["timing"].summary
+            log.info("-> median %.3f ms over %d iterations (stopped: %s)", timed.median, timed.count,
+                     outcome.value["timing"].stop)
+            if accuracy is None and outcome.value["accuracy"] is not None:
+                accuracy = outcome.value["accuracy"]
+        else:
+            log.info("-> %s: %s", outcome.status, outcome.reason)
+    if accuracy and "error" in accuracy:
+        extra["accuracy_error"], accuracy = accuracy["error"], None
+    return [write(loader, batch, outcomes[(loader, batch)], accuracy, extra, environment)
+            for loader, batch in configs]

@@ -5,13 +5,11 @@ Light on purpose (no torch): the Snakefile imports it on every invocation.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-from fmtbench import hardware, versions
+from fmtbench import backends, data, hardware, versions
 from fmtbench.backends.base import FormatSpec
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -26,16 +24,16 @@ class ConfigError(ValueError):
     """A configuration value that the JSON schema cannot express; the message names the key."""
 
 
-@lru_cache(maxsize=None)
 def available_formats() -> tuple[str, ...]:
-    return tuple(sorted(p.stem for p in BACKENDS_DIR.glob("*.py") if p.stem != "base" and not p.stem.startswith("_")))
+    return backends.names()
 
 
-@lru_cache(maxsize=None)
 def spec(format_name: str) -> FormatSpec:
-    if format_name not in available_formats():
-        raise ConfigError(f"formats.{format_name}: unknown format; known formats: {', '.join(available_formats())}")
-    return importlib.import_module(f"fmtbench.backends.{format_name}").SPEC
+    try:
+        return backends.spec(format_name)
+    except backends.UnknownFormat:
+        raise ConfigError(f"formats.{format_name}: unknown format; known formats: "
+                          f"{', '.join(available_formats())}") from None
 
 
 @dataclass(frozen=True)
@@ -120,13 +118,23 @@ def validate(config: dict) -> None:
         _check_options(f"variants.{name}.options", variant["format"], variant.get("options", {}))
     for name, devices in config["formats"].items():
         format_spec = spec(backend_of(config, name))
-        for device in devices:
+        for device, precisions in devices.items():
             if device not in format_spec.devices:
                 raise ConfigError(f"formats.{name}.{device}: {name} does not run on {device} "
                                   f"(it runs on {', '.join(format_spec.devices)})")
+            for precision in precisions:
+                if precision not in format_spec.precisions:
+                    raise ConfigError(f"formats.{name}.{device}: {name} has no {precision} "
+                                      f"(it has {', '.join(format_spec.precisions)})")
     for name, options in config.get("options", {}).items():
         _check_options(f"options.{name}", name, options)
     spec(backend_of(config, config["baseline"]["format"]))
+    for name in config["loaders"]:
+        if name not in data.LOADERS:
+            raise ConfigError(f"loaders: unknown loader {name!r}; known loaders: {', '.join(data.LOADERS)}")
+    if not any(loaders_for(config, job.device) for job in jobs(config)):
+        raise ConfigError("loaders: no configured loader runs on any configured device "
+                          f"({', '.join(config['loaders'])}): the study would measure nothing")
 
 
 def _option_value(value):
@@ -154,17 +162,18 @@ def host(config: dict) -> str:
     return hardware.host_tag(config.get("host_label"))
 
 
-# Loaders and the devices they can feed: decoding JPEGs on the GPU needs one.
-LOADER_DEVICES = {"real": ("cpu", "cuda"), "dummy": ("cpu", "cuda"), "real_gpu_decode": ("cuda",)}
-
-
 def loaders_for(config: dict, device: str) -> list[str]:
-    return [loader for loader in config["loaders"] if device in LOADER_DEVICES[loader]]
+    return data.loaders_for(config["loaders"], device)
+
+
+def batch_sizes(config: dict, device: str) -> list[int]:
+    """The batch sizes of one device's rows: `batch_sizes_by_device.<device>`, else `batch_sizes`."""
+    return list(config.get("batch_sizes_by_device", {}).get(device) or config["batch_sizes"])
 
 
 def result_paths(config: dict, job: Job, host_tag: str | None = None) -> list[str]:
     return [RESULTS.format(host=host_tag or host(config), loader=loader, batch=batch, **job.wildcards)
-            for batch in config["batch_sizes"] for loader in loaders_for(config, job.device)]
+            for batch in batch_sizes(config, job.device) for loader in loaders_for(config, job.device)]
 
 
 def result_key(path: str) -> tuple[str, int]:
@@ -175,18 +184,27 @@ def result_key(path: str) -> tuple[str, int]:
 
 def export_keys(format_name: str, device: str, size: int | str) -> tuple[str, str]:
     """The (device, size) fields of an export path: 'any' where the artifact does not depend on them."""
-    format_spec = spec(format_name)
-    return (device if format_spec.export_per_device else ANY,
-            str(size) if format_spec.export_per_image_size else ANY)
+    artifact = spec(format_name).artifact
+    return (device if artifact.per_device else ANY, str(size) if artifact.per_image_size else ANY)
 
 
 def export_path(format_name: str, precision: str, device: str, size: int | str) -> str | None:
-    format_spec = spec(format_name)
-    if format_spec.export_ext is None:
+    artifact = spec(format_name).artifact
+    if artifact is None:
         return None
     export_device, export_size = export_keys(format_name, device, size)
     return EXPORT.format(format=format_name, precision=precision, device=export_device, size=export_size,
-                         ext=format_spec.export_ext)
+                         ext=artifact.ext)
+
+
+def formats_with_artifact(kind: str) -> list[str]:
+    """Formats whose export writes a file (kind "file") or a directory (kind "directory")."""
+    return [name for name in available_formats() if spec(name).artifact and spec(name).artifact.kind == kind]
+
+
+def has_cuda_rows(config: dict) -> bool:
+    """Whether this study will time anything on a GPU here (then cores are split between the kinds of job)."""
+    return hardware.gpu_fingerprint() != hardware.NO_CUDA and any(job.device == "cuda" for job in jobs(config))
 
 
 def provenance_path(artifact: str) -> str:
@@ -214,7 +232,8 @@ def code_hash(stage: str, format_name: str | None = None) -> str:
         "model": [top / "model.py", top / "atomic.py"],
         "images": [top / "images.py", top / "atomic.py"],
         "reference": [top / "model.py", top / "data.py", top / "reference.py", top / "atomic.py"],
-        "export": [top / "model.py", top / "export.py", top / "atomic.py", *_shared_backend_code()],
+        "export": [top / "model.py", top / "export.py", top / "atomic.py", top / "isolation.py",
+                   *_shared_backend_code()],
         "benchmark": [*top.glob("*.py"), *_shared_backend_code()],
         "report": [*(top / "report").glob("*.py"), top / "atomic.py", top / "model.py"],  # model.describe
     }[stage]

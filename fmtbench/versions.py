@@ -19,15 +19,22 @@ def _overrides() -> dict[str, str]:
 
 
 def version(library: str) -> str:
+    """The installed version; where several distributions serve the library (onnxruntime-gpu and
+    onnxruntime), every installed one, so that upgrading either changes the string."""
     override = _overrides().get(library)
     if override:
         return override
+    found = []
     for dist in DISTRIBUTIONS.get(library, (library,)):
         try:
-            return metadata.version(dist)
+            found.append((dist, metadata.version(dist)))
         except metadata.PackageNotFoundError:
             continue
-    return NOT_INSTALLED
+    if not found:
+        return NOT_INSTALLED
+    if len(found) == 1:
+        return found[0][1]
+    return "; ".join(f"{dist} {number}" for dist, number in found)
 
 
 def versions(libraries) -> dict[str, str]:

@@ -1,7 +1,6 @@
-# One export artifact per format and precision (and image size or device where the format needs it).
-# Formats without an export (torch eager) run from the state dict.
-
-EXPORT_FORMATS = [name for name in study.available_formats() if study.spec(name).export_ext]
+# One artifact per format and precision (and image size or device where the format needs it): a file, or
+# a directory for formats whose artifact is several files (a compiler's caches). Formats without an export
+# (torch eager) run from the state dict.
 
 
 rule export:
@@ -11,21 +10,31 @@ rule export:
         artifact="artifacts/exports/{format}/{precision}-{device}-{size}.{ext}",
         provenance="artifacts/exports/{format}/{precision}-{device}-{size}.{ext}.provenance.json",
     wildcard_constraints:
-        format="|".join(EXPORT_FORMATS),
+        format="|".join(study.formats_with_artifact("file")),
         device="cpu|cuda|any",
         ext=r"[a-z0-9]+",
     params:
         versions=lambda wc: study.library_versions(wc.format),
         code=lambda wc: study.code_hash("export", wc.format),
         hardware=lambda wc: hardware.gpu_fingerprint() if wc.device == "cuda" else "any",
-        batch_sizes=sorted(config["batch_sizes"]),
+        batch_sizes=export_batch_sizes,
         options=lambda wc: study.format_options(config, wc.format),  # exports serve every variant of a format
-    # Exports are not timed: a few threads each lets them run side by side (all cores each serialised
-    # the 22 exports of the default grid: ~7 minutes on the H100 host).
-    threads: min(2, CPU_THREADS)
+        cores=export_cores,
+    # Exports are not timed and never run on a timed CUDA job's cores; those that use the GPU hold it.
+    threads: lambda wc: len(export_cores(wc))
     resources:
-        gpu=lambda wc: 1 if wc.device == "cuda" else 0,  # compilers autotune on the GPU: never two at once
+        gpu=lambda wc: 1 if wc.device == "cuda" else 0,
     log:
         "artifacts/logs/export/{format}-{precision}-{device}-{size}.{ext}.log",
     script:
         "../scripts/export.py"
+
+
+use rule export as export_directory with:
+    output:
+        artifact=directory("artifacts/exports/{format}/{precision}-{device}-{size}.{ext}"),
+        provenance="artifacts/exports/{format}/{precision}-{device}-{size}.{ext}.provenance.json",
+    wildcard_constraints:
+        format="|".join(study.formats_with_artifact("directory")),
+        device="cpu|cuda|any",
+        ext=r"[a-z0-9]+",

@@ -1,21 +1,16 @@
 # The model (weights + provenance), the image set, and the reference logits used by the accuracy check.
 
 
-def _weights_file(wildcards):
-    weights = config["model"]["weights"]
-    return [] if weights in ("imagenet", "random") else [weights]
-
-
 rule model:
     input:
-        _weights_file,
+        weights_file,
     output:
         weights="artifacts/model/resnet18.pt",
         provenance="artifacts/model/provenance.json",
     params:
         weights=config["model"]["weights"],
-        sha256=config["model"].get("sha256"),
-        seed=config["model"].get("seed", 0),
+        sha256=config["model"]["sha256"],
+        seed=config["model"]["seed"],
         versions=versions.versions(["torch", "torchvision"]),
         code=study.code_hash("model"),
     log:
@@ -28,10 +23,10 @@ rule images:
     output:
         manifest="artifacts/images/manifest.json",
     params:
-        folder=config["data"].get("images"),
-        folder_state=study.images_fingerprint(config["data"].get("images")),
-        n_images=config["data"].get("num_images", 256),
-        seed=config["data"].get("seed", 0),
+        folder=config["data"]["images"],
+        folder_state=study.images_fingerprint(config["data"]["images"]),
+        n_images=config["data"]["num_images"],
+        seed=config["data"]["seed"],
         versions=versions.versions(["torchvision", "pillow", "matplotlib"]),
         code=study.code_hash("images"),
     log:
@@ -47,10 +42,11 @@ rule reference:
     output:
         "artifacts/reference/{size}.pt",
     params:
-        n_images=config["data"].get("accuracy_images", 32),
+        n_images=config["data"]["accuracy_images"],
         versions=versions.versions(["torch", "torchvision"]),
         code=study.code_hash("reference"),
-    threads: CPU_THREADS
+        cores=CORES["cpu"],
+    threads: len(CORES["cpu"])
     log:
         "artifacts/logs/reference/{size}.log",
     script:

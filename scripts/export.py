@@ -1,19 +1,16 @@
 """Snakemake `export` rule: one format's artifact + provenance (or a marker saying why not)."""
-import sys
+from fmtbench import export, hardware, logs
 
-sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821
-from fmtbench import export, gpus, logs  # noqa: E402
+sm = snakemake  # noqa: F821 - set by Snakemake's script preamble
 
 
 def main():
-    logs.setup(snakemake.log)  # noqa: F821
-    wc = snakemake.wildcards  # noqa: F821
-    with gpus.claim_for(wc.device):
-        export.run(wc.format, wc.precision, wc.device, wc.size, snakemake.input.weights,  # noqa: F821
-                   snakemake.params.batch_sizes, snakemake.params.options,  # noqa: F821
-                   snakemake.output.artifact, snakemake.output.provenance, threads=snakemake.threads)  # noqa: F821
+    logs.setup(sm.log)
+    cores = hardware.pin(sm.params.cores)
+    wc = sm.wildcards
+    export.run(wc.format, wc.precision, wc.device, wc.size, sm.input.weights, sm.params.batch_sizes,
+               sm.params.options, sm.output.artifact, sm.output.provenance, threads=len(cores))
 
 
-# A guard: multiprocessing's spawn re-imports this file in its children, which must not rerun the job.
 if __name__ == "__main__":
     main()

@@ -1,17 +1,16 @@
 """Snakemake `images` rule: the image set (a user's folder or a generated one) and its manifest."""
-import sys
 from pathlib import Path
 
-sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821
-from fmtbench import images, logs  # noqa: E402
-from fmtbench.atomic import write_json  # noqa: E402
+from fmtbench import images, logs
+from fmtbench.atomic import write_json
 
+sm = snakemake  # noqa: F821 - set by Snakemake's script preamble
 
 
 def main():
-    logs.setup(snakemake.log)  # noqa: F821
-    params = snakemake.params  # noqa: F821
-    manifest_path = Path(snakemake.output.manifest)  # noqa: F821
+    logs.setup(sm.log)
+    params = sm.params
+    manifest_path = Path(sm.output.manifest)
     if params.folder:
         paths, source = images.find_images(params.folder), f"folder {params.folder}"
     else:
@@ -21,6 +20,5 @@ def main():
     write_json(manifest_path, images.manifest(paths, source))
 
 
-# A guard: multiprocessing's spawn re-imports this file in its children, which must not rerun the job.
 if __name__ == "__main__":
     main()

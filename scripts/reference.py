@@ -1,17 +1,15 @@
 """Snakemake `reference` rule: PyTorch fp32 eager CPU logits of the fixed accuracy batch."""
-import sys
+from fmtbench import hardware, logs, reference
 
-sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821
-from fmtbench import logs, reference  # noqa: E402
-
+sm = snakemake  # noqa: F821 - set by Snakemake's script preamble
 
 
 def main():
-    logs.setup(snakemake.log)  # noqa: F821
-    reference.compute(snakemake.input.weights, snakemake.input.manifest, int(snakemake.wildcards.size),  # noqa: F821
-                      snakemake.params.n_images, snakemake.output[0], threads=snakemake.threads)  # noqa: F821
+    logs.setup(sm.log)
+    cores = hardware.pin(sm.params.cores)  # never on a timed CUDA job's cores
+    reference.compute(sm.input.weights, sm.input.manifest, int(sm.wildcards.size), sm.params.n_images,
+                      sm.output[0], threads=len(cores))
 
 
-# A guard: multiprocessing's spawn re-imports this file in its children, which must not rerun the job.
 if __name__ == "__main__":
     main()

@@ -17,8 +17,11 @@ FIGURE_PATTERN = "{host}/{figure}.png"
 TABLE_PATTERN = "{size}/{format}/{host}.html"
 
 FIGURE_TITLES = {
-    "throughput": "throughput vs batch size",
-    "memory": "peak memory growth per format",
+    "throughput": "model throughput vs batch size (dummy loader)",
+    "end_to_end": "model vs end-to-end throughput per loader (largest batch)",
+    "fastest": "fastest configuration of each format per image size, fp16 vs fp32",
+    "memory": "memory growth vs batch size (largest image size, dummy loader)",
+    "speedup": "speedup over the baseline per format and image size",
     "best_per_format": "best configuration of each format per machine",
 }
 

@@ -1,4 +1,5 @@
-"""Assembles report.md from the result JSONs: setup, findings, per-size tables, plots, not-run list."""
+"""Assembles report.md from the result JSONs: warnings, setup and method, findings, tables, plots, exports,
+what did not run."""
 from __future__ import annotations
 
 import html
@@ -7,22 +8,57 @@ from pathlib import Path
 
 import pandas as pd
 
+from fmtbench import accuracy, data
 from fmtbench.atomic import atomic_path, read_json
-from fmtbench.model import describe
+from fmtbench.model import describe, is_random
 from fmtbench.report import findings, frame as frames, items, plots
 
+# The seed study's column names where it had the column (its readers compare with it); the legend under
+# each table says what each column is.
 TABLE_COLUMNS = {
     "format": "function", "loader": "dataloader_type", "precision_label": "precision", "device": "device",
-    "shape": "shape", "median_ms": "time (ms)", "memory_mb": "allocated_memory (MB)", "speedup": "speedup",
-    "model_fps": "FPS", "e2e_fps": "end-to-end FPS", "top1_pct": "top-1 agree (%)",
-    "max_abs_diff": "max |Δlogit|",
+    "shape": "shape", "median_ms": "time (ms)", "spread_text": "spread", "memory_mb": "allocated_memory (MB)",
+    "speedup": "speedup", "model_fps": "FPS", "e2e_fps": "end-to-end FPS", "rel_error": "rel. error",
 }
 TABLE_STYLE = ("table{border-collapse:collapse;font:13px sans-serif}th,td{padding:3px 8px;text-align:right;"
                "border-bottom:1px solid #ddd}th{background:#f3f3f3}")
 
 
 def _precision_label(row) -> str:
-    return row["math"] if isinstance(row["math"], str) and row["math"].startswith("fp32") else row["precision"]
+    math = row["math"]
+    if isinstance(math, str) and (math.startswith("fp32") or "autocast" in math):
+        return math
+    return row["precision"]
+
+
+def _time_text(row) -> str:
+    marks = ("~" if row["noisy"] else "") + ("‡" if row["unstable"] else "") + ("†" if row["throttled"] is True
+                                                                                else "")
+    number = f"{row['median_ms']:.1f}" if row["median_ms"] >= 100 else f"{row['median_ms']:.2f}"
+    return number + (f" {marks}" if marks else "")
+
+
+def _spread_text(row) -> str:
+    if not row["processes"] or row["processes"] < 2:
+        coverage = row["ci_coverage"]
+        return (f"CI {row['ci_low_ms']:.3g}–{row['ci_high_ms']:.3g}" + (f" ({coverage:.0%})" if coverage < 0.95
+                                                                       else "")) if pd.notna(row["ci_low_ms"]) else "–"
+    return f"{row['spread']:.1%} ({int(row['processes'])})"
+
+
+def _e2e_text(row) -> str:
+    if pd.isna(row["e2e_fps"]):
+        return "–"
+    marks = ("*" if row["stalled"] else "") + ("^" if row["e2e_above_model"] else "")
+    return f"{row['e2e_fps']:.1f}" + (f" {marks}" if marks else "")
+
+
+def _rel_error_text(row) -> str:
+    if pd.isna(row["rel_error_limit"]):
+        return "n/a"
+    if row["non_finite_images"]:
+        return f"{int(row['non_finite_images'])} non-finite"
+    return f"{row['max_rel_error']:.1e}" + ("" if row["within_limit"] else " (above limit)")
 
 
 def _shown(rows: pd.DataFrame) -> pd.DataFrame:
@@ -31,14 +67,27 @@ def _shown(rows: pd.DataFrame) -> pd.DataFrame:
         precision_label=rows.apply(_precision_label, axis=1),
         shape=rows.apply(lambda r: f"({int(r['batch_size'])}, 3, {int(r['image_size'])}, {int(r['image_size'])})",
                          axis=1),
-        median_ms=rows["median_ms"].map(lambda v: f"{v:.2f}") + rows["noisy"].map(lambda n: " ~" if n else ""),
+        median_ms=rows.apply(_time_text, axis=1),
+        spread_text=rows.apply(_spread_text, axis=1),
         memory_mb=rows["memory_mb"].map(lambda v: f"{v:.1f}"),
         speedup=rows["speedup"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}×"),
         model_fps=rows["model_fps"].map(lambda v: f"{v:.1f}"),
-        e2e_fps=rows["e2e_fps"].map(lambda v: "–" if pd.isna(v) else f"{v:.1f}"),
-        top1_pct=rows["top1_pct"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.1f}"),
-        max_abs_diff=rows["max_abs_diff"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2g}"),
+        e2e_fps=rows.apply(_e2e_text, axis=1),
+        rel_error=rows.apply(_rel_error_text, axis=1),
     )[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS)
+
+
+LEGEND = (
+    "*function* = format (or a variant of one); *precision* = the arithmetic (fp32 strict = TF32 off); "
+    "*time* = median of the per-process median model times per batch (`~` a process was noisy, `‡` the processes "
+    "disagree by more than {unstable:.0%}, `†` timed while the GPU reported power or thermal clock limits); "
+    "*spread* = (slowest − fastest) / median of the per-process medians (number of processes), or, with one "
+    "process, the median's distribution-free interval (its coverage where below 95 %); *allocated_memory* = peak "
+    "growth over the baseline of device memory in use (CUDA) or of the process's resident set (CPU); "
+    "*speedup* = time of {baseline} on the same device, size, batch and loader / this time; *FPS* = batch / time; "
+    "*end-to-end FPS* = images / wall time of the timed phase, waiting for data included (`*` below 90 % of "
+    "min(FPS, decode capacity), `^` above FPS); *rel. error* = largest relative L2 error of an image's logits "
+    "against PyTorch fp32 on the CPU.")
 
 
 def _table(rows: pd.DataFrame) -> str:
@@ -61,49 +110,99 @@ def write_item_tables(ok: pd.DataFrame, tables_dir: Path) -> None:
             tmp.write_text(_html_table(rows, title), encoding="utf-8")
 
 
-def _setup(results: pd.DataFrame, model_provenance: dict, measurement: dict, baseline: dict) -> list[str]:
-    lines = ["## Setup", "", f"- **Weights:** {describe(model_provenance)}."]
+def _machines(results: pd.DataFrame) -> list[str]:
+    lines = []
     for host, group in results.groupby("host", sort=True):
         first = group.iloc[0]
         gpus = sorted(set(group["gpu_name"].dropna()))
-        gpu_text = ", ".join(f"{name} (driver {group['driver'].dropna().iloc[0]}, CUDA {group['cuda_runtime'].dropna().iloc[0]}, "
-                             f"cuDNN {int(group['cudnn'].dropna().iloc[0])})" for name in gpus) or "none used"
+        gpu_text = ", ".join(f"{name} (driver {group['driver'].dropna().iloc[0]}, CUDA "
+                             f"{group['cuda_runtime'].dropna().iloc[0]}, cuDNN {int(group['cudnn'].dropna().iloc[0])})"
+                             for name in gpus) or "none used"
         libraries = json.loads(first["libraries"])
         lines.append(f"- **Machine `{host}`:** CPU {first['cpu_model']}; GPU {gpu_text}; libraries "
                      + ", ".join(f"{k} {v}" for k, v in sorted(libraries.items()) if v != "not-installed") + ".")
-    lines += [
-        f"- **Baseline of the speedup column:** {baseline['format']} {baseline['precision']} on the same machine, "
-        "device, image size, batch size and loader (speedup = baseline time / row time).",
-        "", "### How it was measured", "",
-        "- Each configuration runs in a fresh process forked from its job (no memory, cache or warm state "
-        "carries over from another configuration); the libraries are imported once per job.",
-        "- **time** is the median model time per batch: only the format's forward call is timed, after "
-        "synchronising the device (CUDA rows: `torch.cuda.synchronize` before reading the clock). "
-        "`~` marks a noisy row (IQR above "
-        f"{measurement.get('noisy_iqr_ratio', 0.1):.0%} of the median). FPS = batch size / median time.",
-    ]
-    for device in ("cpu", "cuda"):
+        cpu_rows = group[(group["device"] == "cpu") & (group["status"] == "ok")]
+        if not cpu_rows.empty:
+            row = cpu_rows.iloc[0]
+            lines.append(f"  CPU rows ran on {int(row['cpu_cores_used'])} logical CPUs "
+                         f"({int(row['cpu_physical_cores'])} physical cores) with {int(row['torch_threads'])} "
+                         "intra-op threads, pinned (the cores CUDA jobs and exports used were others where the "
+                         "machine had a GPU).")
+    return lines
+
+
+def _method(ok: pd.DataFrame, measurement: dict, baseline: dict) -> list[str]:
+    lines = ["### How it was measured", ""]
+    for device in ("cuda", "cpu"):
         settings = measurement.get(device)
-        if settings:
-            lines.append(f"- **{device} settings:** warm-up ≥ {settings['warmup_iters']} iterations and "
-                         f"≥ {settings['warmup_seconds']} s; timed until ≥ {settings['min_iters']} iterations and "
-                         f"≥ {settings['min_seconds']} s, stopping at {settings['max_seconds']} s.")
+        if settings and (ok["device"] == device).any():
+            lines.append(
+                f"- **{device.upper()} rows:** each configuration in {settings['repeats']} "
+                f"{'process' if settings['repeats'] == 1 else 'processes'} of its own, "
+                "forked from its job (which imported the libraries once and never touched the device), in rounds "
+                "over the job's configurations, each round starting further into the list, so the processes of one "
+                f"row are a round apart. Per process: warm-up ≥ {settings['warmup_iters']} iterations and "
+                f"≥ {settings['warmup_seconds']} s, then timed ≥ {settings['min_iters']} iterations and "
+                f"≥ {settings['min_seconds']} s, on until the median's 95 % interval is within "
+                f"±{settings['target_ci']:.0%} of it or {settings['max_seconds']} s have passed.")
     lines += [
-        "- **Real loader:** a torch DataLoader decodes, resizes (short side to size·256/224) and centre-crops the "
-        "image files in worker processes; batches are normalised on the target device. The model time is "
-        "measured on these batches; **end-to-end FPS** divides the images of the timed phase by its wall time, "
-        "waiting for data included. **Dummy loader:** one seeded random batch prepared once on the device.",
-        "- **allocated_memory:** " + "; ".join(sorted(set(results["memory_method"].dropna())))
-        + ". Baseline taken after imports and device initialisation, before the model is loaded; the figure "
-        "covers load, warm-up and timing (weights, workspaces, activations, input batches).",
-        "- **Accuracy:** each format's logits on a fixed batch of real images against PyTorch fp32 eager on "
-        "the CPU: top-1 agreement and max absolute logit difference.",
+        "- **time:** only the format's forward call is timed (CUDA: `torch.cuda.synchronize()` of the whole device "
+        "before and after, so a library's own stream is included; CPU: `time.perf_counter`). The row's time is the "
+        "median of its processes' medians; every sample of every process is in the row's JSON. The interval of a "
+        "median is distribution-free (order statistics, exact binomial coverage).",
+        f"- **speedup** is against {baseline['format']} {baseline['precision']} "
+        + ("(strict: TF32 off) " if baseline["precision"] == "fp32" else "")
+        + "on the same machine, device, image size, batch size and loader.",
     ]
-    if (results["format"] == "torch_trt").any():
+    for name in sorted(ok["loader"].unique()):
+        loader = data.loader(name)
+        text = f"- **`{name}` loader:** {loader.description}."
+        if loader.end_to_end:
+            text += (" One endless sampler feeds warm-up and timing, so the workers never drain; the timed phase "
+                     "spans at least two rounds of the workers. *Decode capacity* = batches the producer made per "
+                     "second (workers × batch / mean seconds per batch, timed inside the producer); the end-to-end "
+                     "figure is checked against min(model FPS, capacity).")
+        lines.append(text)
+    methods = sorted(set(ok["memory_method"].dropna()))
+    lines.append("- **allocated_memory:** " + "; ".join(methods) + ". The baseline is taken after imports, the CUDA "
+                 "context and the input batch (made in the format's dtype and layout), right before loading: the "
+                 "context is excluded, everything the format allocates from loading on is included.")
+    cuda = ok[(ok["device"] == "cuda")].dropna(subset=["memory_first_run_mb", "memory_load_mb"])
+    if not cuda.empty:
+        handles = (cuda["memory_first_run_mb"] - cuda["memory_load_mb"]).median()
+        lines.append(f"  Measured here: loading took a median {cuda['memory_load_mb'].median():.0f} MB, the first "
+                     f"run added {handles:.0f} MB (cuDNN/cuBLAS handles, workspaces, autotuning) — included in "
+                     "the figures; per-stage values are in the CSV.")
+    if ok["energy_j_per_image"].notna().any():
+        lines.append("- **Energy and clocks (CUDA):** NVML's board energy counter over the timed phase divided by "
+                     "the images timed (idle gaps between iterations included), and the SM clock, power and clock "
+                     "event reasons sampled every 10 ms by the job process during timing; a row timed while a "
+                     "power or thermal limit held the clocks down is marked †. Columns in the CSV.")
+    lines.append(
+        "- **Accuracy:** each format's logits on a fixed batch of real images against PyTorch fp32 eager on the "
+        "CPU (computed once per job, in its first measuring process, after its timing), as the largest relative L2 error of an image's logit vector. Its limit follows from the arithmetic: "
+        f"L·(u_in + √K·u_acc) with L = {accuracy.DEPTH} weighted layers on the longest path, K = "
+        f"{accuracy.LONGEST_DOT_PRODUCT} terms in the longest dot product, u_in the unit roundoff of the "
+        "convolution inputs (2⁻¹¹ for fp16 and TF32, 2⁻²⁴ for strict fp32) and u_acc = 2⁻²⁴ (fp32 accumulation): "
+        f"{accuracy.relative_error_limit('fp16'):.1e} for fp16/TF32, {accuracy.relative_error_limit('fp32'):.1e} "
+        "for strict fp32. Non-finite logits are outliers on their own.")
+    if (ok["format"] == "torch_trt").any():
         lines.append("- **Torch-TensorRT:** one engine per precision and image size with a dynamic batch range "
                      "(min = smallest, opt = max = largest configured batch), fp16 by `.half()` (strong typing), "
                      "built on the GPU that runs it. Static engines per batch size were not compared with it.")
     return lines + [""]
+
+
+def _warnings(model_provenance: dict, ok: pd.DataFrame) -> list[str]:
+    if not is_random(model_provenance):
+        return []
+    share = ok["reference_top1_share"].dropna()
+    concentration = (f" With these weights {share.max():.0%} of the accuracy images share one predicted class, so "
+                     "top-1 agreement is not reported as a finding." if not share.empty else "")
+    return ["> **Warning — random weights.** This study ran on a seeded random initialisation, not on trained "
+            f"ImageNet weights: {describe(model_provenance)}. Speed and memory do not depend on the weights' values; "
+            "the accuracy figures then measure numerical agreement with PyTorch, not ImageNet accuracy."
+            + concentration, ""]
 
 
 def _not_run(results: pd.DataFrame) -> list[str]:
@@ -136,16 +235,19 @@ def _exports(provenance_paths) -> list[str]:
         provenance = read_json(path)
         details = provenance.get("details") or {}
         seconds = details.get("compile_seconds") or details.get("build_seconds") or provenance.get("export_seconds")
+        warm = (details.get("warm_load") or {}).get("seconds")
         rows.append({"format": provenance["format"], "precision": provenance["precision"],
                      "device": provenance["device"], "image size": provenance["image_size"] or "any",
                      "status": provenance["status"],
                      "seconds": "–" if seconds is None else f"{seconds:.1f}",
+                     "cache load in a fresh process (s)": "–" if warm is None else f"{warm:.1f}",
                      "how": (details.get("method") or provenance.get("reason") or "")[:160].replace("|", "\\|")})
     if not rows:
         return []
     table = pd.DataFrame(rows).sort_values(["format", "precision", "device", "image size"], key=lambda c: c.astype(str))
     return ["## Exports", "", "One artifact per format and precision (and image size / device where the format "
-            "needs it); compile and build times are paid once, here, not in the benchmarks.", "",
+            "needs it); compile and build times are paid once, here (a torch.compile row's processes load the "
+            "compiled model from the cache the export warmed; that load is their first run).", "",
             table.to_markdown(index=False), ""]
 
 
@@ -163,23 +265,32 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, mea
 
     model_provenance = read_json(model_provenance_path)
     results = frames.with_speedup(frames.load(result_paths), baseline["format"], baseline["precision"])
+    results["weights"] = describe(model_provenance)
     ok = results[results["status"] == "ok"]
+    unstable = measurement.get("unstable_spread", 0.05)
+    legend = LEGEND.format(unstable=unstable, baseline=f"{baseline['format']} {baseline['precision']}")
 
-    lines = ["# fmtbench: ResNet-18 inference by deployment format", "",
-             f"weights: {describe(model_provenance)}", "",
-             f"{len(ok)} of {len(results)} configurations measured on {results['host'].nunique()} machine(s).", ""]
-    lines += _setup(results, model_provenance, measurement, baseline)
-    lines += ["## Findings", "", *[f"- {line}" for line in findings.all_findings(results)], ""]
+    lines = ["# fmtbench: ResNet-18 inference by deployment format", ""]
+    lines += _warnings(model_provenance, ok)
+    lines += [f"{len(ok)} of {len(results)} configurations measured on {results['host'].nunique()} machine(s).", "",
+              "## Setup", "", f"- **Weights:** {describe(model_provenance)}.", *_machines(results), ""]
+    lines += _method(ok, measurement, baseline) if not ok.empty else []
+    lines += ["## Findings", "", *[f"- {line}" for line in findings.all_findings(
+        results, baseline["format"], unstable, is_random(model_provenance))], ""]
     lines += _cross_hardware(ok, figure)
     for host, host_ok in ok.groupby("host", sort=True):
         lines += [f"## Results on `{host}`", ""]
         for size, rows in host_ok.groupby("image_size", sort=True):
-            path, link = figure(host, f"throughput_{size}")
-            plots.throughput_vs_batch(rows, size, path)
-            lines += [f"### {size}×{size}", "", _table(rows), "", f"![throughput {size}]({link})", ""]
-        path, link = figure(host, "memory")
-        plots.memory_per_format(host_ok, path)
-        lines += ["### Memory", "", f"![memory]({link})", ""]
+            lines += [f"### {size}×{size}", "", _table(rows), "", legend, ""]
+            for name, draw in plots.PER_SIZE.items():
+                path, link = figure(host, f"{name}_{size}")
+                if draw(rows, size, path):
+                    lines += [f"![{items.FIGURE_TITLES[name]}, {size}×{size}]({link})", ""]
+        lines += ["### Across image sizes", ""]
+        for name, draw in plots.PER_HOST.items():
+            path, link = figure(host, name)
+            if draw(host_ok, path):
+                lines += [f"![{items.FIGURE_TITLES[name]}]({link})", ""]
     lines += _exports(export_provenance)
     lines += _not_run(results)
     with atomic_path(report_path) as tmp:

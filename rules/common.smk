@@ -1,0 +1,77 @@
+# Input functions and helpers of the rules (Snakemake's lint wants them apart from the rules).
+import glob
+
+from fmtbench.report import items
+
+
+
+def weights_file(wildcards):
+    weights = config["model"]["weights"]
+    return [] if weights in ("imagenet", "random") else [weights]
+
+
+def benchmark_inputs(wildcards):
+    inputs = {
+        "weights": rules.model.output.weights,
+        "manifest": rules.images.output.manifest,
+        "reference": f"artifacts/reference/{wildcards.size}.pt",
+    }
+    artifact = study.export_path(
+        study.backend_of(config, wildcards.format),
+        wildcards.precision,
+        wildcards.device,
+        wildcards.size,
+    )
+    if artifact:
+        inputs["artifact"] = artifact
+        inputs["provenance"] = study.provenance_path(artifact)
+    return inputs
+
+
+def benchmark_outputs(device):
+    return expand(
+        study.RESULTS,
+        host="{host}",
+        format="{format}",
+        device="{device}",
+        precision="{precision}",
+        size="{size}",
+        loader=study.loaders_for(config, device),
+        batch=study.batch_sizes(config, device),
+    )
+
+
+def export_cores(wildcards):
+    """Exports that hold the GPU run alone on it, so they may use the CUDA jobs' cores too."""
+    if wildcards.device == "cuda":
+        return sorted(set(CORES["cuda"]) | set(CORES["export"]))
+    return CORES["export"]
+
+
+def export_batch_sizes(wildcards):
+    """The batch sizes an artifact must serve: its device's, or every device's for device-independent ones."""
+    devices = ["cpu", "cuda"] if wildcards.device == "any" else [wildcards.device]
+    return sorted({size for device in devices for size in study.batch_sizes(config, device)})
+
+
+def loader_workers(device):
+    """DataLoader workers of a job: the configured number, at most one fewer than the job's cores."""
+    if device == "cpu":
+        return config["loader"]["workers"]
+    return max(1, min(config["loader"]["cuda_workers"], len(CORES["cuda"]) - 1))
+
+
+def report_results():
+    """This machine's result JSONs, and every other machine's found under artifacts/results/."""
+    own = [path for job in JOBS for path in study.result_paths(config, job, HOST)]
+    pattern = study.RESULTS.format(host="*", format="*", device="*", precision="*", size="*", loader="*",
+                                   batch="*")
+    others = sorted(path for path in glob.glob(pattern) if not path.startswith(f"artifacts/results/{HOST}/"))
+    return own + others
+
+
+def report_exports():
+    """The provenance of every export this machine's rows ran."""
+    return sorted({study.provenance_path(path) for job in JOBS
+                   if (path := study.export_path(study.backend_of(config, job.format), job.precision, job.device,
+                                                 job.size))})
