@@ -7,22 +7,48 @@ from fmtbench import accuracy
 def test_identical_logits_agree_fully():
     logits = np.random.default_rng(0).normal(size=(8, 1000))
     result = accuracy.compare(logits, logits)
-    assert result == {"images": 8, "max_abs_diff": 0.0, "mean_abs_diff": 0.0, "top1_agreement_pct": 100.0,
-                      "finite": True}
+    assert result["max_rel_error"] == 0.0 and result["max_abs_diff"] == 0.0
+    assert result["top1_agreement_pct"] == 100.0 and result["non_finite_images"] == 0 and result["within_limit"]
 
 
-def test_disagreement_and_differences_are_counted():
-    reference = np.zeros((4, 3))
-    reference[:, 0] = 1.0
+def test_limits_follow_the_arithmetic_not_the_format():
+    fp16, tf32, fp32 = (accuracy.relative_error_limit("fp16"), accuracy.relative_error_limit("fp32", "tf32"),
+                        accuracy.relative_error_limit("fp32"))
+    assert fp16 == tf32
+    assert 5e-3 < fp16 < 2e-2      # an fp16 emulation of the model reaches ~1e-3
+    assert 1e-5 < fp32 < 2e-4
+    assert fp16 < 0.25 / 10        # the old absolute limit was 0.25 logits
+
+
+def test_an_fp16_sized_error_passes_fp16_and_fails_strict_fp32():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(16, 1000))
+    logits = reference * (1 + rng.normal(scale=1e-3, size=reference.shape))  # ~1e-3 relative, as fp16 gives
+    assert accuracy.compare(logits, reference, "fp16")["within_limit"]
+    assert not accuracy.compare(logits, reference, "fp32")["within_limit"]
+    assert accuracy.compare(logits, reference, "fp32", "tf32")["within_limit"]
+
+
+def test_old_absolute_limit_passed_a_ten_percent_error_the_relative_one_does_not():
+    reference = np.full((4, 1000), 0.5)
+    logits = reference * 1.1   # 10 % off everywhere, |Δ| = 0.05 < 0.25
+    assert np.abs(logits - reference).max() < 0.25
+    assert not accuracy.compare(logits, reference, "fp16")["within_limit"]
+
+
+def test_non_finite_logits_are_outliers_and_counted():
+    reference = np.ones((3, 4))
     logits = reference.copy()
-    logits[0] = [0.0, 2.0, 0.0]  # one image changes its top-1 class
-    result = accuracy.compare(logits, reference)
-    assert result["top1_agreement_pct"] == 75.0
-    assert result["max_abs_diff"] == 2.0
-
-
-def test_non_finite_logits_are_flagged_and_shapes_must_match():
-    logits = np.array([[np.nan, 1.0]])
-    assert not accuracy.compare(logits, np.array([[0.0, 1.0]]))["finite"]
+    logits[1, 2] = np.nan
+    result = accuracy.compare(logits, reference, "fp16")
+    assert result["non_finite_images"] == 1 and not result["within_limit"]
+    assert result["max_rel_error"] == 0.0  # the finite images agree
     with pytest.raises(ValueError):
         accuracy.compare(np.zeros((2, 3)), np.zeros((3, 3)))
+
+
+def test_class_concentration_of_the_reference_is_reported():
+    reference = np.zeros((4, 3))
+    reference[:, 0] = 1.0
+    reference[3] = [0.0, 1.0, 0.0]
+    assert accuracy.compare(reference, reference)["reference_top1_share"] == 0.75

@@ -29,6 +29,35 @@ def test_default_config_is_valid_and_describes_the_seed_study():
                for name in ("torch", "torchscript", "onnx", "torch_trt"))
 
 
+def test_default_grid_measures_what_a_reader_needs_to_trust_it():
+    config = default_config()
+    validate(config, SCHEMA)
+    assert config["formats"]["torch_tf32"] == {"cuda": ["fp32"]}  # what a default PyTorch user gets on Ampere+
+    assert study.format_options(config, "torch_tf32")["fp32_math"] == "tf32"
+    assert config["measurement"]["cuda"]["repeats"] >= 3          # between-process spread on every CUDA row
+    cpu = config["measurement"]["cpu"]
+    assert cpu["warmup_iters"] >= 2 and cpu["min_iters"] >= 5      # not 1 warm-up and 3 samples any more
+    assert study.batch_sizes(config, "cpu") == [32, 64] and study.batch_sizes(config, "cuda") == config["batch_sizes"]
+
+
+def test_unknown_loader_is_named_and_the_result_schema_knows_the_registry():
+    from fmtbench import data, results
+    config = default_config()
+    config["loaders"] = ["real", "synthetic"]
+    validate(config, SCHEMA)
+    with pytest.raises(study.ConfigError, match=r"loaders: unknown loader 'synthetic'"):
+        study.validate(config)
+    assert results.schema()["properties"]["config"]["properties"]["loader"]["enum"] == list(data.LOADERS)
+
+
+def test_a_study_with_nothing_to_measure_is_refused_before_any_job():
+    config = default_config()
+    config["formats"] = {"torch": {"cpu": ["fp32"]}, "onnx": {"cpu": ["fp32"]}}
+    config["loaders"] = ["real_gpu_decode"]
+    with pytest.raises(study.ConfigError, match="would measure nothing"):
+        study.validate(config)
+
+
 @pytest.mark.parametrize("mutate, culprit", [
     (lambda c: c["batch_sizes"].append(-4), "-4"),
     (lambda c: c["image_sizes"].append(16), "16"),
@@ -36,7 +65,7 @@ def test_default_config_is_valid_and_describes_the_seed_study():
     (lambda c: c["measurement"]["cpu"].update(min_iter=3), "min_iter"),
     (lambda c: c["formats"]["onnx"].update(gpu=["fp16"]), "gpu"),
     (lambda c: c["formats"]["torch"].update(cpu=["fp8"]), "fp8"),
-    (lambda c: c.update(loaders=["real", "synthetic"]), "synthetic"),
+    (lambda c: c["measurement"]["cuda"].update(repeats=0), "repeats"),
 ])
 def test_schema_rejects_bad_values_naming_the_culprit(mutate, culprit):
     config = default_config()

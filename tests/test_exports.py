@@ -1,26 +1,29 @@
+from pathlib import Path
+
 import onnx
 import pytest
 import torch
 from onnx import numpy_helper
 
-from fmtbench import export, model, study
+from fmtbench import backends, export, isolation, model, study
 from fmtbench.atomic import read_json
 from fmtbench.backends import onnx as onnx_backend
 from fmtbench.backends.base import LoadRequest
 
+TESTS = str(Path(__file__).resolve().parent)
 
-def _assert_matches_eager_at_an_unseen_batch_size(session, weights):
+
+def _assert_matches_eager_at_an_unseen_batch_size(session, weights, atol=1e-4):
     batch = torch.randn(3, 3, 32, 32)  # exported for batches 2 and 4: the batch dimension must be dynamic
     logits = session.logits(session.run(session.prepare(batch)))
     with torch.no_grad():
         expected = model.build(weights)(batch)
-    assert torch.allclose(logits, expected, atol=1e-4)
+    assert torch.allclose(logits, expected, atol=atol)
 
 
-def _export(weights, tmp_path, fmt, precision, device="any", size="32"):
+def _export(weights, tmp_path, fmt, precision, device="any", size="32", **options):
     artifact = tmp_path / f"{fmt}-{precision}.bin"
-    provenance = export.run(fmt, precision, device, size, weights, [2, 4],
-                            dict(study.spec(fmt).options),
+    provenance = export.run(fmt, precision, device, size, weights, [2, 4], {**study.spec(fmt).options, **options},
                             artifact, tmp_path / f"{fmt}-{precision}.json")
     return artifact, provenance
 
@@ -34,6 +37,7 @@ def test_fp16_onnx_export_really_is_fp16(weights, tmp_path):
     assert provenance["details"]["opset"] >= 17
     assert provenance["details"]["input_shape"][0] == "batch"
     assert not list(tmp_path.glob("*.data")), "single file: no external data"
+    assert not list(tmp_path.glob(".*part*")), "no temporary file left behind"
 
 
 def test_precision_check_catches_a_model_that_is_secretly_fp32(weights, tmp_path):
@@ -57,7 +61,7 @@ def test_onnx_fp32_runs_in_onnxruntime_and_matches_torch(weights, tmp_path):
     request = LoadRequest(precision="fp32", device="cpu", image_size=32, batch_sizes=(2, 4), state_dict=weights,
                           artifact=artifact, options=onnx_backend.SPEC.options, threads=1)
     session = onnx_backend.load(request)
-    assert session.info["providers"] == ["CPUExecutionProvider"]
+    assert session.info["providers"] == ["CPUExecutionProvider"] and session.info["math"] == "fp32"
     _assert_matches_eager_at_an_unseen_batch_size(session, weights)
 
 
@@ -69,10 +73,13 @@ def test_torchscript_export_on_cpu_is_frozen_and_exact(weights, tmp_path):
     assert not [name for name, _ in loaded.named_parameters()], "frozen: parameters inlined as constants"
 
 
-def test_export_that_cannot_run_here_writes_a_marker_and_says_why(weights, tmp_path):
+def test_export_that_cannot_run_here_says_why_at_once_without_a_compiler(weights, tmp_path, monkeypatch):
+    def no_interpreter(*args, **kwargs):
+        raise AssertionError("an unavailable export must not start a process")
+    monkeypatch.setattr(export.isolation, "run_interpreter", no_interpreter)
     artifact, provenance = _export(weights, tmp_path, "torch_trt", "fp16", device="cuda", size="32")
     assert provenance["status"] == "unavailable"
-    assert artifact.read_bytes().startswith(export.MARKER_PREFIX)
+    assert artifact.read_text().startswith(export.MARKER)
     assert read_json(tmp_path / "torch_trt-fp16.json")["reason"] == provenance["reason"]
 
 
@@ -81,50 +88,69 @@ def test_failed_export_is_data_not_a_crash(weights, tmp_path):
     provenance = export.run("onnx", "fp32", "any", "32", weights, [], dict(study.spec("onnx").options),
                             artifact, tmp_path / "bad.json")
     assert provenance["status"] == "failed" and provenance["reason"]
-    assert artifact.read_bytes().startswith(export.MARKER_PREFIX)
+    assert artifact.read_text().startswith(export.MARKER)
 
 
-def test_aotinductor_package_compiled_in_its_own_process_runs_any_batch_on_cpu(weights, tmp_path, monkeypatch):
-    from fmtbench.backends import inductor
-    monkeypatch.chdir(tmp_path)  # inductor's cache goes to ./artifacts/cache: not into the checkout
-    options = {**inductor.SPEC.options, "max_autotune": False}  # autotuning is for the GPU: keep CI short
-    artifact = tmp_path / "inductor-fp32.pt2"
-    provenance = export.run("inductor", "fp32", "cpu", "32", weights, [2, 4], options, artifact,
-                            tmp_path / "inductor-fp32.json")
-    assert provenance["status"] == "ok", provenance["reason"]
-    assert provenance["details"]["compile_seconds"] > 0
-    request = LoadRequest(precision="fp32", device="cpu", image_size=32, batch_sizes=(2, 4), state_dict=weights,
-                          artifact=artifact, options=options, threads=1)
-    session = inductor.load(request)
-    _assert_matches_eager_at_an_unseen_batch_size(session, weights)
+def test_one_classifier_for_both_stages_a_missing_library_is_unavailable():
+    outcome = isolation.run_interpreter("helpers_isolated:missing_library", env={"PYTHONPATH": TESTS})
+    assert (outcome.status, outcome.reason) == ("unavailable", "ModuleNotFoundError: No module named 'onnxscript'")
+    forked = isolation.run_forked(__import__("helpers_isolated").missing_library, timeout=60)
+    assert (forked.status, forked.reason) == (outcome.status, outcome.reason)
 
 
-def test_a_library_missing_in_the_export_process_makes_the_export_unavailable_not_failed(weights, tmp_path,
-                                                                                          monkeypatch):
-    import pickle
-
-    def missing_library(_weights):
-        raise ModuleNotFoundError("No module named 'onnxscript'")
-    monkeypatch.setattr(export.model, "build", missing_library)
-    request = tmp_path / "request.pkl"
-    request.write_bytes(pickle.dumps(("onnx", None, str(weights), str(tmp_path / "out.onnx"), None)))
-    export._export_child(str(request), str(tmp_path / "result.pkl"))
-    status, reason = pickle.loads((tmp_path / "result.pkl").read_bytes())
-    assert (status, reason) == ("unavailable", "ModuleNotFoundError: No module named 'onnxscript'")
+def test_a_crash_in_a_fresh_interpreter_names_the_signal_and_the_step():
+    """How an AOTInductor loader that dies of SIGSEGV shows up: a failed export that says where."""
+    outcome = isolation.run_interpreter("helpers_isolated:dies_during_load", env={"PYTHONPATH": TESTS})
+    assert outcome.status == "failed"
+    assert "SIGSEGV" in outcome.reason and "load (aoti_load_package)" in outcome.reason
 
 
 def test_export_seconds_time_the_export_not_the_process_start(weights, tmp_path, monkeypatch):
-    import pickle
     import time
     from types import SimpleNamespace
 
     def slow_export(_model, _request, _out):
         time.sleep(0.2)
         return {"method": "fake"}
-    monkeypatch.setattr(export.importlib, "import_module", lambda name: SimpleNamespace(export=slow_export))
-    request = tmp_path / "request.pkl"
-    request.write_bytes(pickle.dumps(("onnx", None, str(weights), str(tmp_path / "out.onnx"), None)))
-    export._export_child(str(request), str(tmp_path / "result.pkl"))
-    status, (details, seconds) = pickle.loads((tmp_path / "result.pkl").read_bytes())
-    assert status == "ok" and details == {"method": "fake"}
-    assert 0.2 <= seconds < 2.0  # the sleep plus building the model
+    monkeypatch.setattr(export.backends, "get", lambda name: SimpleNamespace(export=slow_export))
+    request = export.ExportRequest("fp32", "cpu", 32, (2,), {}, weights=weights)
+    details, seconds = export.export_child("onnx", request, str(tmp_path / "out.onnx"), None)
+    assert details == {"method": "fake"}
+    assert 0.2 <= seconds < 2.0  # the sleep, not the interpreter's start or torch's import
+
+
+def test_aotinductor_package_compiled_in_its_own_process_runs_any_batch_on_cpu(weights, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # inductor's cache goes to ./artifacts/cache: not into the checkout
+    artifact = tmp_path / "inductor_aoti-fp32.pt2"
+    options = dict(study.spec("inductor_aoti").options)
+    provenance = export.run("inductor_aoti", "fp32", "cpu", "32", weights, [2, 4], options, artifact,
+                            tmp_path / "inductor_aoti-fp32.json")
+    assert provenance["status"] == "ok", provenance["reason"]
+    assert provenance["details"]["compile_seconds"] > 0
+    request = LoadRequest(precision="fp32", device="cpu", image_size=32, batch_sizes=(2, 4), state_dict=weights,
+                          artifact=artifact, options=options, threads=1)
+    _assert_matches_eager_at_an_unseen_batch_size(backends.get("inductor_aoti").load(request), weights)
+
+
+def test_torch_compile_export_warms_a_cache_the_benchmark_loads_instead_of_compiling(weights, tmp_path):
+    artifact = tmp_path / "inductor-fp32.inductor"
+    options = dict(study.spec("inductor").options)
+    provenance = export.run("inductor", "fp32", "cpu", "32", weights, [2, 4], options, artifact,
+                            tmp_path / "inductor-fp32.json")
+    assert provenance["status"] == "ok", provenance["reason"]
+    details = provenance["details"]
+    assert artifact.is_dir() and details["cold_cache"].get("fxgraph_cache_miss") == 1
+    assert details["graphs_compiled"] == 1, "one dynamic-batch graph serves every batch size"
+    assert details["warm_load"]["cache"] == {"fxgraph_cache_hit": 1}
+    assert details["warm_load"]["seconds"] < details["compile_seconds"]
+    request = LoadRequest(precision="fp32", device="cpu", image_size=32, batch_sizes=(2, 4), state_dict=weights,
+                          artifact=artifact, options=options, threads=1)
+    # A process of its own (this one has run torch: a fork of it could inherit a busy OpenMP pool).
+    outcome = isolation.run_interpreter("helpers_isolated:load_inductor_from_cache", request,
+                                        env={"PYTHONPATH": TESTS}, timeout=600)
+    assert outcome.status == "ok", outcome.reason
+    logits, counters = outcome.value
+    assert counters.get("fxgraph_cache_hit") == 1 and not counters.get("fxgraph_cache_miss")
+    with torch.no_grad():  # an unseen batch size, batch norms folded: equal up to rounding
+        expected = model.build(weights)(torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    assert torch.allclose(logits, expected, atol=1e-4)

@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import pytest
+import torch
 
 from fmtbench import data, images
 
@@ -34,12 +37,16 @@ def test_unreadable_image_is_named(tmp_path):
     assert str(broken) in str(error.value)
 
 
-def test_real_loader_yields_uint8_batches_normalised_on_the_device(tmp_path):
+def test_real_loader_yields_normalised_batches_without_end(tmp_path):
+    from fmtbench.atomic import write_json
     paths = [str(p) for p in images.generate(tmp_path, count=5, seed=0)]
-    loader = data.real_loader(paths, size=64, batch_size=2, workers=0, pin_memory=False)
-    batch = next(iter(loader))
-    assert batch.shape == (2, 3, 64, 64) and str(batch.dtype) == "torch.uint8"
-    normalised = data.normalise(batch, "cpu")
-    assert str(normalised.dtype) == "torch.float32"
-    assert -3 < float(normalised.min()) and float(normalised.max()) < 3
-    assert len(loader) == 2  # drop_last: 5 images, batch 2
+    manifest = tmp_path / "manifest.json"
+    write_json(manifest, images.manifest([Path(p) for p in paths], "test"))
+    source = data.RealSource(data.SourceRequest("cpu", 64, 2, 0, str(manifest)))
+    batches = [source.next() for _ in range(7)]   # 14 images from a set of 5: the sampler never ends
+    source.close()
+    assert all(batch.shape == (2, 3, 64, 64) and str(batch.dtype) == "torch.float32" for batch in batches)
+    assert all(-3 < float(batch.min()) and float(batch.max()) < 3 for batch in batches)
+    raw, seconds = data.ImageFiles(paths, 64).__getitems__([0, 1])
+    assert str(raw.dtype) == "torch.uint8" and seconds > 0
+    assert torch.allclose(batches[0], data.normalise(raw, "cpu"))

@@ -1,5 +1,6 @@
 import hashlib
 import os
+import re
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -10,10 +11,11 @@ from fmtbench.report import findings, frame, items, render
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden_report.md"
 BASELINE = {"format": "torch", "precision": "fp32"}
-MEASUREMENT = {"cpu": {"warmup_iters": 1, "warmup_seconds": 0, "min_iters": 3, "min_seconds": 0, "max_seconds": 12},
-               "cuda": {"warmup_iters": 20, "warmup_seconds": 1.0, "min_iters": 50, "min_seconds": 2.0,
-                        "max_seconds": 10.0},
-               "noisy_iqr_ratio": 0.1}
+MEASUREMENT = {"cpu": {"repeats": 1, "warmup_iters": 2, "warmup_seconds": 0, "min_iters": 5, "min_seconds": 0,
+                       "max_seconds": 10, "target_ci": 0.02},
+               "cuda": {"repeats": 3, "warmup_iters": 10, "warmup_seconds": 0.1, "min_iters": 20,
+                        "min_seconds": 0.05, "max_seconds": 2.0, "target_ci": 0.01},
+               "noisy_iqr_ratio": 0.1, "unstable_spread": 0.05}
 
 
 def _render(root):
@@ -39,15 +41,30 @@ def test_same_results_give_the_same_bytes_plots_included(tmp_path):
         return {p.relative_to(report.parent): hashlib.sha256(p.read_bytes()).hexdigest()
                 for p in sorted((report.parent / "plots").rglob("*.png"))}
     assert digests(first) == digests(second)
-    assert len(digests(first)) == 2 * 2 + 2 + 1  # throughput per size per host, memory per host, cross-hardware
+    # per host: throughput and end-to-end per size, fastest, memory and speedup; one cross-hardware figure
+    assert len(digests(first)) == 2 * (2 * 2 + 3) + 1
 
 
-def test_report_states_weights_method_and_not_run_rows(tmp_path):
+def test_report_warns_about_random_weights_states_the_method_and_the_rows_not_run(tmp_path):
     text = _render(tmp_path).read_text()
-    assert "weights: random init (seed 0; ImageNet weights unavailable" in text
+    assert text.index("**Warning — random weights.**") < text.index("## Setup")
+    assert "ImageNet weights unavailable" in text and "top-1 agreement is not reported" in text
     assert "## Not run" in text and "no CUDA device on this machine" in text and "oom" in text
     assert "## Across machines" in text
     assert "| function" in text and "dataloader_type" in text and "allocated_memory" in text
+    for method in ("3 processes of its own", "median of its processes' medians", "One endless sampler",
+                   "Decode capacity", "the context is excluded", "the first run added", "L·(u_in + √K·u_acc)",
+                   "CPU rows ran on 7 logical CPUs (7 physical cores)"):
+        assert method in text, method
+
+
+def test_a_row_whose_processes_disagree_is_marked_and_counted(tmp_path):
+    """Eager fp16 measured 1.79 ms in one process and 2.59 in another on the H100: a reader sees it now."""
+    text = _render(tmp_path).read_text()
+    row = next(line for line in text.splitlines()
+               if re.match(r"\| torch +\| dummy +\| fp16 +\| cuda +\| \(4, 3, 32, 32\)", line))
+    assert "‡" in row and "39.6% (3)" in row  # (7.0 - 5.0) / 5.05
+    assert re.search(r"\d+ of \d+ measured configurations whose per-process medians spread by more than 5%", text)
 
 
 def test_speedup_is_against_the_same_shape_loader_and_device_and_positive(tmp_path):
@@ -60,13 +77,30 @@ def test_speedup_is_against_the_same_shape_loader_and_device_and_positive(tmp_pa
     assert onnx["speedup"].round(6).eq(round(10.0 / 8.0, 6)).all()
 
 
-def test_findings_are_computed_from_the_data(tmp_path):
+def test_findings_compare_like_with_like_and_name_strict_fp32(tmp_path):
     results = frame.load(write_results(tmp_path))
-    lines = findings.all_findings(results)
-    assert any(line.startswith("Fastest at 32² on cuda (`gpu-box`): onnx fp16") for line in lines)
-    assert any("fp16 over fp32, torch on cuda (`gpu-box`): median ×2.00" in line for line in lines)
-    assert any("Accuracy outlier: onnx fp16" in line for line in lines)
-    assert any(line.startswith("Lowest memory on cpu") and "onnx" in line for line in lines)
+    lines = findings.all_findings(results, "torch", 0.05, random_weights=True)
+    fastest = [line for line in lines if line.startswith("Fastest")]
+    assert any(line.startswith("Fastest (model throughput) on cuda (`gpu-box`), dummy loader") for line in fastest)
+    assert any(line.startswith("Fastest (end-to-end throughput) on cuda (`gpu-box`), real loader")
+               for line in fastest)
+    assert any("fp16 over strict fp32 (TF32 off), torch on cuda (`gpu-box`)" in line for line in lines)
+    assert not any("fp16 over fp32, torch on cuda" in line for line in lines)
+    memory = [line for line in lines if line.startswith("Lowest memory")]
+    assert {re.search(r", (\w+) loader", line).group(1) for line in memory} == {"real", "dummy"}
+    assert any(line.startswith("Accuracy: every format is within") for line in lines)
+    assert not any("Top-1" in line for line in lines), "random weights: top-1 agreement is not a finding"
+    assert any("Top-1 agreement below 99 %: onnx fp16" in line
+               for line in findings.all_findings(results, "torch", 0.05, random_weights=False))
+
+
+def test_accuracy_outlier_is_reported_with_its_relative_error(tmp_path):
+    results = frame.load(write_results(tmp_path))
+    results.loc[(results["format"] == "onnx") & (results["precision"] == "fp16"), "within_limit"] = False
+    results.loc[(results["format"] == "onnx") & (results["precision"] == "fp16"), "max_rel_error"] = 0.05
+    lines = findings.all_findings(results, "torch", 0.05)
+    assert any(line.startswith("Accuracy outlier: onnx fp16 on cuda") and "0.05 above the limit" in line
+               for line in lines)
 
 
 def test_empty_results_are_reported_as_such():
@@ -84,14 +118,17 @@ def test_html_report_items_one_table_per_machine_size_and_format_and_a_csv_of_ev
     assert set(tables.rglob("*.html")) == expected
     onnx_gpu = items.table_path(tables, 32, "onnx", "gpu-box").read_text()
     assert "<title>onnx, 32×32, on gpu-box</title>" in onnx_gpu and "allocated_memory (MB)" in onnx_gpu
-    assert len(pd.read_csv(csv)) == len(paths)
+    rows = pd.read_csv(csv)
+    assert len(rows) == len(paths)
+    assert rows["weights"].str.startswith("random init").all()
 
 
 def test_html_report_figures_are_grouped_by_image_size_or_under_all_sizes():
     def wildcards(host, figure):
         return SimpleNamespace(host=host, figure=figure)
     assert items.figure_category(wildcards("h100", "throughput_224")) == "224×224"
+    assert items.figure_category(wildcards("h100", "end_to_end_224")) == "224×224"
     assert items.figure_category(wildcards("h100", "memory")) == items.ALL_SIZES
     assert items.figure_labels(wildcards(items.ALL_MACHINES, "best_per_format")) == {
         "figure": "best configuration of each format per machine", "machine": "all machines"}
-    assert items.figure_labels(wildcards("h100", "throughput_160"))["figure"] == "throughput vs batch size"
+    assert items.figure_labels(wildcards("h100", "end_to_end_160"))["figure"].startswith("model vs end-to-end")

@@ -88,7 +88,7 @@ def test_probe_catches_every_kind_of_import_failure(monkeypatch, error):
 
 
 def test_load_without_tensorrt_is_unavailable_not_a_crash(monkeypatch, tmp_path):
-    from fmtbench.backends._torchutil import Unavailable
+    from fmtbench.backends.base import Unavailable
     from fmtbench.backends.base import LoadRequest
     monkeypatch.setattr(torch_trt.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(Unavailable, match="not installed"):
