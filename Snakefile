@@ -24,7 +24,9 @@ report: "rules/report/workflow.rst"
 config.update(
     study.coerce(
         config,
-        yaml.safe_load(Path(workflow.basedir, "schemas/config.schema.yaml").read_text()),
+        yaml.safe_load(
+            Path(workflow.basedir, "schemas/config.schema.yaml").read_text()
+        ),
     )
 )
 validate(config, "schemas/config.schema.yaml")  # also fills in the schema's defaults

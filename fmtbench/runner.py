@@ -153,7 +153,10 @@ def measure_child(job: JobRequest, loader_name: str, batch_size: int, with_accur
         source.start_timing()
         isolation.mark("timing_start")
 
-    process = timing.measure(step, job.measurement, min_iters=loader.min_timed_batches(job.loader_workers),
+    settings = job.measurement
+    if loader.end_to_end:  # whole rounds of the workers, no waiting for the model time's interval
+        settings = replace(settings, target_ci=0.0)
+    process = timing.measure(step, settings, min_iters=loader.min_timed_batches(job.loader_workers),
                              noisy_iqr_ratio=job.noisy_iqr_ratio, on_timing_start=timing_starts)
     _synchronize(job.device)
     readings = isolation.mark("timing_end")

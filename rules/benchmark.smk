@@ -7,8 +7,11 @@ rule benchmark:
         unpack(benchmark_inputs),
     output:
         benchmark_outputs("cpu"),
+    log:
+        "artifacts/logs/benchmark/{host}/{format}-{device}-{precision}-{size}.log",
     wildcard_constraints:
         device="cpu",
+    threads: lambda wc: len(CORES[wc.device])
     params:
         batch_sizes=lambda wc: study.batch_sizes(config, wc.device),
         loaders=lambda wc: study.loaders_for(config, wc.device),
@@ -20,11 +23,10 @@ rule benchmark:
         backend=lambda wc: study.backend_of(config, wc.format),
         versions=lambda wc: study.library_versions(study.backend_of(config, wc.format)),
         hardware=lambda wc: hardware.device_fingerprint(wc.device),
-        code=lambda wc: study.code_hash("benchmark", study.backend_of(config, wc.format)),
+        code=lambda wc: study.code_hash(
+            "benchmark", study.backend_of(config, wc.format)
+        ),
         cores=lambda wc: CORES[wc.device],  # what the job runs on, whatever --cores caps `threads` at
-    threads: lambda wc: len(CORES[wc.device])
-    log:
-        "artifacts/logs/benchmark/{host}/{format}-{device}-{precision}-{size}.log",
     script:
         "../scripts/benchmark.py"
 

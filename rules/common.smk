@@ -4,7 +4,6 @@ import glob
 from fmtbench.report import items
 
 
-
 def weights_file(wildcards):
     weights = config["model"]["weights"]
     return [] if weights in ("imagenet", "random") else [weights]
@@ -51,7 +50,9 @@ def export_cores(wildcards):
 def export_batch_sizes(wildcards):
     """The batch sizes an artifact must serve: its device's, or every device's for device-independent ones."""
     devices = ["cpu", "cuda"] if wildcards.device == "any" else [wildcards.device]
-    return sorted({size for device in devices for size in study.batch_sizes(config, device)})
+    return sorted(
+        {size for device in devices for size in study.batch_sizes(config, device)}
+    )
 
 
 def loader_workers(device):
@@ -64,14 +65,30 @@ def loader_workers(device):
 def report_results():
     """This machine's result JSONs, and every other machine's found under artifacts/results/."""
     own = [path for job in JOBS for path in study.result_paths(config, job, HOST)]
-    pattern = study.RESULTS.format(host="*", format="*", device="*", precision="*", size="*", loader="*",
-                                   batch="*")
-    others = sorted(path for path in glob.glob(pattern) if not path.startswith(f"artifacts/results/{HOST}/"))
+    pattern = study.RESULTS.format(
+        host="*", format="*", device="*", precision="*", size="*", loader="*", batch="*"
+    )
+    others = sorted(
+        path
+        for path in glob.glob(pattern)
+        if not path.startswith(f"artifacts/results/{HOST}/")
+    )
     return own + others
 
 
 def report_exports():
     """The provenance of every export this machine's rows ran."""
-    return sorted({study.provenance_path(path) for job in JOBS
-                   if (path := study.export_path(study.backend_of(config, job.format), job.precision, job.device,
-                                                 job.size))})
+    return sorted(
+        {
+            study.provenance_path(path)
+            for job in JOBS
+            if (
+                path := study.export_path(
+                    study.backend_of(config, job.format),
+                    job.precision,
+                    job.device,
+                    job.size,
+                )
+            )
+        }
+    )

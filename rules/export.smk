@@ -9,10 +9,16 @@ rule export:
     output:
         artifact="artifacts/exports/{format}/{precision}-{device}-{size}.{ext}",
         provenance="artifacts/exports/{format}/{precision}-{device}-{size}.{ext}.provenance.json",
+    log:
+        "artifacts/logs/export/{format}-{precision}-{device}-{size}.{ext}.log",
     wildcard_constraints:
         format="|".join(study.formats_with_artifact("file")),
         device="cpu|cuda|any",
         ext=r"[a-z0-9]+",
+    # Exports are not timed and never run on a timed CUDA job's cores; those that use the GPU hold it.
+    threads: lambda wc: len(export_cores(wc))
+    resources:
+        gpu=lambda wc: 1 if wc.device == "cuda" else 0,
     params:
         versions=lambda wc: study.library_versions(wc.format),
         code=lambda wc: study.code_hash("export", wc.format),
@@ -20,19 +26,15 @@ rule export:
         batch_sizes=export_batch_sizes,
         options=lambda wc: study.format_options(config, wc.format),  # exports serve every variant of a format
         cores=export_cores,
-    # Exports are not timed and never run on a timed CUDA job's cores; those that use the GPU hold it.
-    threads: lambda wc: len(export_cores(wc))
-    resources:
-        gpu=lambda wc: 1 if wc.device == "cuda" else 0,
-    log:
-        "artifacts/logs/export/{format}-{precision}-{device}-{size}.{ext}.log",
     script:
         "../scripts/export.py"
 
 
 use rule export as export_directory with:
     output:
-        artifact=directory("artifacts/exports/{format}/{precision}-{device}-{size}.{ext}"),
+        artifact=directory(
+            "artifacts/exports/{format}/{precision}-{device}-{size}.{ext}"
+        ),
         provenance="artifacts/exports/{format}/{precision}-{device}-{size}.{ext}.provenance.json",
     wildcard_constraints:
         format="|".join(study.formats_with_artifact("directory")),

@@ -7,14 +7,14 @@ rule model:
     output:
         weights="artifacts/model/resnet18.pt",
         provenance="artifacts/model/provenance.json",
+    log:
+        "artifacts/logs/model.log",
     params:
         weights=config["model"]["weights"],
         sha256=config["model"]["sha256"],
         seed=config["model"]["seed"],
         versions=versions.versions(["torch", "torchvision"]),
         code=study.code_hash("model"),
-    log:
-        "artifacts/logs/model.log",
     script:
         "../scripts/fetch_model.py"
 
@@ -22,6 +22,8 @@ rule model:
 rule images:
     output:
         manifest="artifacts/images/manifest.json",
+    log:
+        "artifacts/logs/images.log",
     params:
         folder=config["data"]["images"],
         folder_state=study.images_fingerprint(config["data"]["images"]),
@@ -29,8 +31,6 @@ rule images:
         seed=config["data"]["seed"],
         versions=versions.versions(["torchvision", "pillow", "matplotlib"]),
         code=study.code_hash("images"),
-    log:
-        "artifacts/logs/images.log",
     script:
         "../scripts/make_images.py"
 
@@ -41,13 +41,13 @@ rule reference:
         manifest=rules.images.output.manifest,
     output:
         "artifacts/reference/{size}.pt",
+    log:
+        "artifacts/logs/reference/{size}.log",
+    threads: len(CORES["cpu"])
     params:
         n_images=config["data"]["accuracy_images"],
         versions=versions.versions(["torch", "torchvision"]),
         code=study.code_hash("reference"),
         cores=CORES["cpu"],
-    threads: len(CORES["cpu"])
-    log:
-        "artifacts/logs/reference/{size}.log",
     script:
         "../scripts/reference.py"

@@ -33,11 +33,11 @@ rule report:
             subcategory=items.ALL_FORMATS,
             labels={"data": "every configuration, one row each"},
         ),
+    log:
+        "artifacts/logs/report.log",
     params:
         baseline=config["baseline"],
         measurement=config["measurement"],
         code=study.code_hash("report"),
-    log:
-        "artifacts/logs/report.log",
     script:
         "../scripts/report.py"

@@ -88,6 +88,6 @@ def test_cuda_fp16_torch_formats_want_channels_last_and_ort_contiguous(weights):
 def test_loader_registry_is_the_one_place_for_loader_names():
     assert set(data.LOADERS) == {"real", "dummy", "real_gpu_decode"}
     assert data.loaders_for(["real", "dummy", "real_gpu_decode"], "cpu") == ["real", "dummy"]
-    assert data.loader("real").min_timed_batches(12) == 24 and data.loader("dummy").min_timed_batches(12) == 0
+    assert data.loader("real").min_timed_batches(12) == 48 and data.loader("dummy").min_timed_batches(12) == 0
     with pytest.raises(ValueError, match="unknown loader 'synthetic'"):
         data.loader("synthetic")

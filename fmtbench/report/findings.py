@@ -39,8 +39,13 @@ def fastest(ok: pd.DataFrame) -> list[str]:
             parts.append(f"{size}²: {best['format']} {precision_label(best)} at batch {int(best['batch_size'])}, "
                          f"{_fmt_fps(best[metric])} img/s")
         what = "end-to-end" if metric == "e2e_fps" else "model"
-        lines.append(f"Fastest ({what} throughput) on {device}{_where(host, ok)}, {loader} loader — "
-                     + "; ".join(parts) + ".")
+        line = f"Fastest ({what} throughput) on {device}{_where(host, ok)}, {loader} loader — " + "; ".join(parts)
+        capacity = group["decode_capacity_fps"].dropna() if metric == "e2e_fps" else pd.Series(dtype=float)
+        if not capacity.empty:
+            line += (f" (the loader's decode capacity ranged {_fmt_fps(capacity.min())}–{_fmt_fps(capacity.max())} "
+                     "img/s over these rows: where it is below the model throughput, it sets the end-to-end figure "
+                     "whatever the format)")
+        lines.append(line + ".")
     return lines
 
 

@@ -99,8 +99,9 @@ def memory_vs_batch(rows: pd.DataFrame, path: Path) -> bool:
         group = group.sort_values("batch_size")
         axes.plot(group["batch_size"], group["memory_mb"], marker="o", label=series)
     axes.set_xlabel("batch size")
-    axes.set_ylabel("MB over baseline (CUDA: device memory in use; CPU: process RSS)")
-    return _save(figure, axes, path, f"Peak memory growth vs batch size, {size}×{size}, dummy loader")
+    axes.set_ylabel("MB over the baseline")
+    return _save(figure, axes, path, f"Peak memory growth vs batch size, {size}×{size}, dummy loader\n"
+                                     "(CUDA: device memory in use; CPU: process resident set)")
 
 
 def speedup_per_size(rows: pd.DataFrame, path: Path) -> bool:

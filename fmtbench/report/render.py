@@ -38,11 +38,16 @@ def _time_text(row) -> str:
     return number + (f" {marks}" if marks else "")
 
 
+def _ms(value: float) -> str:
+    return f"{value:.1f}" if value >= 100 else f"{value:.3g}"
+
+
 def _spread_text(row) -> str:
     if not row["processes"] or row["processes"] < 2:
+        if pd.isna(row["ci_low_ms"]):
+            return "–"
         coverage = row["ci_coverage"]
-        return (f"CI {row['ci_low_ms']:.3g}–{row['ci_high_ms']:.3g}" + (f" ({coverage:.0%})" if coverage < 0.95
-                                                                       else "")) if pd.notna(row["ci_low_ms"]) else "–"
+        return f"CI {_ms(row['ci_low_ms'])}–{_ms(row['ci_high_ms'])}" + (f" ({coverage:.0%})" if coverage < 0.95 else "")
     return f"{row['spread']:.1%} ({int(row['processes'])})"
 
 
@@ -159,7 +164,8 @@ def _method(ok: pd.DataFrame, measurement: dict, baseline: dict) -> list[str]:
         text = f"- **`{name}` loader:** {loader.description}."
         if loader.end_to_end:
             text += (" One endless sampler feeds warm-up and timing, so the workers never drain; the timed phase "
-                     "spans at least two rounds of the workers. *Decode capacity* = batches the producer made per "
+                     "spans four rounds of the workers and does not wait for the model time's interval (these "
+                     "rows' figure is the end-to-end rate). *Decode capacity* = batches the producer made per "
                      "second (workers × batch / mean seconds per batch, timed inside the producer); the end-to-end "
                      "figure is checked against min(model FPS, capacity).")
         lines.append(text)
