@@ -136,3 +136,11 @@ def test_command_line_overrides_get_the_schema_types():
     assert overridden["host_label"] == "007" and overridden["model"]["sha256"] == "12345678"  # strings stay
     assert overridden["measurement"]["cuda"] == {"max_seconds": 2.5, "min_iters": 3}
     assert overridden["options"]["onnx"]["enable_cuda_graph"] == "true"  # free-form: the backend's business
+
+
+def test_prefer_nhwc_keeps_ort_default_unless_nhwc_is_clearly_faster():
+    """`auto` used to keep NHWC on a strict `<` of two 10-run medians: a tie followed the noise."""
+    from fmtbench.backends import onnx
+    assert onnx.prefer_nhwc_decision(nchw_ms=2.19, nhwc_ms=1.39)          # the H100's fp16 case: clearly faster
+    assert not onnx.prefer_nhwc_decision(nchw_ms=1.000, nhwc_ms=0.990)    # 1 % apart: a tie, NCHW stays
+    assert not onnx.prefer_nhwc_decision(nchw_ms=1.0, nhwc_ms=1.2)
