@@ -19,9 +19,9 @@ REPO = Path(__file__).resolve().parent.parent
 HOST = "testhost"
 
 
-def snakemake(repo, workdir, *args, env=None, check=True, target="report", cores="2"):
+def snakemake(repo, workdir, *args, env=None, check=True, target="report", cores="2", configfile=None):
     command = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(workdir), target,
-               "--configfile", str(repo / "tests" / "data" / "tiny_config.yaml"),
+               "--configfile", str(configfile or repo / "tests" / "data" / "tiny_config.yaml"),
                *(["--cores", cores] if cores else []), *args]
     completed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if check and completed.returncode != 0:
@@ -29,9 +29,9 @@ def snakemake(repo, workdir, *args, env=None, check=True, target="report", cores
     return completed
 
 
-def planned_jobs(repo, workdir, env=None) -> set[tuple]:
+def planned_jobs(repo, workdir, env=None, configfile=None) -> set[tuple]:
     """(rule, wildcards...) of every job a dry run would run."""
-    out = snakemake(repo, workdir, "-n", env=env)
+    out = snakemake(repo, workdir, "-n", env=env, configfile=configfile)
     text = out.stdout + out.stderr
     jobs = set()
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
@@ -228,9 +228,20 @@ def test_results_of_another_machine_join_the_report_without_reruns(study):
         snakemake(repo, workdir)
 
 
-def _interrupt_during_onnx_benchmark(repo, workdir, env, interrupt):
+def _slow_config(repo, workdir):
+    """The tiny study with CPU rows that time for 3 s: an interrupt lands while a child measures (the tiny
+    study's own rows end in a fraction of a second, and a Ctrl-C after the last one came too late)."""
+    import yaml
+    config = yaml.safe_load((repo / "tests" / "data" / "tiny_config.yaml").read_text())
+    config["measurement"]["cpu"]["min_seconds"] = 3
+    path = workdir / "slow_config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _interrupt_during_onnx_benchmark(repo, workdir, env, interrupt, configfile):
     command = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(workdir),
-               "--configfile", str(repo / "tests" / "data" / "tiny_config.yaml"), "--cores", "1", "report"]
+               "--configfile", str(configfile), "--cores", "1", "report"]
     log = workdir / "artifacts" / "logs" / "benchmark" / HOST / "onnx-cpu-fp32-32.log"
     log.unlink(missing_ok=True)
     output = workdir / f"interrupted-{interrupt.__name__}.out"
@@ -269,12 +280,13 @@ def _kill_the_job(process):
 def test_interrupted_run_resumes_with_the_plain_command(study, interrupt):
     repo, workdir = study
     env = {"FMTBENCH_VERSION_OVERRIDES": f"onnxruntime=98.{interrupt.__name__}"}
-    _interrupt_during_onnx_benchmark(repo, workdir, env, interrupt)
+    slow = _slow_config(repo, workdir)
+    _interrupt_during_onnx_benchmark(repo, workdir, env, interrupt, slow)
     for path in result_paths(workdir):
         results.validate(json.loads(path.read_text()))  # never a half-written JSON
     assert not list((workdir / "artifacts").rglob("*.part*"))
-    snakemake(repo, workdir, env=env)  # the plain command, no flag
-    assert planned_jobs(repo, workdir, env=env) == set()
+    snakemake(repo, workdir, env=env, configfile=slow)  # the plain command, no flag
+    assert planned_jobs(repo, workdir, env=env, configfile=slow) == set()
     for path in result_paths(workdir):
         results.validate(json.loads(path.read_text()))
 
