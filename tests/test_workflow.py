@@ -246,8 +246,11 @@ def _interrupt_during_onnx_benchmark(repo, workdir, env, interrupt, configfile):
     log.unlink(missing_ok=True)
     output = workdir / f"interrupted-{interrupt.__name__}.out"
     with output.open("w") as sink:
+        # A terminal's Ctrl-C reaches a process whose SIGINT is at its default; a test runner started in the
+        # background (`cmd &` in a script) inherits SIGINT ignored, and so would Snakemake and its jobs.
         process = subprocess.Popen(command, env={**os.environ, **env}, start_new_session=True,
-                                   stdout=sink, stderr=subprocess.STDOUT)
+                                   stdout=sink, stderr=subprocess.STDOUT,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not (log.exists() and "measuring" in log.read_text()):
         time.sleep(0.02)
