@@ -163,21 +163,26 @@ def _endless_loader(dataset, batch_size: int, workers: int, pin_memory: bool = F
                       prefetch_factor=PREFETCH_FACTOR if workers else None)
 
 
+def in_format(tensor, input_format: InputFormat, device: str | None = None):
+    """`tensor` (float NCHW) in the format's input dtype and memory layout, on `device` if given."""
+    import torch
+    return tensor.to(device=device, dtype=getattr(torch, input_format.dtype),
+                     memory_format=torch.channels_last if input_format.channels_last else torch.contiguous_format)
+
+
 class Normaliser:
     """uint8 NCHW (any device) -> ImageNet-normalised tensor on `device` in the input format."""
 
     def __init__(self, device: str, input_format: InputFormat):
         import torch
-        self.device = device
-        self.dtype = getattr(torch, input_format.dtype)
-        self.memory_format = torch.channels_last if input_format.channels_last else torch.contiguous_format
+        self.device, self.input_format = device, input_format
         self.scale = (1 / (255 * torch.tensor(IMAGENET_STD, device=device))).view(1, 3, 1, 1)
         self.shift = (torch.tensor(IMAGENET_MEAN, device=device) / torch.tensor(IMAGENET_STD, device=device)
                       ).view(1, 3, 1, 1)
 
     def __call__(self, batch_uint8):
         batch = batch_uint8.to(self.device, non_blocking=True).float().mul_(self.scale).sub_(self.shift)
-        return batch.to(dtype=self.dtype, memory_format=self.memory_format)
+        return in_format(batch, self.input_format)
 
 
 def normalise(batch_uint8, device: str):
@@ -192,9 +197,7 @@ class DummySource:
         import torch
         generator = torch.Generator().manual_seed(request.seed)
         batch = torch.randn(request.batch_size, 3, request.image_size, request.image_size, generator=generator)
-        fmt = request.input_format
-        self.batch = batch.to(device=request.device, dtype=getattr(torch, fmt.dtype),
-                              memory_format=torch.channels_last if fmt.channels_last else torch.contiguous_format)
+        self.batch = in_format(batch, request.input_format, request.device)
 
     def next(self):
         return self.batch

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -47,7 +46,6 @@ class JobRequest:
     loader_workers: int
     threads: int | None
     options: dict
-    cores: tuple[int, ...] | None = None     # CPU cores the job (and its children) may run on
     outputs: dict = field(default_factory=dict)  # (loader, batch_size) -> JSON path
 
     def load_request(self) -> LoadRequest:
@@ -101,15 +99,13 @@ def _accuracy(job: JobRequest, session, batch_size: int) -> dict:
     images = reference["images"]
     inputs, _ = data.fixed_batch(images, job.image_size, len(images))
     fmt = backends.get(job.backend).input_format(job.load_request())
-    normalise_to = dict(dtype=getattr(torch, fmt.dtype),
-                        memory_format=torch.channels_last if fmt.channels_last else torch.contiguous_format)
     logits = []
     for start in range(0, len(inputs), batch_size):
         piece = inputs[start:start + batch_size]
         count = len(piece)
         if count < batch_size:  # same shape as the timed batches (CUDA graphs, static engines)
             piece = torch.cat([piece, inputs[torch.arange(batch_size - count) % len(inputs)]])
-        piece = piece.to(job.device).to(**normalise_to)
+        piece = data.in_format(piece, fmt, job.device)
         logits.append(session.logits(session.run(session.prepare(piece)))[:count])
     result = accuracy_check.compare(torch.cat(logits).numpy(), reference["logits"].numpy(), job.precision,
                                     job.options.get("fp32_math", "strict"))
@@ -182,26 +178,16 @@ def measure_child(job: JobRequest, loader_name: str, batch_size: int, with_accur
 
 # --- parent side -------------------------------------------------------------------------------------
 
-def static_unavailability(job: JobRequest) -> tuple[str, str] | None:
+def static_unavailability(job: JobRequest, provenance: dict | None) -> tuple[str, str] | None:
     """Reasons known before any child runs: no GPU, an export that is a marker, a library missing."""
     if job.device == "cuda" and hardware.gpu_fingerprint() == hardware.NO_CUDA:
         return "unavailable", "no CUDA device on this machine (no NVIDIA GPU visible)"
-    if job.provenance:
-        provenance = read_json(job.provenance)
-        if provenance["status"] != "ok":
-            return provenance["status"], f"export {provenance['status']}: {provenance['reason']}"
+    if provenance and provenance["status"] != "ok":
+        return provenance["status"], f"export {provenance['status']}: {provenance['reason']}"
     reason = backends.get(job.backend).probe(job.device)
     if reason:
         return "unavailable", reason
     return None
-
-
-def _artifact(job: JobRequest) -> dict | None:
-    """The export this job ran, as its provenance recorded it (hashed once, at export time)."""
-    if not job.provenance:
-        return None
-    provenance = read_json(job.provenance)
-    return {"path": job.artifact, "sha256": provenance["sha256"]} if provenance["status"] == "ok" else None
 
 
 def _preload(job: JobRequest) -> None:
@@ -231,8 +217,7 @@ def schedule(configs: list, repeats: int) -> list[tuple[int, tuple]]:
 
 def _process_record(outcome: isolation.Outcome) -> dict:
     value = outcome.value
-    stages = {name: round(seconds, 4) for name, seconds in outcome.stages.items()}
-    stages["forked_at"] = outcome.stages["forked_at"]
+    stages = {name: round(seconds, 4) for name, seconds in outcome.stages.items()}  # forked_at: epoch s
     return {"stages_s": stages, "first_run_ms": value["first_run_ms"], "memory": value["memory"],
             "gpu": value["gpu"], "loader": value["loader"]}
 
@@ -263,9 +248,9 @@ def _row(job: JobRequest, loader: str, batch: int, outcomes: list[isolation.Outc
 
 def run_job(job: JobRequest) -> list[dict]:
     configs = [(loader, batch) for batch in sorted(job.batch_sizes) for loader in job.loaders]
-    artifact = _artifact(job)
-    if job.cores:
-        os.sched_setaffinity(0, job.cores)  # inherited by every child and DataLoader worker
+    provenance = read_json(job.provenance) if job.provenance else None  # the export, hashed at export time
+    artifact = ({"path": job.artifact, "sha256": provenance["sha256"]}
+                if provenance and provenance["status"] == "ok" else None)
 
     def write(loader, batch, outcomes, accuracy=None, extra=None, environment=None) -> dict:
         record = _row(job, loader, batch, outcomes, accuracy, extra or {}, environment or env.capture(job.device),
@@ -278,7 +263,7 @@ def run_job(job: JobRequest) -> list[dict]:
         """Every configuration of the job gets the same outcome: it could not be measured."""
         return [write(loader, batch, [outcome], environment=environment) for loader, batch in configs]
 
-    known = static_unavailability(job)
+    known = static_unavailability(job, provenance)
     if known:
         log.info("%s %s %s %s×%s: %s: %s", job.format, job.device, job.precision, job.image_size, job.image_size,
                  *known)

@@ -7,7 +7,8 @@ sm = snakemake  # noqa: F821 - set by Snakemake's script preamble
 def main():
     logs.setup(sm.log)
     wc, params = sm.wildcards, sm.params
-    cores = hardware.pin(params.cores)  # under SLURM or taskset: the cores this job was given
+    # Inherited by every measuring child and DataLoader worker; under SLURM or taskset, within what was given.
+    cores = hardware.pin(params.cores)
     job = runner.JobRequest(
         format=wc.format, backend=params.backend, device=wc.device, precision=wc.precision,
         image_size=int(wc.size), host=wc.host,
@@ -16,7 +17,7 @@ def main():
         artifact=sm.input.get("artifact"), provenance=sm.input.get("provenance"),
         measurement=timing.Settings.from_config(params.measurement), noisy_iqr_ratio=params.noisy_iqr_ratio,
         unstable_spread=params.unstable_spread, loader_workers=params.loader_workers,
-        threads=len(cores) if wc.device == "cpu" else None, options=dict(params.options), cores=tuple(cores),
+        threads=len(cores) if wc.device == "cpu" else None, options=dict(params.options),
         outputs={study.result_key(path): path for path in sm.output},
     )
     with gpus.claim_for(wc.device):

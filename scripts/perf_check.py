@@ -32,11 +32,9 @@ NAMES = ["torch", "torch_cudagraph", "torchscript", "onnx", "inductor", "inducto
 
 
 def row(name: str) -> tuple[str, dict]:
-    variants = {**CONFIG["variants"], **EXTRA}
-    backend = variants[name]["format"] if name in variants else name
-    options = {**backends.spec(backend).options, **CONFIG.get("options", {}).get(backend, {}),
-               **variants.get(name, {}).get("options", {})}
-    return backend, options
+    """The backend and settings of a row, exactly as the workflow derives them (study.format_options)."""
+    config = {**CONFIG, "variants": {**CONFIG["variants"], **EXTRA}}
+    return study.backend_of(config, name), study.format_options(config, name)
 
 
 def minimal_loop(call, warmup=50, iters=300):

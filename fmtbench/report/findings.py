@@ -13,7 +13,7 @@ def _where(host: str, ok: pd.DataFrame) -> str:
 
 def precision_label(row) -> str:
     """fp16, or fp32 with its math: "strict fp32 (TF32 off)" / "fp32 with TF32"."""
-    math = row.get("math") if hasattr(row, "get") else None
+    math = row.get("math")
     if row["precision"] == "fp16":
         return "fp16"
     if isinstance(math, str) and "TF32)" in math and "off" not in math:

@@ -13,13 +13,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fmtbench import data  # noqa: E402
+from fmtbench.report.findings import precision_label  # noqa: E402
 
 SAVE = {"dpi": 110, "metadata": {"Software": None}}
 
 
 def _series(row) -> str:
-    math = row.get("math")
-    precision = "fp32 TF32" if isinstance(math, str) and "TF32)" in math and "off" not in math else row["precision"]
+    precision = "fp32 TF32" if precision_label(row) == "fp32 with TF32" else row["precision"]
     return f"{row['format']} {precision} {row['device']}"
 
 
