@@ -271,17 +271,26 @@ class RealSource(_Recording):
         self._batches = None
 
 
-def decode_on_gpu(items, size: int, device: str = "cuda"):
-    """JPEGs decoded by nvJPEG in one batched call (other files on the CPU), then resized and centre-cropped
-    on the GPU, one call per distinct image shape: uint8 NCHW on `device`, in the order of `items`."""
+def nvjpeg_paths(manifest_path: str | Path) -> frozenset[str]:
+    """The images nvJPEG decodes as the CPU does (images.nvjpeg_decodable, recorded in the manifest)."""
+    return frozenset(entry["path"] for entry in read_json(manifest_path)["images"] if entry.get("nvjpeg"))
+
+
+def decode_on_gpu(items, size: int, device: str = "cuda", nvjpeg: frozenset[str] | None = None):
+    """The images in `nvjpeg` (default: every .jpg/.jpeg) decoded by nvJPEG in one batched call, the others on
+    the CPU (PNG, CMYK, EXIF-rotated, 16-bit: images.decode_bytes), then resized and centre-cropped on the
+    GPU, one call per distinct image shape: uint8 NCHW on `device`, in the order of `items`."""
     import torch
-    from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+
+    from fmtbench.images import decode_bytes, torchvision_io
     tensors = [(path, torch.frombuffer(bytearray(data), dtype=torch.uint8)) for path, data in items]
-    is_jpeg = [path.lower().endswith((".jpg", ".jpeg")) for path, _ in tensors]
-    jpegs = [data for (_, data), jpeg in zip(tensors, is_jpeg) if jpeg]
-    decoded = iter(decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)) if jpegs else iter(())
-    images = [next(decoded) if jpeg else decode_image(data, mode=ImageReadMode.RGB).to(device)  # PNG: no nvJPEG
-              for (_, data), jpeg in zip(tensors, is_jpeg)]
+    on_gpu = [path in nvjpeg if nvjpeg is not None else path.lower().endswith((".jpg", ".jpeg"))
+              for path, _ in tensors]
+    jpegs = [data for (_, data), gpu in zip(tensors, on_gpu, strict=True) if gpu]
+    with torchvision_io() as io:
+        decoded = iter(io.decode_jpeg(jpegs, mode=io.ImageReadMode.RGB, device=device)) if jpegs else iter(())
+    images = [next(decoded) if gpu else decode_bytes(data, path).to(device)
+              for (path, data), gpu in zip(tensors, on_gpu, strict=True)]
     out = torch.empty(len(images), 3, size, size, dtype=torch.uint8, device=device)
     by_shape: dict[tuple, list[int]] = {}
     for index, image in enumerate(images):
@@ -301,6 +310,7 @@ class GpuDecodeSource(_Recording):
                                          "stream", concurrent=True)
         self.fetch_seconds: list[float] = []
         paths = image_paths(request.manifest)
+        self._nvjpeg = nvjpeg_paths(request.manifest)
         self._batches = iter(_endless_loader(FileBytes(paths), request.batch_size, request.workers))
         self._normalise = Normaliser(request.device, request.input_format)
         self._stream = torch.cuda.Stream()
@@ -317,7 +327,8 @@ class GpuDecodeSource(_Recording):
                 items, _ = next(self._batches)   # the bytes, from the workers: part of the producer's cycle
                 fetched = time.perf_counter()
                 with torch.cuda.stream(self._stream):
-                    batch = self._normalise(decode_on_gpu(items, self.request.image_size, self.request.device))
+                    batch = self._normalise(decode_on_gpu(items, self.request.image_size, self.request.device,
+                                                                 self._nvjpeg))
                 self._stream.synchronize()
                 self._put((batch, time.perf_counter() - start, fetched - start))
         except Exception as err:  # noqa: BLE001 - handed to the consumer, which raises it
@@ -378,6 +389,7 @@ def dummy_batch(batch_size: int, size: int, device: str, seed: int = 0):
 def fixed_batch(paths: list[str], size: int, count: int):
     """The first `count` images, normalised float32 on the CPU: the accuracy check's input."""
     import torch
+
     from fmtbench.images import decode
     chosen = [paths[i % len(paths)] for i in range(count)]
     return normalise(torch.stack([preprocess(decode(p), size) for p in chosen]), "cpu"), chosen

@@ -1,19 +1,19 @@
 """The image set: a user's folder of JPEG/PNG files, or a deterministic set made from packaged photographs."""
 from __future__ import annotations
 
-import logging
 import os
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from fmtbench.atomic import sha256_file
-
-log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 # Photographs (not drawings) that matplotlib ships in mpl-data/sample_data.
 KNOWN_PHOTOGRAPHS = ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")
 PHOTO_SIZE = (375, 500)      # height, width: a typical 4:3 photo
 JPEG_QUALITY = 90
+EXIF_ORIENTATION = 0x0112
 
 
 class ImageError(ValueError):
@@ -30,13 +30,54 @@ def packaged_photographs() -> list[Path]:
     return photos
 
 
+@contextmanager
+def torchvision_io():
+    """torchvision.io's image codecs, its deprecation notice (torchvision >= 0.29 points to TorchCodec) silenced:
+    they are what this project's supported torchvision range (0.26-0.29) has in common."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                                category=DeprecationWarning)
+        import torchvision.io
+        yield torchvision.io
+
+
+def decode_bytes(data, path: str | os.PathLike):
+    """8-bit RGB tensor (3, H, W) from a file's bytes (a uint8 tensor), whatever the file holds: 8- or 16-bit,
+    grey, grey + alpha, palette, RGBA (alpha dropped), CMYK; EXIF orientation applied. ImageError naming the
+    file if it cannot be decoded."""
+    import torch
+    with torchvision_io() as io:
+        try:
+            image = io.decode_image(data, mode=io.ImageReadMode.RGB, apply_exif_orientation=True)
+        except Exception as err:  # torchvision raises RuntimeError/ValueError depending on the decoder
+            raise ImageError(f"{path}: unreadable image ({err})") from err
+    if image.dtype == torch.uint16:  # 16-bit PNG: round to the nearest 8-bit value
+        return ((image.to(torch.int32) * 255 + 32767) // 65535).to(torch.uint8)
+    if image.dtype != torch.uint8:
+        raise ImageError(f"{path}: unsupported sample type {image.dtype} (8- and 16-bit images only)")
+    return image
+
+
 def decode(path: str | os.PathLike):
-    """uint8 RGB tensor (3, H, W); ImageError naming the file if it cannot be decoded."""
-    from torchvision.io import ImageReadMode, decode_image, read_file
+    """8-bit RGB tensor (3, H, W) of an image file (see decode_bytes)."""
+    with torchvision_io() as io:
+        try:
+            data = io.read_file(str(path))
+        except Exception as err:
+            raise ImageError(f"{path}: unreadable image ({err})") from err
+    return decode_bytes(data, path)
+
+
+def nvjpeg_decodable(path: str | os.PathLike) -> bool:
+    """Whether nvJPEG decodes this file as decode() does: an 8-bit RGB or grey baseline JPEG whose EXIF
+    orientation is upright (torchvision's CUDA decoder ignores EXIF orientation; CMYK goes to the CPU too)."""
+    from PIL import Image
     try:
-        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-    except Exception as err:  # torchvision raises RuntimeError/ValueError depending on the decoder
-        raise ImageError(f"{path}: unreadable image ({err})") from err
+        with Image.open(path) as image:
+            return (image.format == "JPEG" and image.mode in ("RGB", "L")
+                    and image.getexif().get(EXIF_ORIENTATION, 1) == 1)
+    except OSError:
+        return False
 
 
 def find_images(folder: str | os.PathLike) -> list[Path]:
@@ -52,7 +93,6 @@ def find_images(folder: str | os.PathLike) -> list[Path]:
 def generate(out_dir: str | os.PathLike, count: int, seed: int) -> list[Path]:
     """`count` JPEGs at ~500x375 (every fifth portrait), seeded random resized crops and flips of the photos."""
     import torch
-    from torchvision.io import encode_jpeg, write_file
     from torchvision.transforms import v2
 
     out_dir = Path(out_dir)
@@ -68,7 +108,8 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int) -> list[Path]:
         transform = portrait if index % 5 == 4 else landscape
         image = transform(sources[index % len(sources)])
         path = out_dir / f"img_{index:05d}.jpg"
-        write_file(str(path), encode_jpeg(image, quality=JPEG_QUALITY))
+        with torchvision_io() as io:
+            io.write_file(str(path), io.encode_jpeg(image, quality=JPEG_QUALITY))
         paths.append(path)
     return paths
 
@@ -79,5 +120,6 @@ def manifest(paths: list[Path], source: str) -> dict:
     for path in paths:
         image = decode(path)
         entries.append({"path": str(path), "sha256": sha256_file(path),
-                        "height": int(image.shape[1]), "width": int(image.shape[2])})
+                        "height": int(image.shape[1]), "width": int(image.shape[2]),
+                        "nvjpeg": nvjpeg_decodable(path)})
     return {"source": source, "count": len(entries), "images": entries}

@@ -50,3 +50,70 @@ def test_real_loader_yields_normalised_batches_without_end(tmp_path):
     raw, seconds = data.ImageFiles(paths, 64).__getitems__([0, 1])
     assert str(raw.dtype) == "torch.uint8" and seconds > 0
     assert torch.allclose(batches[0], data.normalise(raw, "cpu"))
+
+
+def _png_rgb16(path, pixels):
+    """A 16-bit-per-channel RGB PNG (Pillow cannot write one): the smallest valid file, written by hand."""
+    import struct
+    import zlib
+    height, width, _ = pixels.shape
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(height))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    """One smooth 8-bit RGB picture (JPEG keeps it close) saved in every mode a photo folder may hold."""
+    import numpy as np
+    from PIL import Image
+    y, x = np.mgrid[0:24, 0:40]
+    rgb = np.stack([x * 6, y * 10, 255 - x * 3 - y * 4], axis=-1).astype(np.uint8)
+    picture = Image.fromarray(rgb)
+    picture.save(tmp_path / "rgb.png")
+    picture.save(tmp_path / "rgb.jpg", quality=95)
+    picture.convert("L").save(tmp_path / "grey.png")
+    Image.fromarray(np.asarray(picture.convert("L")).astype(np.uint16) * 257).save(tmp_path / "grey16.png")
+    _png_rgb16(tmp_path / "rgb16.png", rgb.astype(np.uint16) * 257)
+    picture.convert("P").save(tmp_path / "palette.png")
+    picture.convert("LA").save(tmp_path / "grey_alpha.png")
+    picture.convert("RGBA").save(tmp_path / "rgba.png")
+    picture.convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    exif = picture.getexif()
+    exif[images.EXIF_ORIENTATION] = 6  # stored sideways: a viewer turns it 90° clockwise
+    picture.save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    return tmp_path, rgb
+
+
+def test_every_image_mode_decodes_to_8_bit_rgb_like_the_8_bit_original(photo_folder):
+    folder, rgb = photo_folder
+    original = torch.from_numpy(rgb).permute(2, 0, 1)
+    grey = images.decode(folder / "grey.png")
+    decoded = {path.name: images.decode(path) for path in images.find_images(folder)}
+    assert all(image.dtype == torch.uint8 and image.shape[0] == 3 for image in decoded.values())
+    for name in ("rgb.png", "rgb16.png", "palette.png", "rgba.png"):
+        tolerance = 64 if name == "palette.png" else 0  # a palette has 256 colours
+        assert (decoded[name].int() - original.int()).abs().float().mean() <= tolerance, name
+    for name in ("grey16.png", "grey_alpha.png"):
+        assert torch.equal(decoded[name], grey), name
+    for name in ("cmyk.jpg", "rgb.jpg"):
+        assert (decoded[name].int() - original.int()).abs().float().mean() < 8, name
+    rotated = decoded["rotated.jpg"]
+    assert rotated.shape == (3, 40, 24), "EXIF orientation applied"
+    assert (rotated.int() - torch.rot90(decoded["rgb.jpg"], -1, (1, 2)).int()).abs().float().mean() < 4
+
+
+def test_a_folder_mixing_8_and_16_bit_files_gives_normalised_batches_and_says_which_go_to_nvjpeg(photo_folder):
+    from fmtbench.atomic import write_json
+    folder, _ = photo_folder
+    manifest = tmp = folder / "manifest.json"
+    entries = images.manifest(images.find_images(folder), "folder")
+    write_json(tmp, entries)
+    assert {Path(e["path"]).name for e in entries["images"] if e["nvjpeg"]} == {"rgb.jpg"}
+    source = data.RealSource(data.SourceRequest("cpu", 16, len(entries["images"]), 0, str(manifest)))
+    batch = source.next()
+    source.close()
+    assert batch.shape == (10, 3, 16, 16) and -2.2 < float(batch.min()) and float(batch.max()) < 2.7
