@@ -49,7 +49,7 @@ def capture(device: str, cuda_ready: bool = False) -> dict:
         "cpu_physical_cores": hardware.physical_cores(hardware.usable_cores()),
         "gpu_fingerprint": hardware.gpu_fingerprint(),
         "libraries": versions.versions(("numpy", *backends.all_libraries())),
-        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     try:
         import torch

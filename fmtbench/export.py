@@ -79,7 +79,7 @@ def run(format_name: str, precision: str, device: str, size: str, weights_path, 
         "format": format_name, "precision": precision, "device": device, "image_size": request.image_size,
         "libraries": versions.versions(backend.SPEC.libraries),
         "gpu": hardware.gpu_fingerprint() if request.device == "cuda" else None,
-        "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     where = f"export {format_name} {precision} {device} {size}"
     reason = backend.probe(request.device)

@@ -88,7 +88,7 @@ class Nvml:
         self._reasons = reasons or pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
 
     @classmethod
-    def open(cls, uuid: str | None = None, pci_bus_id: str | None = None) -> "Nvml | None":
+    def open(cls, uuid: str | None = None, pci_bus_id: str | None = None) -> Nvml | None:
         try:
             import pynvml
             pynvml.nvmlInit()
@@ -172,6 +172,7 @@ class DeviceMonitor:
 
     def on_mark(self, name: str, data: dict) -> dict:
         import threading
+
         from fmtbench.memory import growth_record
         if name == "baseline":
             self.reset()

@@ -11,12 +11,12 @@ import platform
 import re
 import shutil
 import subprocess
-from functools import lru_cache
+from functools import cache
 
 NO_CUDA = "no-cuda"
 
 
-@lru_cache(maxsize=None)
+@cache
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
@@ -50,7 +50,7 @@ def _gpu_names_from_smi() -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-@lru_cache(maxsize=None)
+@cache
 def gpu_fingerprint() -> str:
     """Model name of the first visible NVIDIA GPU, or NO_CUDA. FMTBENCH_GPU_FINGERPRINT overrides it."""
     override = os.environ.get("FMTBENCH_GPU_FINGERPRINT")
@@ -62,7 +62,7 @@ def gpu_fingerprint() -> str:
     return names[0] if names else NO_CUDA
 
 
-@lru_cache(maxsize=None)
+@cache
 def gpu_count() -> int:
     """NVIDIA GPUs on this host (all of them, whatever CUDA_VISIBLE_DEVICES says)."""
     return len(_gpu_names_from_proc() or _gpu_names_from_smi())

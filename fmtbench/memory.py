@@ -100,7 +100,7 @@ class RssTracker:
     method = ("process RSS growth (free C heap trimmed and VmHWM reset at the baseline; peak = VmHWM, "
               "no sampling thread)")
 
-    def start(self) -> "RssTracker":
+    def start(self) -> RssTracker:
         release_free_heap()
         self._hwm_reset = reset_peak_rss()
         self.baseline = current_rss_bytes()
@@ -133,7 +133,7 @@ class CudaTracker:
         free, total = torch.cuda.mem_get_info()
         return total - free
 
-    def start(self) -> "CudaTracker":
+    def start(self) -> CudaTracker:
         import torch
         torch.cuda.synchronize()
         self.baseline = self._used()

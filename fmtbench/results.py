@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +116,7 @@ def gpu_summary(readings: list[dict | None], batch_size: int, timings: list[stat
             "clock_event_reasons": reasons, "throttled": any(r["throttled"] for r in present)}
 
 
-@lru_cache(maxsize=None)
+@cache
 def schema() -> dict:
     """The result schema: the static file, with the timing part and the loader names derived from the code."""
     document = json.loads(SCHEMA_PATH.read_text())

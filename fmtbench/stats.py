@@ -61,7 +61,7 @@ class Summary:
     noisy: bool = _doc("IQR / median above the configured ratio")
 
     @classmethod
-    def of(cls, samples_ms, noisy_iqr_ratio: float = 0.10) -> "Summary":
+    def of(cls, samples_ms, noisy_iqr_ratio: float = 0.10) -> Summary:
         values = np.sort(np.asarray(samples_ms, dtype=np.float64))
         if values.size == 0:
             raise ValueError("no timed iterations")
@@ -104,7 +104,7 @@ class Timing:
 
     @classmethod
     def of(cls, processes: list[ProcessTiming], clock: str, noisy_iqr_ratio: float, unstable_spread: float
-           ) -> "Timing":
+           ) -> Timing:
         medians = np.array([p.summary.median for p in processes])
         median = float(np.median(medians))
         spread = float((medians.max() - medians.min()) / median) if len(medians) > 1 else 0.0
@@ -116,7 +116,7 @@ class Timing:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "Timing":
+    def from_json(cls, data: dict) -> Timing:
         return _from_json(cls, data)
 
 

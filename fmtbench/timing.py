@@ -9,8 +9,8 @@ target was not reached). `min_iters` is a floor even past `max_seconds`: a row n
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class Settings:
     target_ci: float       # stop once the median's 95 % interval is within ± this share of it (0: off)
 
     @classmethod
-    def from_config(cls, section: dict) -> "Settings":
+    def from_config(cls, section: dict) -> Settings:
         """`section` is config.yaml's measurement.<device>, its defaults filled in by the schema."""
         return cls(**{name: section[name] for name in cls.__dataclass_fields__})
 

@@ -42,6 +42,7 @@ def marks_and_reads_replies():
 
 def allocates_in_child():
     import numpy as np
+
     from fmtbench import memory
     tracker = memory.RssTracker().start()
     block = np.ones(48 * 1024 * 1024 // 8)  # above glibc's largest mmap threshold (32 MiB): fresh pages
@@ -86,7 +87,8 @@ def test_marks_reach_the_parent_which_answers_and_times_them():
 def test_each_configuration_measures_its_memory_in_a_fresh_process():
     first = isolation.run_forked(allocates_in_child, timeout=60).value["allocated_mb"]
     second = isolation.run_forked(allocates_in_child, timeout=60).value["allocated_mb"]
-    assert 44 <= first <= 60 and 44 <= second <= 60, (first, second)  # the second does not profit from the first's pages
+    # the second does not profit from the first's pages
+    assert 44 <= first <= 60 and 44 <= second <= 60, (first, second)
 
 
 def test_repeats_are_interleaved_rounds_not_back_to_back():

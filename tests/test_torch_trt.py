@@ -88,8 +88,7 @@ def test_probe_catches_every_kind_of_import_failure(monkeypatch, error):
 
 
 def test_load_without_tensorrt_is_unavailable_not_a_crash(monkeypatch, tmp_path):
-    from fmtbench.backends.base import Unavailable
-    from fmtbench.backends.base import LoadRequest
+    from fmtbench.backends.base import LoadRequest, Unavailable
     monkeypatch.setattr(torch_trt.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(Unavailable, match="not installed"):
         torch_trt.load(LoadRequest("fp16", "cuda", 224, (32,), tmp_path / "w.pt", tmp_path / "a.ep",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from functools import lru_cache
+from functools import cache
 from types import SimpleNamespace
 
 from fmtbench.backends import base
@@ -15,14 +15,14 @@ class UnknownFormat(ValueError):
     pass
 
 
-@lru_cache(maxsize=None)
+@cache
 def names() -> tuple[str, ...]:
     """Every backend module of this package (files starting with `_` are helpers, `base` the contract)."""
     return tuple(sorted(info.name for info in pkgutil.iter_modules(__path__)
                         if info.name != "base" and not info.name.startswith("_")))
 
 
-@lru_cache(maxsize=None)
+@cache
 def get(name: str):
     """The backend `name` with the contract's defaults filled in: SPEC, probe, load, export, tune,
     input_format. Raises UnknownFormat for a name that is no module here."""

@@ -26,9 +26,10 @@ artifact goes, how a failure is classified) is derived from SPEC by the rest of 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 PRECISIONS = ("fp16", "fp32")
 DEVICES = ("cpu", "cuda")

@@ -119,6 +119,7 @@ def export(model, request: ExportRequest, out) -> dict:
     """Compiles into the directory `out` and checks the result at every batch size; then loads it in a fresh
     interpreter to measure what a benchmark process pays."""
     import torch
+
     from fmtbench import isolation
     tu.require_device(request.device)
     out = Path(out)

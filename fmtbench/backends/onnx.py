@@ -209,7 +209,9 @@ def tune(request: LoadRequest) -> dict:
     if request.device != "cuda" or request.options["prefer_nhwc"] != "auto":
         return {}
     import statistics
+
     import torch
+
     from fmtbench import data
     tu.require_device("cuda")
     batch = data.dummy_batch(max(request.batch_sizes), request.image_size, "cuda")

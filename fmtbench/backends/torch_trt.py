@@ -121,7 +121,8 @@ def export(model, request: ExportRequest, out) -> dict:
         checks[f"batch_{batch}_max_abs_diff"] = difference
     properties = torch.cuda.get_device_properties(0)
     return {"method": "torch_tensorrt.compile(ir='dynamo') + torch_tensorrt.save(output_format='exported_program')",
-            "build_seconds": round(build_seconds, 3), "shape_range": shape_range(request.image_size, request.batch_sizes),
+            "build_seconds": round(build_seconds, 3),
+            "shape_range": shape_range(request.image_size, request.batch_sizes),
             "disable_tf32": kwargs["disable_tf32"], "timing_cache": kwargs["timing_cache_path"],
             "round_trip": checks, "tensorrt": tensorrt.__version__, "torch_tensorrt": torch_tensorrt.__version__,
             "gpu_name": properties.name, "compute_capability": f"{properties.major}.{properties.minor}"}
