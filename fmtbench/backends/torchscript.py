@@ -1,6 +1,8 @@
 """TorchScript: torch.jit.trace + torch.jit.freeze of the model in its precision, traced on its device."""
 from __future__ import annotations
 
+import warnings
+
 from fmtbench.backends import _torchutil as tu
 from fmtbench.backends.base import Artifact, ExportRequest, FormatSpec, LoadRequest
 
@@ -34,13 +36,25 @@ def export(model, request: ExportRequest, out) -> dict:
             "trace_max_abs_diff": float((expected.float() - got.float()).abs().max())}
 
 
+def read(path, device: str = "cpu"):
+    """(module, deprecation note or None): torch.jit.load with its warnings caught, not printed. Newer torch
+    deprecates TorchScript (a FutureWarning pointing to torch.export); the row records it, the format is
+    still what is measured."""
+    import torch
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = torch.jit.load(str(path), map_location=device)
+    notes = [str(w.message) for w in caught if issubclass(w.category, (FutureWarning, DeprecationWarning))]
+    return module, (notes[0] if notes else None)
+
+
 def load(request: LoadRequest):
     import torch
     tu.require_device(request.device)
     math = tu.configure_cuda_math(request.precision, request.options["fp32_math"]) \
         if request.device == "cuda" else request.precision
-    module = torch.jit.load(str(request.artifact), map_location=request.device)
-    info = {"math": math, "optimize_for_inference": False}
+    module, deprecated = read(request.artifact, request.device)
+    info = {"math": math, "optimize_for_inference": False, "deprecated": deprecated}
     if request.options["optimize_for_inference"]:
         try:
             module = torch.jit.optimize_for_inference(module)
