@@ -120,6 +120,11 @@ def is_random(provenance: dict) -> bool:
     return provenance["source"] in ("random", "random-fallback")
 
 
+def weights_record(provenance: dict) -> dict:
+    """What every result JSON says of its weights."""
+    return {"source": provenance["source"], "random": is_random(provenance), "description": describe(provenance)}
+
+
 def describe(provenance: dict) -> str:
     """One line for reports: where the weights came from."""
     source = provenance["source"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fmtbench import accuracy as accuracy_check
-from fmtbench import backends, data, env, gpus, hardware, isolation, memory, results, timing
+from fmtbench import backends, data, env, gpus, hardware, isolation, memory, model, results, timing
 from fmtbench.atomic import read_json, write_json
 from fmtbench.backends.base import LoadRequest, Unavailable
 from fmtbench.stats import Timing
@@ -47,6 +47,7 @@ class JobRequest:
     threads: int | None
     options: dict
     outputs: dict = field(default_factory=dict)  # (loader, batch_size) -> JSON path
+    model_provenance: str | None = None  # where the weights came from: written into every row
 
     def load_request(self) -> LoadRequest:
         return LoadRequest(precision=self.precision, device=self.device, image_size=self.image_size,
@@ -251,10 +252,13 @@ def run_job(job: JobRequest) -> list[dict]:
     provenance = read_json(job.provenance) if job.provenance else None  # the export, hashed at export time
     artifact = ({"path": job.artifact, "sha256": provenance["sha256"]}
                 if provenance and provenance["status"] == "ok" else None)
+    weights = model.weights_record(read_json(job.model_provenance)) if job.model_provenance else None
 
     def write(loader, batch, outcomes, accuracy=None, extra=None, environment=None) -> dict:
         record = _row(job, loader, batch, outcomes, accuracy, extra or {}, environment or env.capture(job.device),
                       artifact)
+        if weights:
+            record["weights"] = weights
         results.validate(record)
         write_json(job.outputs[(loader, batch)], record)
         return record

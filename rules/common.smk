@@ -9,9 +9,15 @@ def weights_file(wildcards):
     return [] if weights in ("imagenet", "random") else [weights]
 
 
+def has_device(device):
+    """CUDA rows of a machine without a GPU are written as unavailable: their exports are not built."""
+    return device != "cuda" or hardware.gpu_fingerprint() != hardware.NO_CUDA
+
+
 def benchmark_inputs(wildcards):
     inputs = {
         "weights": rules.model.output.weights,
+        "model": rules.model.output.provenance,
         "manifest": rules.images.output.manifest,
         "reference": f"artifacts/reference/{wildcards.size}.pt",
     }
@@ -21,7 +27,7 @@ def benchmark_inputs(wildcards):
         wildcards.device,
         wildcards.size,
     )
-    if artifact:
+    if artifact and has_device(wildcards.device):
         inputs["artifact"] = artifact
         inputs["provenance"] = study.provenance_path(artifact)
     return inputs
@@ -82,7 +88,8 @@ def report_exports():
         {
             study.provenance_path(path)
             for job in JOBS
-            if (
+            if has_device(job.device)
+            and (
                 path := study.export_path(
                     study.backend_of(config, job.format),
                     job.precision,

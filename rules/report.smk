@@ -24,14 +24,14 @@ rule report:
             caption="report/table.rst",
             category=lambda wildcards: items.size_category(wildcards.size),
             subcategory="{format}",
-            labels={"machine": "{host}"},
+            labels=items.table_labels,
         ),
         csv=report(
             "report/results.csv",
             caption="report/results.rst",
             category=items.ALL_SIZES,
             subcategory=items.ALL_FORMATS,
-            labels={"data": "every configuration, one row each"},
+            labels=items.csv_labels,
         ),
     log:
         "artifacts/logs/report.log",

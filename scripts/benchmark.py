@@ -18,7 +18,7 @@ def main():
         measurement=timing.Settings.from_config(params.measurement), noisy_iqr_ratio=params.noisy_iqr_ratio,
         unstable_spread=params.unstable_spread, loader_workers=params.loader_workers,
         threads=len(cores) if wc.device == "cpu" else None, options=dict(params.options),
-        outputs={study.result_key(path): path for path in sm.output},
+        outputs={study.result_key(path): path for path in sm.output}, model_provenance=sm.input.model,
     )
     with gpus.claim_for(wc.device):
         runner.run_job(job)

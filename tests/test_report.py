@@ -1,12 +1,12 @@
 import hashlib
 import os
 import re
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
-
 from fixtures import model_provenance, write_results
+
 from fmtbench.report import findings, frame, items, render
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden_report.md"
@@ -118,17 +118,20 @@ def test_html_report_items_one_table_per_machine_size_and_format_and_a_csv_of_ev
     assert set(tables.rglob("*.html")) == expected
     onnx_gpu = items.table_path(tables, 32, "onnx", "gpu-box").read_text()
     assert "<title>onnx, 32×32, on gpu-box</title>" in onnx_gpu and "allocated_memory (MB)" in onnx_gpu
+    assert "Warning — random weights" in onnx_gpu, "each HTML table says its weights are random"
     rows = pd.read_csv(csv)
     assert len(rows) == len(paths)
-    assert rows["weights"].str.startswith("random init").all()
+    assert rows["weights"].str.startswith("random init").all() and rows["random_weights"].all()
 
 
-def test_html_report_figures_are_grouped_by_image_size_or_under_all_sizes():
+def test_html_report_figures_are_grouped_by_image_size_or_under_all_sizes(tmp_path):
     def wildcards(host, figure):
         return SimpleNamespace(host=host, figure=figure)
+    inputs = SimpleNamespace(model=model_provenance(tmp_path))
     assert items.figure_category(wildcards("h100", "throughput_224")) == "224×224"
     assert items.figure_category(wildcards("h100", "end_to_end_224")) == "224×224"
     assert items.figure_category(wildcards("h100", "memory")) == items.ALL_SIZES
-    assert items.figure_labels(wildcards(items.ALL_MACHINES, "best_per_format")) == {
-        "figure": "best configuration of each format per machine", "machine": "all machines"}
-    assert items.figure_labels(wildcards("h100", "end_to_end_160"))["figure"].startswith("model vs end-to-end")
+    labels = items.figure_labels(wildcards(items.ALL_MACHINES, "best_per_format"), inputs)
+    assert labels["figure"] == "best configuration of each format per machine" and labels["machine"] == "all machines"
+    assert labels["weights"].startswith(items.RANDOM_WEIGHTS_MARK)
+    assert items.figure_labels(wildcards("h100", "end_to_end_160"), inputs)["figure"].startswith("model vs end-to-end")

@@ -32,6 +32,8 @@ def _row(result: dict) -> dict:
         **result["config"],
         "status": result["status"],
         "reason": result.get("reason"),
+        "weights": _get(result, "weights", "description"),
+        "random_weights": _get(result, "weights", "random"),
         "median_ms": timing.get("median"),
         "processes": len(processes) or None,
         "process_min_ms": min(medians) if medians else None,

@@ -6,15 +6,20 @@ are formats ("All formats" for figures that compare them).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+from fmtbench.model import describe, is_random
 
 ALL_SIZES = "All image sizes"
 ALL_FORMATS = "All formats"
 # Host tags start with a letter or a digit (config schema, hardware.slug), so this cannot clash with one.
 ALL_MACHINES = "_all-machines"
 
-FIGURE_PATTERN = "{host}/{figure}.png"
-TABLE_PATTERN = "{size}/{format}/{host}.html"
+# File names carry every wildcard, so each item's name (what `snakemake --report` lists) is unique.
+FIGURE_PATTERN = "{host}/{figure}_{host}.png"
+TABLE_PATTERN = "{size}/{format}/{format}_{size}_{host}.html"
+RANDOM_WEIGHTS_MARK = "⚠ random weights"
 
 FIGURE_TITLES = {
     "throughput": "model throughput vs batch size (dummy loader)",
@@ -49,7 +54,23 @@ def figure_category(wildcards) -> str:
     return size_category(size) if size else ALL_SIZES
 
 
-def figure_labels(wildcards) -> dict:
+def weights_label(model_provenance_path) -> str:
+    """The study's weights, marked where they are a random init (the HTML report's front page looks for it)."""
+    provenance = json.loads(Path(model_provenance_path).read_text())
+    if is_random(provenance):
+        return f"{RANDOM_WEIGHTS_MARK}: {describe(provenance)}; accuracy = agreement with PyTorch, not ImageNet"
+    return describe(provenance)
+
+
+def figure_labels(wildcards, input) -> dict:
     kind, _ = _figure_kind_and_size(wildcards.figure)
     machine = "all machines" if wildcards.host == ALL_MACHINES else wildcards.host
-    return {"figure": FIGURE_TITLES.get(kind, kind), "machine": machine}
+    return {"figure": FIGURE_TITLES.get(kind, kind), "machine": machine, "weights": weights_label(input.model)}
+
+
+def table_labels(wildcards, input) -> dict:
+    return {"machine": wildcards.host, "weights": weights_label(input.model)}
+
+
+def csv_labels(wildcards, input) -> dict:
+    return {"data": "every configuration, one row each", "weights": weights_label(input.model)}

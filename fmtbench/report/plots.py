@@ -31,10 +31,11 @@ def _save(figure, axes, path: Path, title: str, legend_title: str | None = None)
     axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3, which="both")
     handles, _ = axes.get_legend_handles_labels()
-    if handles:
-        axes.legend(fontsize=7, ncol=2, title=legend_title, title_fontsize=7)
+    if handles:  # beside the axes, never over a bar or a line
+        axes.legend(fontsize=7, title=legend_title, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1),
+                    borderaxespad=0)
     figure.tight_layout()
-    figure.savefig(path, **SAVE)
+    figure.savefig(path, bbox_inches="tight", **SAVE)
     plt.close(figure)
     return True
 

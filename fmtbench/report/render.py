@@ -11,7 +11,8 @@ import pandas as pd
 from fmtbench import accuracy, data
 from fmtbench.atomic import atomic_path, read_json
 from fmtbench.model import describe, is_random
-from fmtbench.report import findings, frame as frames, items, plots
+from fmtbench.report import findings, items, plots
+from fmtbench.report import frame as frames
 
 # The seed study's column names where it had the column (its readers compare with it); the legend under
 # each table says what each column is.
@@ -20,6 +21,7 @@ TABLE_COLUMNS = {
     "shape": "shape", "median_ms": "time (ms)", "spread_text": "spread", "memory_mb": "allocated_memory (MB)",
     "speedup": "speedup", "model_fps": "FPS", "e2e_fps": "end-to-end FPS", "rel_error": "rel. error",
 }
+WARNING_STYLE = "border:2px solid #c60;background:#fff3e0;padding:6px 10px;font:13px sans-serif"
 TABLE_STYLE = ("table{border-collapse:collapse;font:13px sans-serif}th,td{padding:3px 8px;text-align:right;"
                "border-bottom:1px solid #ddd}th{background:#f3f3f3}")
 
@@ -47,7 +49,8 @@ def _spread_text(row) -> str:
         if pd.isna(row["ci_low_ms"]):
             return "–"
         coverage = row["ci_coverage"]
-        return f"CI {_ms(row['ci_low_ms'])}–{_ms(row['ci_high_ms'])}" + (f" ({coverage:.0%})" if coverage < 0.95 else "")
+        interval = f"CI {_ms(row['ci_low_ms'])}–{_ms(row['ci_high_ms'])}"
+        return interval + (f" ({coverage:.0%})" if coverage < 0.95 else "")
     return f"{row['spread']:.1%} ({int(row['processes'])})"
 
 
@@ -101,8 +104,14 @@ def _table(rows: pd.DataFrame) -> str:
 
 def _html_table(rows: pd.DataFrame, title: str) -> str:
     table = _shown(rows).to_html(index=False, border=0)
+    warning = ""
+    if rows["random_weights"].any():
+        warning = (f"<p style=\"{WARNING_STYLE}\"><b>Warning — random weights</b> "
+                   f"({html.escape(rows['weights'].iloc[0])}): the rel. error column measures numerical agreement "
+                   "with PyTorch fp32, not ImageNet accuracy.</p>\n")
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{TABLE_STYLE}</style></head>\n<body><h3>{html.escape(title)}</h3>\n{table}\n</body></html>\n")
+            f"<style>{TABLE_STYLE}</style></head>\n<body><h3>{html.escape(title)}</h3>\n{warning}{table}\n"
+            "</body></html>\n")
 
 
 def write_item_tables(ok: pd.DataFrame, tables_dir: Path) -> None:
@@ -186,7 +195,8 @@ def _method(ok: pd.DataFrame, measurement: dict, baseline: dict) -> list[str]:
                      "power or thermal limit held the clocks down is marked †. Columns in the CSV.")
     lines.append(
         "- **Accuracy:** each format's logits on a fixed batch of real images against PyTorch fp32 eager on the "
-        "CPU (computed once per job, in its first measuring process, after its timing), as the largest relative L2 error of an image's logit vector. Its limit follows from the arithmetic: "
+        "CPU (computed once per job, in its first measuring process, after its timing), as the largest "
+        "relative L2 error of an image's logit vector. Its limit follows from the arithmetic: "
         f"L·(u_in + √K·u_acc) with L = {accuracy.DEPTH} weighted layers on the longest path, K = "
         f"{accuracy.LONGEST_DOT_PRODUCT} terms in the longest dot product, u_in the unit roundoff of the "
         "convolution inputs (2⁻¹¹ for fp16 and TF32, 2⁻²⁴ for strict fp32) and u_acc = 2⁻²⁴ (fp32 accumulation): "
@@ -271,7 +281,9 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, mea
 
     model_provenance = read_json(model_provenance_path)
     results = frames.with_speedup(frames.load(result_paths), baseline["format"], baseline["precision"])
-    results["weights"] = describe(model_provenance)
+    # Rows written before results carried their weights: this machine's model is the best knowledge of them.
+    results["weights"] = results["weights"].fillna(describe(model_provenance))
+    results["random_weights"] = results["random_weights"].fillna(is_random(model_provenance)).astype(bool)
     ok = results[results["status"] == "ok"]
     unstable = measurement.get("unstable_spread", 0.05)
     legend = LEGEND.format(unstable=unstable, baseline=f"{baseline['format']} {baseline['precision']}")
