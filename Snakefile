@@ -4,14 +4,13 @@ import re
 import sys
 from pathlib import Path
 
-import yaml
-
-from snakemake.utils import min_version, validate
+from snakemake.logging import logger
+from snakemake.utils import min_version
 
 min_version("9.0")
 sys.path.insert(0, workflow.basedir)
 
-from fmtbench import hardware, study, versions
+from fmtbench import hardware, integrity, study, versions
 
 
 configfile: "config.yaml"
@@ -20,20 +19,26 @@ configfile: "config.yaml"
 report: "rules/report/workflow.rst"
 
 
-# `--config` lists and mappings arrive as strings (YAML BaseLoader): give them the schema's types.
-config.update(
-    study.coerce(
-        config,
-        yaml.safe_load(
-            Path(workflow.basedir, "schemas/config.schema.yaml").read_text()
-        ),
-    )
-)
-validate(config, "schemas/config.schema.yaml")  # also fills in the schema's defaults
-study.validate(config)
+# `--config` strings typed, typos named, the schema (and its defaults), then what it cannot express.
+study.check(config, Path(workflow.basedir, "schemas/config.schema.yaml"))
 
 HOST = study.host(config)
 JOBS = study.jobs(config)
+# Files a plain run must remake (damaged, or a transient failure to remeasure) are set aside first; only the
+# main process does it (under SLURM every job parses this file again, while others write their outputs).
+# Snakemake (>= 7.7) does not remake a missing file whose consumers are up to date. When files of a
+# workspace are missing (deleted, or set aside here), the report's completion mark goes: the report then
+# reruns, and Snakemake remakes what it needs that is missing, then exactly what depends on that.
+if workflow.is_main_process:
+    OWN = study.own_files(config, JOBS, HOST)
+    MOVED = integrity.repair(**OWN)
+    for moved in MOVED:
+        logger.warning(
+            f"fmtbench: {moved.path}: {moved.why}; set aside as {moved.to}, remade in this run"
+        )
+    integrity.check_foreign(study.foreign_results(HOST))
+    if MOVED or integrity.missing(**OWN):
+        Path(study.REPORT_COMPLETE).unlink(missing_ok=True)
 # Which cores each kind of job runs on (recorded in every JSON): CPU rows beside, not on, a timed GPU job.
 CORES = hardware.core_plan(study.has_cuda_rows(config), config["cpu_threads"])
 

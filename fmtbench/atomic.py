@@ -53,3 +53,15 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_artifact(path: str | os.PathLike) -> str:
+    """A file's sha256, or for a directory the sha256 of its files' relative paths and sha256s."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    import hashlib
+    digest = hashlib.sha256()
+    for item in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{item.relative_to(path).as_posix()}:{sha256_file(item)}\n".encode())
+    return digest.hexdigest()

@@ -16,23 +16,12 @@ import time
 from pathlib import Path
 
 from fmtbench import backends, gpus, hardware, isolation, model, versions
-from fmtbench.atomic import atomic_path, sha256_file, write_json
+from fmtbench.atomic import atomic_path, sha256_artifact, write_json
 from fmtbench.backends.base import ExportRequest
 
 log = logging.getLogger(__name__)
 MARKER = "FMTBENCH-NO-ARTIFACT"
 EXPORT_TIMEOUT_S = 3600
-
-
-def sha256_artifact(path: Path) -> str:
-    """A file's sha256, or for a directory the sha256 of its files' relative paths and sha256s."""
-    if path.is_file():
-        return sha256_file(path)
-    import hashlib
-    digest = hashlib.sha256()
-    for item in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f"{item.relative_to(path).as_posix()}:{sha256_file(item)}\n".encode())
-    return digest.hexdigest()
 
 
 def _clear(path: Path) -> None:
@@ -103,7 +92,8 @@ def run(format_name: str, precision: str, device: str, size: str, weights_path, 
     if outcome.status == "ok":
         details, seconds = outcome.value
         provenance.update(status="ok", reason=None, export_seconds=round(seconds, 3),
-                          sha256=sha256_artifact(artifact_path), details=details)
+                          sha256=sha256_artifact(artifact_path), details=details,
+                          size=artifact_path.stat().st_size if artifact_path.is_file() else None)
     else:
         if outcome.status != "unavailable":
             log.error("%s %s: %s", where, outcome.status, outcome.reason)

@@ -45,6 +45,14 @@ class Outcome:
     value: Any = None
     # Parent-side seconds since the fork at which each mark arrived, then "result" and "exited".
     stages: dict = field(default_factory=dict)
+    # The process was killed or timed out: the same configuration may well succeed in another run.
+    transient: bool = False
+
+
+def _killed(exit_code: int | None) -> bool:
+    """Killed from outside (the OOM killer, a user, a scheduler): the configuration itself may be fine. A crash
+    of its own (SIGSEGV, SIGABRT) is not transient: it would repeat."""
+    return exit_code is not None and -exit_code in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def mark(name: str, **data) -> dict:
@@ -119,7 +127,7 @@ def run_forked(function: Callable, *args, timeout: float, spec: FormatSpec | Non
         while outcome is None:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
-                outcome = Outcome("failed", f"timed out after {timeout:.0f} s during stage '{last}'")
+                outcome = Outcome("failed", f"timed out after {timeout:.0f} s during stage '{last}'", transient=True)
                 break
             if not parent_end.poll(min(remaining, 0.5)):
                 if not process.is_alive() and not parent_end.poll():
@@ -143,7 +151,7 @@ def run_forked(function: Callable, *args, timeout: float, spec: FormatSpec | Non
     stages["forked_at"] = forked_at   # wall clock (epoch s): where the process sits in the study's timeline
     if outcome is None:
         outcome = Outcome("failed", f"the measuring process died ({_signal_name(process.exitcode)}) "
-                                    f"during stage '{last}'")
+                                    f"during stage '{last}'", transient=_killed(process.exitcode))
     outcome.stages = stages
     return outcome
 

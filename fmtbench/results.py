@@ -31,7 +31,7 @@ class Config:
 
 def record(config: Config, status: str, reason: str | None = None, *, timing=None, throughput=None,
            memory=None, gpu=None, accuracy=None, environment=None, artifact=None, backend=None,
-           processes=None) -> dict:
+           processes=None, transient: bool = False, attempt: int = 1) -> dict:
     if status not in STATUSES:
         raise ValueError(f"status {status!r} is not one of {STATUSES}")
     return {
@@ -39,6 +39,9 @@ def record(config: Config, status: str, reason: str | None = None, *, timing=Non
         "config": asdict(config),
         "status": status,
         "reason": reason,
+        # a failure that may not repeat (process killed, timed out, out of memory): the next runs remeasure it
+        "transient": transient,
+        "attempt": attempt,
         "timing": timing,
         "throughput": throughput,
         "memory": memory,

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fmtbench import accuracy as accuracy_check
-from fmtbench import backends, data, env, gpus, hardware, isolation, memory, model, results, timing
-from fmtbench.atomic import read_json, write_json
+from fmtbench import backends, data, env, gpus, hardware, integrity, isolation, memory, model, results, timing
+from fmtbench.atomic import read_json, sha256_artifact, write_json
 from fmtbench.backends.base import LoadRequest, Unavailable
 from fmtbench.stats import Timing
 
@@ -232,8 +232,9 @@ def _row(job: JobRequest, loader: str, batch: int, outcomes: list[isolation.Outc
         reason = failed.reason if failed else "not measured"
         if failed and job.measurement.repeats > 1:
             reason = f"process {index} of {job.measurement.repeats}: {reason}"
+        transient = bool(failed and (failed.transient or failed.status == "oom"))
         return results.record(config, failed.status if failed else "failed", reason, environment=environment,
-                              artifact=artifact, backend=extra)
+                              artifact=artifact, backend=extra, transient=transient)
     values = [o.value for o in outcomes]
     processes = [_process_record(o) for o in outcomes]
     row_timing = Timing.of([v["timing"] for v in values], values[0]["clock"], job.noisy_iqr_ratio,
@@ -247,20 +248,43 @@ def _row(job: JobRequest, loader: str, batch: int, outcomes: list[isolation.Outc
         backend={**extra, **values[0]["backend"]}, processes=processes)
 
 
+class DamagedArtifact(RuntimeError):
+    """The export on disk is not the one its provenance hashed."""
+
+
+def _verify_artifact(path: str, provenance_path: str, provenance: dict) -> None:
+    """A file artifact must hash as at export time (a directory is a compiler cache its loads add to). A damaged
+    one is set aside and the job stops before writing a row: the next plain run rebuilds it and remeasures."""
+    actual = sha256_artifact(path)
+    if actual == provenance["sha256"]:
+        return
+    for damaged in (Path(path), Path(provenance_path)):
+        if damaged.exists():
+            damaged.replace(str(damaged) + integrity.DAMAGED)
+    raise DamagedArtifact(f"{path}: sha256 {actual[:12]}… is not the export's {provenance['sha256'][:12]}… (damaged "
+                          f"after export); set aside as {path}{integrity.DAMAGED}. Run the same command again: it "
+                          "rebuilds the export and remeasures its rows.")
+
+
 def run_job(job: JobRequest) -> list[dict]:
     configs = [(loader, batch) for batch in sorted(job.batch_sizes) for loader in job.loaders]
     provenance = read_json(job.provenance) if job.provenance else None  # the export, hashed at export time
     artifact = ({"path": job.artifact, "sha256": provenance["sha256"]}
                 if provenance and provenance["status"] == "ok" else None)
     weights = model.weights_record(read_json(job.model_provenance)) if job.model_provenance else None
+    if artifact and Path(job.artifact).is_file():
+        _verify_artifact(job.artifact, job.provenance, provenance)
 
     def write(loader, batch, outcomes, accuracy=None, extra=None, environment=None) -> dict:
         record = _row(job, loader, batch, outcomes, accuracy, extra or {}, environment or env.capture(job.device),
                       artifact)
         if weights:
             record["weights"] = weights
+        path = job.outputs[(loader, batch)]
+        record["attempt"] = integrity.previous_attempts(path) + 1
         results.validate(record)
-        write_json(job.outputs[(loader, batch)], record)
+        write_json(path, record)
+        Path(str(path) + integrity.PREVIOUS).unlink(missing_ok=True)
         return record
 
     def write_all(outcome: isolation.Outcome, environment: dict) -> list[dict]:

@@ -4,6 +4,8 @@ Light on purpose (no torch): the Snakefile imports it on every invocation.
 """
 from __future__ import annotations
 
+import difflib
+import glob
 import hashlib
 import os
 from dataclasses import dataclass
@@ -18,6 +20,8 @@ ANY = "any"
 
 RESULTS = "artifacts/results/{host}/{format}/{device}-{precision}/{size}/{loader}-bs{batch}.json"
 EXPORT = "artifacts/exports/{format}/{precision}-{device}-{size}.{ext}"
+# Written last by the report rule; removed when a workspace lacks files it had (integrity.missing).
+REPORT_COMPLETE = "report/.complete"
 
 
 class ConfigError(ValueError):
@@ -92,6 +96,53 @@ def coerce(value, schema: dict, root: dict | None = None):
     return value
 
 
+def use_backend_modules(config: dict) -> None:
+    """Formats from outside the package (`backend_modules`), for this process and every process it starts."""
+    try:
+        backends.use_modules(config["backend_modules"])
+    except (backends.UnknownFormat, TypeError) as err:
+        raise ConfigError(str(err)) from None
+
+
+def unknown_keys(value, schema: dict, root: dict | None = None, where: str = "") -> None:
+    """A key the schema does not have (a typo): named with the closest valid one, before the schema's own
+    message (which prints the whole schema and config after it)."""
+    root = root or schema
+    schema = _resolve(schema, root)
+    if not isinstance(value, dict):
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                unknown_keys(item, schema.get("items", {}), root, f"{where}[{index}]")
+        return
+    properties = schema.get("properties", {})
+    extra = schema.get("additionalProperties")
+    for key, item in value.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key in properties:
+            unknown_keys(item, properties[key], root, path)
+        elif extra is False:
+            close = difflib.get_close_matches(str(key), list(properties), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(properties)}"
+            raise ConfigError(f"{path}: unknown key{hint}")
+        elif isinstance(extra, dict):
+            unknown_keys(item, extra, root, path)
+
+
+def check(config: dict, schema_path: str | os.PathLike) -> dict:
+    """Everything the Snakefile does to a config before planning: `--config` strings typed, unknown keys
+    named, the JSON schema (with its defaults filled in), then the checks it cannot express. Raises
+    ConfigError or Snakemake's WorkflowError, each naming the key."""
+    import yaml
+    from snakemake.utils import validate as validate_schema
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    config.update(coerce(config, schema))
+    unknown_keys(config, schema)
+    validate_schema(config, str(schema_path))  # also fills in the schema's defaults
+    use_backend_modules(config)
+    validate(config)
+    return config
+
+
 def backend_of(config: dict, name: str) -> str:
     """The backend module behind a row name: a format itself, or the format a variant is built on."""
     variant = config.get("variants", {}).get(name)
@@ -128,7 +179,12 @@ def validate(config: dict) -> None:
                                       f"(it has {', '.join(format_spec.precisions)})")
     for name, options in config.get("options", {}).items():
         _check_options(f"options.{name}", name, options)
-    spec(backend_of(config, config["baseline"]["format"]))
+    baseline = config["baseline"]
+    spec(backend_of(config, baseline["format"]))
+    if not any(job.format == baseline["format"] and job.precision == baseline["precision"] for job in jobs(config)):
+        raise ConfigError(f"baseline: {baseline['format']} {baseline['precision']} is not measured by this study "
+                          f"(formats.{baseline['format']} has no {baseline['precision']} row): every speedup would "
+                          "be n/a; add it to formats or choose another baseline")
     for name in config["loaders"]:
         if name not in data.LOADERS:
             raise ConfigError(f"loaders: unknown loader {name!r}; known loaders: {', '.join(data.LOADERS)}")
@@ -207,6 +263,26 @@ def has_cuda_rows(config: dict) -> bool:
     return hardware.gpu_fingerprint() != hardware.NO_CUDA and any(job.device == "cuda" for job in jobs(config))
 
 
+def runs_here(device: str) -> bool:
+    """CUDA rows of a machine without a GPU are written as unavailable: nothing is exported for them."""
+    return device != "cuda" or hardware.gpu_fingerprint() != hardware.NO_CUDA
+
+
+def own_files(config: dict, jobs_: list[Job], host_tag: str) -> dict[str, list[str]]:
+    """This machine's result JSONs, exports and reference logits: what integrity.repair checks."""
+    exports = {path for job in jobs_ if runs_here(job.device)
+               and (path := export_path(backend_of(config, job.format), job.precision, job.device, job.size))}
+    return {"results": [result_paths(config, job, host_tag) for job in jobs_],  # per job
+            "exports": sorted(exports),
+            "references": {size: f"artifacts/reference/{size}.pt" for size in config["image_sizes"]}}
+
+
+def foreign_results(host_tag: str) -> list[str]:
+    """Result JSONs copied from other machines under artifacts/results/."""
+    pattern = RESULTS.format(host="*", format="*", device="*", precision="*", size="*", loader="*", batch="*")
+    return sorted(path for path in glob.glob(pattern) if not path.startswith(f"artifacts/results/{host_tag}/"))
+
+
 def provenance_path(artifact: str) -> str:
     return artifact + ".provenance.json"
 
@@ -216,7 +292,8 @@ def provenance_path(artifact: str) -> str:
 def _hash_files(paths) -> str:
     digest = hashlib.sha256()
     for path in sorted(set(paths)):
-        digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
+        inside = path.is_relative_to(PACKAGE_DIR)
+        digest.update(str(path.relative_to(PACKAGE_DIR) if inside else path.name).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -238,7 +315,7 @@ def code_hash(stage: str, format_name: str | None = None) -> str:
         "report": [*(top / "report").glob("*.py"), top / "atomic.py", top / "model.py"],  # model.describe
     }[stage]
     if format_name is not None:
-        files.append(BACKENDS_DIR / f"{format_name}.py")
+        files.append(backends.source_file(format_name))
     return _hash_files(files)
 
 

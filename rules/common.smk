@@ -1,17 +1,10 @@
 # Input functions and helpers of the rules (Snakemake's lint wants them apart from the rules).
-import glob
-
 from fmtbench.report import items
 
 
 def weights_file(wildcards):
     weights = config["model"]["weights"]
     return [] if weights in ("imagenet", "random") else [weights]
-
-
-def has_device(device):
-    """CUDA rows of a machine without a GPU are written as unavailable: their exports are not built."""
-    return device != "cuda" or hardware.gpu_fingerprint() != hardware.NO_CUDA
 
 
 def benchmark_inputs(wildcards):
@@ -27,7 +20,7 @@ def benchmark_inputs(wildcards):
         wildcards.device,
         wildcards.size,
     )
-    if artifact and has_device(wildcards.device):
+    if artifact and study.runs_here(wildcards.device):
         inputs["artifact"] = artifact
         inputs["provenance"] = study.provenance_path(artifact)
     return inputs
@@ -71,31 +64,10 @@ def loader_workers(device):
 def report_results():
     """This machine's result JSONs, and every other machine's found under artifacts/results/."""
     own = [path for job in JOBS for path in study.result_paths(config, job, HOST)]
-    pattern = study.RESULTS.format(
-        host="*", format="*", device="*", precision="*", size="*", loader="*", batch="*"
-    )
-    others = sorted(
-        path
-        for path in glob.glob(pattern)
-        if not path.startswith(f"artifacts/results/{HOST}/")
-    )
-    return own + others
+    return own + study.foreign_results(HOST)
 
 
 def report_exports():
-    """The provenance of every export this machine's rows ran."""
-    return sorted(
-        {
-            study.provenance_path(path)
-            for job in JOBS
-            if has_device(job.device)
-            and (
-                path := study.export_path(
-                    study.backend_of(config, job.format),
-                    job.precision,
-                    job.device,
-                    job.size,
-                )
-            )
-        }
-    )
+    """Every export this machine's rows ran, with its provenance."""
+    artifacts = study.own_files(config, JOBS, HOST)["exports"]  # those of rows that run here
+    return sorted(artifacts + [study.provenance_path(path) for path in artifacts])

@@ -7,9 +7,12 @@ rule report:
     input:
         results=report_results(),
         exports=report_exports(),
+        # not read: asked for so that a deleted or damaged one is remade (and what used it rerun)
+        references=expand("artifacts/reference/{size}.pt", size=config["image_sizes"]),
         model=rules.model.output.provenance,
     output:
         report="report/report.md",
+        complete=study.REPORT_COMPLETE,
         plots=report(
             directory("report/plots"),
             patterns=[items.FIGURE_PATTERN],

@@ -24,5 +24,5 @@ def main():
         runner.run_job(job)
 
 
-if __name__ == "__main__":  # DataLoader workers started by spawn re-import this file
+if __name__ == "__main__":
     main()

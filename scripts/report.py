@@ -7,9 +7,12 @@ sm = snakemake  # noqa: F821 - set by Snakemake's script preamble
 
 def main():
     logs.setup(sm.log)
+    provenance = [path for path in sm.input.exports if path.endswith(".provenance.json")]
     render.render(sm.input.results, sm.input.model, sm.output.report, baseline=sm.params.baseline,
-                  measurement=sm.params.measurement, export_provenance=sm.input.exports,
+                  measurement=sm.params.measurement, export_provenance=provenance,
                   tables_dir=sm.output.tables, results_csv=sm.output.csv)
+    with open(sm.output.complete, "w", encoding="utf-8") as mark:
+        mark.write(f"{len(sm.input.results)} results\n")
 
 
 if __name__ == "__main__":

@@ -144,3 +144,75 @@ def test_prefer_nhwc_keeps_ort_default_unless_nhwc_is_clearly_faster():
     assert onnx.prefer_nhwc_decision(nchw_ms=2.19, nhwc_ms=1.39)          # the H100's fp16 case: clearly faster
     assert not onnx.prefer_nhwc_decision(nchw_ms=1.000, nhwc_ms=0.990)    # 1 % apart: a tie, NCHW stays
     assert not onnx.prefer_nhwc_decision(nchw_ms=1.0, nhwc_ms=1.2)
+
+
+def test_a_misspelt_key_is_named_first_with_the_closest_valid_one():
+    for mutate, message in [
+        (lambda c: c.update(measurment=c.pop("measurement")), "measurment: unknown key; did you mean 'measurement'?"),
+        (lambda c: c["measurement"]["cpu"].update(warmup_iter=2), "measurement.cpu.warmup_iter: unknown key; "
+                                                                   "did you mean 'warmup_iters'?"),
+        (lambda c: c["model"].update(wieghts="random"), "model.wieghts: unknown key; did you mean 'weights'?"),
+    ]:
+        config = default_config()
+        mutate(config)
+        with pytest.raises(study.ConfigError) as error:
+            study.check(config, SCHEMA)
+        assert str(error.value) == message
+
+
+def test_a_baseline_the_study_does_not_measure_is_refused():
+    config = default_config()
+    config["baseline"] = {"format": "onnx", "precision": "fp16"}
+    config["formats"]["onnx"] = {"cpu": ["fp32"]}
+    with pytest.raises(study.ConfigError, match="baseline: onnx fp16 is not measured by this study"):
+        study.check(config, SCHEMA)
+
+
+# --- generated configs: each is accepted, or refused with a message naming a key; never a traceback -----------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+TOP_KEYS = ["formats", "image_sizes", "batch_sizes", "loaders", "baseline", "measurement", "model", "data",
+            "variants", "options", "cpu_threads", "host_label", "batch_sizes_by_device", "loader"]
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 600), st.floats(-1, 1e3, allow_nan=False),
+                    st.text(max_size=8), st.sampled_from(["fp16", "fp32", "cpu", "cuda", "torch", "onnx", "real",
+                                                          "dummy", "auto", "strict", "tf32"]))
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                       st.dictionaries(st.sampled_from(
+                                                           ["cpu", "cuda", "fp16", "torch", "onnx", "format",
+                                                            "precision", "repeats", "weights", "x"]), inner,
+                                                           max_size=3)), max_leaves=6)
+
+
+def _named_keys(config: dict) -> set[str]:
+    keys = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                keys.add(str(key))
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+    walk(config)
+    return keys | set(TOP_KEYS)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changes=st.dictionaries(st.sampled_from(TOP_KEYS + ["formts", "imagesizes", "extra"]), values, max_size=3),
+       drop=st.lists(st.sampled_from(TOP_KEYS), max_size=2))
+def test_generated_configs_are_accepted_or_refused_naming_a_key(changes, drop):
+    config = default_config()
+    for key in drop:
+        config.pop(key, None)
+    config.update(copy.deepcopy(changes))
+    named = _named_keys(config)
+    try:
+        study.check(config, SCHEMA)
+    except (study.ConfigError, WorkflowError) as error:
+        text = str(error)[:600]  # the schema's message names the failing key before it dumps the config
+        assert any(key in text for key in named), text
+    except Exception as error:  # noqa: BLE001 - the property: nothing else escapes
+        raise AssertionError(f"{type(error).__name__} escaped the config check: {error}") from error

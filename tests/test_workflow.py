@@ -236,6 +236,79 @@ def test_results_of_another_machine_join_the_report_without_reruns(study):
         snakemake(repo, workdir)
 
 
+def _mtimes(paths):
+    return {p: p.stat().st_mtime_ns for p in paths}
+
+
+def test_damaged_or_deleted_files_are_remade_and_exactly_what_used_them_reruns(study):
+    """A truncated export, a deleted export, a corrupt reference and a corrupt result: the plain command sets
+    the damaged ones aside, remakes them, reruns exactly their dependants, and keeps every other row."""
+    repo, workdir = study
+    art = workdir / "artifacts"
+    onnx32 = art / "exports" / "onnx" / "fp32-any-32.onnx"
+    onnx32.write_bytes(onnx32.read_bytes()[:1000])
+    (art / "exports" / "torchscript" / "fp32-cpu-any.ts").unlink()
+    (art / "reference" / "64.pt").write_bytes(b"not a torch file")
+    corrupt = art / "results" / HOST / "torch" / "cpu-fp32" / "64" / "real-bs2.json"
+    corrupt.write_text('{"schema_version": 2, "config": {')
+    untouched = [p for p in result_paths(workdir) if "/torch/cpu-fp32/32/" in str(p)]
+    before = _mtimes(untouched)
+
+    assert planned_jobs(repo, workdir) == {
+        export_job("onnx", "fp32", "any", 32, "onnx"), export_job("torchscript", "fp32", "cpu", "any", "ts"),
+        ("reference", "size=64"),
+        benchmark("onnx", "cpu", "fp32", 32), benchmark("onnx", "cpu", "fp32", 64),
+        benchmark("torchscript", "cpu", "fp32", 32), benchmark("torchscript", "cpu", "fp32", 64),
+        benchmark("torch", "cpu", "fp32", 64), benchmark("torch", "cuda", "fp16", 64),
+        benchmark("torch_trt", "cuda", "fp16", 64), REPORT}
+    assert (art / "exports" / "onnx" / "fp32-any-32.onnx.damaged").exists(), "kept for a post-mortem"
+    out = snakemake(repo, workdir)
+    assert "fp32-any-32.onnx: 1000 bytes, the export wrote" not in out.stderr, "set aside by the dry run already"
+    assert planned_jobs(repo, workdir) == set()
+    for path in result_paths(workdir):
+        result = json.loads(path.read_text())
+        assert result["status"] in ("ok", "unavailable"), (path, result["reason"])
+    assert _mtimes(untouched) == before
+
+
+def test_a_killed_measurement_is_remeasured_by_the_next_plain_runs_a_bounded_number_of_times(study):
+    repo, workdir = study
+    path = workdir / "artifacts" / "results" / HOST / "onnx" / "cpu-fp32" / "32" / "dummy-bs2.json"
+    good = json.loads(path.read_text())
+    killed = {**good, "status": "failed", "transient": True, "attempt": 1, "timing": None, "throughput": None,
+              "reason": "the measuring process died (SIGKILL) during stage 'timing_start'"}
+    path.write_text(json.dumps(killed))
+    assert planned_jobs(repo, workdir) == {benchmark("onnx", "cpu", "fp32", 32), REPORT}
+    snakemake(repo, workdir)
+    again = json.loads(path.read_text())
+    assert again["status"] == "ok" and again["attempt"] == 2
+    assert not path.with_name(path.name + ".previous").exists()
+    path.write_text(json.dumps({**killed, "attempt": 3}))  # tried often enough: it stays (the report redraws)
+    try:
+        assert planned_jobs(repo, workdir) == {REPORT}
+    finally:
+        path.write_text(json.dumps(again))
+        snakemake(repo, workdir)
+
+
+def test_a_damaged_result_of_another_machine_stops_the_run_naming_it_and_keeps_the_report(study):
+    repo, workdir = study
+    write_results(workdir, hosts=("gpu-box",))
+    foreign = sorted((workdir / "artifacts" / "results" / "gpu-box").rglob("*.json"))[0]
+    foreign.write_text("{")
+    report = workdir / "report" / "report.md"
+    before = report.stat().st_mtime_ns
+    try:
+        out = snakemake(repo, workdir, check=False)
+        assert out.returncode != 0
+        assert f"{foreign.relative_to(workdir)}: not a readable result" in out.stderr
+        assert "copy it again from that machine, or delete it" in out.stderr
+        assert report.stat().st_mtime_ns == before
+    finally:
+        shutil.rmtree(workdir / "artifacts" / "results" / "gpu-box")
+    assert planned_jobs(repo, workdir) == set()
+
+
 def _slow_config(repo, workdir):
     """The tiny study with CPU rows that time for 3 s: an interrupt lands while a child measures (the tiny
     study's own rows end in a fraction of a second, and a Ctrl-C after the last one came too late)."""
@@ -300,6 +373,45 @@ def test_interrupted_run_resumes_with_the_plain_command(study, interrupt):
     assert planned_jobs(repo, workdir, env=env, configfile=slow) == set()
     for path in result_paths(workdir):
         results.validate(json.loads(path.read_text()))
+
+
+def _tiny_config(tmp_path, **changes):
+    import yaml
+    config = yaml.safe_load((REPO / "tests" / "data" / "tiny_config.yaml").read_text())
+    config.update(changes)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_study_with_nothing_to_measure_is_refused_before_any_job(tmp_path):
+    config = _tiny_config(tmp_path, formats={"torch": {"cpu": ["fp32"]}, "onnx": {"cpu": ["fp32"]}},
+                          loaders=["real_gpu_decode"])
+    out = snakemake(REPO, tmp_path / "work", configfile=config, check=False)
+    assert out.returncode != 0 and "loaders: no configured loader runs on any configured device" in out.stderr
+    assert not (tmp_path / "work" / "artifacts").exists()
+
+
+def test_a_folder_of_8_and_16_bit_images_is_measured_with_right_inputs(tmp_path):
+    import numpy as np
+    from PIL import Image
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    y, x = np.mgrid[0:48, 0:64]
+    grey = (x * 3 + y).astype(np.uint8)
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(folder / "a8.png")
+    Image.fromarray(grey.astype(np.uint16) * 257).save(folder / "b16.png")
+    config = _tiny_config(tmp_path, formats={"torch": {"cpu": ["fp32"]}}, image_sizes=[32], loaders=["real"],
+                          data={"images": str(folder), "num_images": 2, "seed": 0, "accuracy_images": 2})
+    workdir = tmp_path / "work"
+    snakemake(REPO, workdir, configfile=config)
+    result = json.loads((workdir / "artifacts/results" / HOST / "torch/cpu-fp32/32/real-bs2.json").read_text())
+    assert result["status"] == "ok", result["reason"]
+    import torch
+    reference = torch.load(workdir / "artifacts" / "reference" / "32.pt", map_location="cpu", weights_only=True)
+    # The same picture at 8 and 16 bits: the same input, so the same logits (it was 257 times brighter).
+    assert [Path(p).name for p in reference["images"]] == ["a8.png", "b16.png"]
+    assert torch.allclose(reference["logits"][0], reference["logits"][1])
 
 
 def test_invalid_config_stops_before_any_job(tmp_path):
