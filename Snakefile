@@ -32,6 +32,12 @@ JOBS = study.jobs(config)
 if workflow.is_main_process:
     OWN = study.own_files(config, JOBS, HOST)
     MOVED = integrity.repair(**OWN)
+    RETRY = integrity.weights_retry(
+        "artifacts/model/provenance.json",
+        "artifacts/model/resnet18.pt",
+        config["model"]["weights"],
+    )
+    MOVED += [RETRY] if RETRY else []
     for moved in MOVED:
         logger.warning(
             f"fmtbench: {moved.path}: {moved.why}; set aside as {moved.to}, remade in this run"

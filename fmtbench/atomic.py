@@ -1,6 +1,7 @@
 """Writes that never leave a half-written file behind (an interrupted job leaves the old file or none)."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -32,6 +33,11 @@ def atomic_path(path: str | os.PathLike):
         if os.path.isfile(tmp):
             os.chmod(tmp, _new_file_mode())
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):  # the OS's message names no file: name the one we wrote
+            raise OSError(err.errno, f"{os.strerror(err.errno)} while writing {path} (nothing was replaced; free "
+                                     f"space on {path.parent} and run the same command again)") from err
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

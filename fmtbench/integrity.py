@@ -146,3 +146,31 @@ def missing(results: list[list[str]], exports: list[str], references: dict[int, 
             gone += [path for path in (artifact, artifact + ".provenance.json") if not Path(path).exists()]
     gone += [path for size, path in references.items() if ("size", size) in used and not Path(path).exists()]
     return gone
+
+
+IMAGENET_HOST = "download.pytorch.org"  # where torchvision's ResNet-18 weights come from (fallbacks record the URL)
+
+
+def reachable(host: str, timeout: float = 2.0) -> bool:
+    import socket
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def weights_retry(provenance_path: str, weights_path: str, setting: str, can_reach=reachable) -> SetAside | None:
+    """A study that asked for ImageNet weights and fell back to a random init while offline: when the download
+    host answers again, the weights are set aside, fetched anew, and everything made from them reruns."""
+    provenance = _read_json(Path(provenance_path))
+    if setting != "imagenet" or not isinstance(provenance, dict) or provenance.get("source") != "random-fallback":
+        return None
+    from urllib.parse import urlparse
+    host = urlparse(provenance.get("url") or "").hostname or IMAGENET_HOST
+    if not can_reach(host):
+        return None
+    why = f"a random init stands in for the ImageNet weights, and {host} answers now"
+    if Path(weights_path).exists():
+        _move(Path(weights_path), PREVIOUS, why)
+    return _move(Path(provenance_path), PREVIOUS, why)

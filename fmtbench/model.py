@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def _fallback(seed: int, reason: str) -> Weights:
     log.warning("ImageNet weights unavailable (%s): FALLING BACK to seeded random init (seed %d). "
                 "Accuracy figures then measure numerical agreement with PyTorch, not ImageNet accuracy.",
                 reason, seed)
-    return Weights(random_state_dict(seed), "random-fallback", {"reason": reason, "seed": seed})
+    return Weights(random_state_dict(seed), "random-fallback", {"reason": reason, "seed": seed, "url": imagenet_url()})
 
 
 def _from_file(path: Path, expected_sha256: str | None) -> Weights:
@@ -88,10 +89,13 @@ def _from_file(path: Path, expected_sha256: str | None) -> Weights:
     if expected_sha256 and not digest.startswith(expected_sha256):
         raise WeightsError(f"{path}: sha256 {digest[:16]}... does not match model.sha256 {expected_sha256}")
     state_dict = _load_state_dict(path)
+    if not isinstance(state_dict, Mapping):
+        raise WeightsError(f"{path}: holds a {type(state_dict).__name__}, not a state dict (a mapping of parameter "
+                           "names to tensors, as `torch.save(model.state_dict(), path)` writes)")
     from torchvision.models import resnet18
     try:
         resnet18(weights=None).load_state_dict(state_dict)
-    except RuntimeError as err:
+    except (RuntimeError, TypeError, AttributeError) as err:
         raise WeightsError(f"{path}: not a ResNet-18 state dict ({str(err)[:300]})") from err
     return Weights(state_dict, "file", {"path": str(path), "sha256": digest})
 

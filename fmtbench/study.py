@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fmtbench import backends, data, hardware, versions
-from fmtbench.backends.base import FormatSpec
+from fmtbench.backends.base import FormatSpec, option_problem
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 BACKENDS_DIR = PACKAGE_DIR / "backends"
@@ -145,12 +145,12 @@ def check(config: dict, schema_path: str | os.PathLike) -> dict:
 
 def backend_of(config: dict, name: str) -> str:
     """The backend module behind a row name: a format itself, or the format a variant is built on."""
-    variant = config.get("variants", {}).get(name)
+    variant = config["variants"].get(name)
     return variant["format"] if variant else name
 
 
 def row_names(config: dict) -> list[str]:
-    return [*available_formats(), *config.get("variants", {})]
+    return [*available_formats(), *config["variants"]]
 
 
 def _check_options(where: str, backend: str, options: dict) -> None:
@@ -158,15 +158,19 @@ def _check_options(where: str, backend: str, options: dict) -> None:
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} for {backend}; "
                           f"known: {', '.join(sorted(spec(backend).options)) or 'none'}")
+    for key, value in options.items():
+        problem = option_problem(spec(backend), key, _option_value(value))
+        if problem:
+            raise ConfigError(f"{where}.{key}: {problem}")
 
 
 def validate(config: dict) -> None:
     """Checks beyond the JSON schema: format names, devices, baseline and per-format option keys."""
-    for name, variant in config.get("variants", {}).items():
+    for name, variant in config["variants"].items():
         if name in available_formats():
             raise ConfigError(f"variants.{name}: the name of a format; give the variant a name of its own")
         spec(variant["format"])
-        _check_options(f"variants.{name}.options", variant["format"], variant.get("options", {}))
+        _check_options(f"variants.{name}.options", variant["format"], variant["options"])
     for name, devices in config["formats"].items():
         format_spec = spec(backend_of(config, name))
         for device, precisions in devices.items():
@@ -177,7 +181,7 @@ def validate(config: dict) -> None:
                 if precision not in format_spec.precisions:
                     raise ConfigError(f"formats.{name}.{device}: {name} has no {precision} "
                                       f"(it has {', '.join(format_spec.precisions)})")
-    for name, options in config.get("options", {}).items():
+    for name, options in config["options"].items():
         _check_options(f"options.{name}", name, options)
     baseline = config["baseline"]
     spec(backend_of(config, baseline["format"]))
@@ -201,8 +205,8 @@ def _option_value(value):
 def format_options(config: dict, name: str) -> dict:
     """A row's settings: the backend's defaults, then `options.<backend>`, then the variant's own."""
     backend = backend_of(config, name)
-    chosen = {**config.get("options", {}).get(backend, {}),
-              **config.get("variants", {}).get(name, {}).get("options", {})}
+    chosen = {**config["options"].get(backend, {}),
+              **config["variants"].get(name, {}).get("options", {})}
     return {**spec(backend).options, **{key: _option_value(value) for key, value in chosen.items()}}
 
 
@@ -215,7 +219,7 @@ def jobs(config: dict) -> list[Job]:
 
 
 def host(config: dict) -> str:
-    return hardware.host_tag(config.get("host_label"))
+    return hardware.host_tag(config["host_label"])
 
 
 def loaders_for(config: dict, device: str) -> list[str]:
@@ -224,7 +228,7 @@ def loaders_for(config: dict, device: str) -> list[str]:
 
 def batch_sizes(config: dict, device: str) -> list[int]:
     """The batch sizes of one device's rows: `batch_sizes_by_device.<device>`, else `batch_sizes`."""
-    return list(config.get("batch_sizes_by_device", {}).get(device) or config["batch_sizes"])
+    return list(config["batch_sizes_by_device"].get(device) or config["batch_sizes"])
 
 
 def result_paths(config: dict, job: Job, host_tag: str | None = None) -> list[str]:

@@ -69,5 +69,6 @@ def report_results():
 
 def report_exports():
     """Every export this machine's rows ran, with its provenance."""
-    artifacts = study.own_files(config, JOBS, HOST)["exports"]  # those of rows that run here
+    # those of rows that run here (none for CUDA rows on a machine without a GPU)
+    artifacts = study.own_files(config, JOBS, HOST)["exports"]
     return sorted(artifacts + [study.provenance_path(path) for path in artifacts])

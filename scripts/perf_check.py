@@ -24,7 +24,7 @@ import yaml
 from fmtbench import backends, data, export, gpus, isolation, model, runner, study, timing
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+CONFIG = study.check(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / "schemas" / "config.schema.yaml")
 # Configurations beyond config.yaml's rows: torch.compile with the batch norms folded but without inductor's
 # freezing (a frozen graph bypasses AOTAutograd's cache: every measuring process traces the model again).
 EXTRA = {"inductor_folded": {"format": "inductor", "options": {"freezing": False, "fold_batchnorm": True}}}

@@ -26,3 +26,14 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
             raise RuntimeError("interrupted")
     assert read_json(path) == {"old": True}
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_a_full_disk_names_the_file_being_written_and_keeps_the_old_one(tmp_path):
+    import errno
+    path = tmp_path / "result.json"
+    write_json(path, {"old": True})
+    with pytest.raises(OSError, match=rf"No space left on device while writing {path}") as error:
+        with atomic_path(path):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert error.value.errno == errno.ENOSPC
+    assert read_json(path) == {"old": True} and [p.name for p in tmp_path.iterdir()] == ["result.json"]

@@ -216,3 +216,19 @@ def test_generated_configs_are_accepted_or_refused_naming_a_key(changes, drop):
         assert any(key in text for key in named), text
     except Exception as error:  # noqa: BLE001 - the property: nothing else escapes
         raise AssertionError(f"{type(error).__name__} escaped the config check: {error}") from error
+
+
+def test_option_values_are_checked_naming_the_option_and_what_it_takes():
+    for options, message in [
+        ({"onnx": {"prefer_nhwc": "maybe"}}, "options.onnx.prefer_nhwc: 'maybe' is not one of 'auto', True, False"),
+        ({"torch": {"fp32_math": "fast"}}, "options.torch.fp32_math: 'fast' is not one of 'strict', 'tf32'"),
+        ({"onnx": {"opset": "twenty"}}, "options.onnx.opset: 'twenty' is a str, the option takes a int"),
+    ]:
+        config = default_config()
+        config["options"] = options
+        with pytest.raises(study.ConfigError) as error:
+            study.check(config, SCHEMA)
+        assert str(error.value).startswith(message), str(error.value)
+    config = default_config()
+    config["options"] = {"onnx": {"prefer_nhwc": "true", "opset": "21"}}  # as --config gives them: strings
+    study.check(config, SCHEMA)

@@ -67,3 +67,30 @@ def test_saved_model_builds_and_runs(tmp_path):
     assert not net.training
     with torch.no_grad():
         assert net(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_a_weights_file_holding_a_bare_tensor_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), path)
+    with pytest.raises(model.WeightsError, match=rf"{path}: holds a Tensor, not a state dict"):
+        model.resolve(str(path))
+
+
+def test_a_random_fallback_is_retried_once_the_download_host_answers(tmp_path):
+    from fmtbench import integrity
+    from fmtbench.atomic import write_json
+    provenance, weights = tmp_path / "provenance.json", tmp_path / "resnet18.pt"
+    write_json(provenance, {"source": "random-fallback", "seed": 0, "reason": "offline",
+                            "url": "https://download.pytorch.org/models/resnet18-f37072fd.pth"})
+    weights.write_bytes(b"weights")
+    asked = []
+
+    def offline(host):
+        asked.append(host)
+        return False
+    assert integrity.weights_retry(str(provenance), str(weights), "imagenet", can_reach=offline) is None
+    assert asked == ["download.pytorch.org"] and provenance.exists()
+    assert integrity.weights_retry(str(provenance), str(weights), "random", can_reach=lambda host: True) is None
+    moved = integrity.weights_retry(str(provenance), str(weights), "imagenet", can_reach=lambda host: True)
+    assert moved and not provenance.exists() and not weights.exists(), "set aside: the next run fetches them"
+    assert (tmp_path / "provenance.json.previous").exists()

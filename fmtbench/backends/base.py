@@ -61,6 +61,8 @@ class FormatSpec:
     precisions: tuple[str, ...] = PRECISIONS
     # Per-format settings (config.yaml `options.<format>`, variants' `options`) with their defaults.
     options: Mapping[str, Any] = field(default_factory=dict)
+    # The values an option may take where they are a list (else: the default's type; None admits any).
+    choices: Mapping[str, tuple] = field(default_factory=dict)
     # Lower-case fragments of an exception's text that mean the device ran out of memory, besides the
     # generic ones (OOM_MARKERS).
     oom_markers: tuple[str, ...] = ()
@@ -111,6 +113,23 @@ class Session(Protocol):
 
     def logits(self, output: Any) -> Any:
         """The output of `run` as a float32 CPU torch tensor."""
+
+
+# Choices of options that several formats share.
+COMMON_CHOICES = {"fp32_math": ("strict", "tf32")}
+
+
+def option_problem(spec: FormatSpec, key: str, value) -> str | None:
+    """Why `value` cannot be option `key` of this format, or None."""
+    allowed = spec.choices.get(key, COMMON_CHOICES.get(key))
+    if allowed is not None:
+        if any(type(value) is type(choice) and value == choice for choice in allowed):
+            return None
+        return f"{value!r} is not one of {', '.join(repr(choice) for choice in allowed)}"
+    default = spec.options[key]
+    if default is None or type(value) is type(default) or (type(default) is float and type(value) is int):
+        return None
+    return f"{value!r} is a {type(value).__name__}, the option takes a {type(default).__name__} (default {default!r})"
 
 
 OOM_MARKERS = ("outofmemory", "out of memory", "failed to allocate memory", "cudaerrormemoryallocation")

@@ -33,6 +33,7 @@ SPEC = FormatSpec(
     devices=("cpu", "cuda"),
     options={"mode": "reduce-overhead", "fold_batchnorm": True, "freezing": False, "dynamic_batch": True,
              "fp32_math": "strict"},
+    choices={"mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")},
 )
 input_format = tu.input_format
 

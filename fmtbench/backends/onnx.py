@@ -19,6 +19,7 @@ SPEC = FormatSpec(
     imports=("torch", "torchvision", "onnxruntime"),  # torch first: ORT's CUDA EP finds torch's cuDNN
     artifact=Artifact(ext="onnx", per_image_size=True),
     options={"prefer_nhwc": "auto", "enable_cuda_graph": False, "fp32_math": "strict", "opset": 20},
+    choices={"prefer_nhwc": ("auto", True, False)},
     oom_markers=("failed to allocate memory", "bfcarena"),
 )
 # prefer_nhwc "auto": NHWC is kept only when faster than NCHW by more than this share; else ORT's default.

@@ -24,6 +24,7 @@ SPEC = FormatSpec(
     artifact=Artifact(ext="ep", per_image_size=True, per_device=True),
     devices=("cuda",),
     options={"fp32_math": "strict", "optimization_level": None, "workspace_size": 0},
+    choices={"optimization_level": (None, 0, 1, 2, 3, 4, 5)},
 )
 ROUND_TRIP_TOLERANCE = {"fp16": 1e-2, "fp32": 1e-4}
 

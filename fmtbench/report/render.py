@@ -292,7 +292,7 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, mea
     results["weights"] = results["weights"].fillna(describe(model_provenance))
     results["random_weights"] = results["random_weights"].fillna(is_random(model_provenance)).astype(bool)
     ok = results[results["status"] == "ok"]
-    unstable = measurement.get("unstable_spread", 0.05)
+    unstable = measurement["unstable_spread"]
     legend = LEGEND.format(unstable=unstable, baseline=f"{baseline['format']} {baseline['precision']}")
 
     lines = ["# fmtbench: ResNet-18 inference by deployment format", ""]
