@@ -37,6 +37,10 @@ def driver_version() -> str:
     return "unknown"
 
 
+SLURM_VARIABLES = {"job_id": "SLURM_JOB_ID", "partition": "SLURM_JOB_PARTITION", "node": "SLURMD_NODENAME",
+                   "cpus_per_task": "SLURM_CPUS_PER_TASK", "job_cpus": "SLURM_JOB_CPUS_PER_NODE"}
+
+
 def capture(device: str, cuda_ready: bool = False) -> dict:
     """Machine, libraries and time. GPU details only where CUDA was initialised by the caller."""
     env = {
@@ -50,6 +54,8 @@ def capture(device: str, cuda_ready: bool = False) -> dict:
         "gpu_fingerprint": hardware.gpu_fingerprint(),
         "libraries": versions.versions(("numpy", *backends.all_libraries())),
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        # Under a scheduler: which job, and the CPUs it granted (cpu_affinity above is what the process may use).
+        "slurm": {key: os.environ[name] for key, name in SLURM_VARIABLES.items() if name in os.environ} or None,
     }
     try:
         import torch
