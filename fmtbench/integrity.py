@@ -36,11 +36,23 @@ class SetAside:
     to: str
 
 
+_parsed: dict[str, tuple[tuple[int, int], object]] = {}
+
+
 def _read_json(path: Path):
+    """The parsed file, or the error reading it; parsed once per version of the file (a full study has ~1000
+    result files with every timing sample: repair and missing read them in the same invocation)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = _parsed.get(str(path))
+        if cached and cached[0] == stamp:
+            return cached[1]
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
         return err
+    _parsed[str(path)] = (stamp, record)
+    return record
 
 
 def result_problem(path: Path) -> tuple[str, str] | None:

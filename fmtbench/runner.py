@@ -301,7 +301,9 @@ def run_job(job: JobRequest) -> list[dict]:
     environment = env.capture(job.device)
     spec = backends.spec(job.backend)
     monitor = gpus.DeviceMonitor() if job.device == "cuda" else None
-    extra: dict = {}
+    changed = {key: value for key, value in job.options.items() if spec.options.get(key) != value}
+    label = spec.label + (f" ({', '.join(f'{k}={v}' for k, v in sorted(changed.items()))})" if changed else "")
+    extra: dict = {"label": label, "backend": job.backend}  # what the row's format is, for readers
     if backends.get(job.backend).has_tune:
         tuned = isolation.run_forked(tune_child, job, timeout=_config_timeout(job), spec=spec)
         if tuned.status != "ok":

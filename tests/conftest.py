@@ -1,3 +1,8 @@
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
 
@@ -7,6 +12,19 @@ def cuda_available() -> bool:
         return torch.cuda.is_available()
     except ImportError:
         return False
+
+
+def pytest_configure(config):
+    """Snakemake imports every installed executor plugin, and the SLURM plugin runs `scontrol show config` on
+    import: on a machine with SLURM's tools but no cluster configured (CI installs them for the slurm tests) that
+    call retries for ~10 s, in every Snakemake the tests start. A configuration naming a controller that is not
+    there, with a 1 s TCP timeout, makes it fail at once. The slurm tests set SLURM_CONF to their own cluster."""
+    if shutil.which("scontrol") and "SLURM_CONF" not in os.environ and not Path("/etc/slurm/slurm.conf").exists():
+        conf = Path(tempfile.mkdtemp(prefix="fmtbench-no-slurm-")) / "slurm.conf"
+        conf.write_text("ClusterName=none\nSlurmctldHost=localhost\nSlurmctldPort=1\nAuthType=auth/none\n"
+                        "TCPTimeout=1\nMessageTimeout=1\nNodeName=localhost CPUs=1\n"
+                        "PartitionName=none Nodes=localhost\n")
+        os.environ["SLURM_CONF"] = str(conf)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -119,6 +119,7 @@ def test_report_has_the_rows_and_lists_what_did_not_run(study):
     _, workdir = study
     report = (workdir / "report" / "report.md").read_text()
     assert "weights: random init (seed 0)" in report
+    assert "- **Formats:** `onnx` ONNX Runtime; `torch` PyTorch eager; `torchscript` TorchScript." in report
     for size in (32, 64):
         assert f"### {size}×{size}" in report
         assert f"(2, 3, {size}, {size})" in report

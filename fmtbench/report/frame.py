@@ -74,6 +74,7 @@ def _row(result: dict) -> dict:
         "reference_top1_share": accuracy.get("reference_top1_share"),
         "max_abs_diff": accuracy.get("max_abs_diff"),
         "math": backend.get("math"),
+        "format_label": backend.get("label"),
         "cpu_model": environment.get("cpu_model"),
         "gpu_name": environment.get("gpu_name"),
         "driver": environment.get("driver"),

@@ -216,6 +216,14 @@ def _method(ok: pd.DataFrame, measurement: dict, baseline: dict) -> list[str]:
     return lines + [""]
 
 
+def _formats(ok: pd.DataFrame) -> list[str]:
+    """What each format name in the tables is (the backends' labels, recorded in every row)."""
+    labels = ok.dropna(subset=["format_label"]).drop_duplicates("format").sort_values("format")
+    if labels.empty:
+        return []
+    return ["- **Formats:** " + "; ".join(f"`{row.format}` {row.format_label}" for row in labels.itertuples()) + "."]
+
+
 def _warnings(model_provenance: dict, ok: pd.DataFrame) -> list[str]:
     if not is_random(model_provenance):
         return []
@@ -298,7 +306,7 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, mea
     lines = ["# fmtbench: ResNet-18 inference by deployment format", ""]
     lines += _warnings(model_provenance, ok)
     lines += [f"{len(ok)} of {len(results)} configurations measured on {results['host'].nunique()} machine(s).", "",
-              "## Setup", "", f"- **Weights:** {describe(model_provenance)}.", *_machines(results), ""]
+              "## Setup", "", f"- **Weights:** {describe(model_provenance)}.", *_formats(ok), *_machines(results), ""]
     lines += _method(ok, measurement, baseline) if not ok.empty else []
     lines += ["## Findings", "", *[f"- {line}" for line in findings.all_findings(
         results, baseline["format"], unstable, is_random(model_provenance))], ""]
