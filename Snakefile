@@ -29,8 +29,9 @@ JOBS = study.jobs(config)
 # Snakemake (>= 7.7) does not remake a missing file whose consumers are up to date. When files of a
 # workspace are missing (deleted, or set aside here), the report's completion mark goes: the report then
 # reruns, and Snakemake remakes what it needs that is missing, then exactly what depends on that.
+OWN = study.own_files(config, JOBS, HOST)
+FOREIGN = study.foreign_results(HOST)
 if workflow.is_main_process:
-    OWN = study.own_files(config, JOBS, HOST)
     MOVED = integrity.repair(**OWN)
     RETRY = integrity.weights_retry(
         "artifacts/model/provenance.json",
@@ -42,7 +43,7 @@ if workflow.is_main_process:
         logger.warning(
             f"fmtbench: {moved.path}: {moved.why}; set aside as {moved.to}, remade in this run"
         )
-    integrity.check_foreign(study.foreign_results(HOST))
+    integrity.check_foreign(FOREIGN)
     if MOVED or integrity.missing(**OWN):
         Path(study.REPORT_COMPLETE).unlink(missing_ok=True)
 # Which cores each kind of job runs on (recorded in every JSON): CPU rows beside, not on, a timed GPU job.

@@ -287,8 +287,8 @@ def decode_on_gpu(items, size: int, device: str = "cuda", nvjpeg: frozenset[str]
     on_gpu = [path in nvjpeg if nvjpeg is not None else path.lower().endswith((".jpg", ".jpeg"))
               for path, _ in tensors]
     jpegs = [data for (_, data), gpu in zip(tensors, on_gpu, strict=True) if gpu]
-    with torchvision_io() as io:
-        decoded = iter(io.decode_jpeg(jpegs, mode=io.ImageReadMode.RGB, device=device)) if jpegs else iter(())
+    io = torchvision_io()
+    decoded = iter(io.decode_jpeg(jpegs, mode=io.ImageReadMode.RGB, device=device)) if jpegs else iter(())
     images = [next(decoded) if gpu else decode_bytes(data, path).to(device)
               for (path, data), gpu in zip(tensors, on_gpu, strict=True)]
     out = torch.empty(len(images), 3, size, size, dtype=torch.uint8, device=device)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 from fmtbench.atomic import sha256_file
@@ -30,15 +29,15 @@ def packaged_photographs() -> list[Path]:
     return photos
 
 
-@contextmanager
 def torchvision_io():
-    """torchvision.io's image codecs, its deprecation notice (torchvision >= 0.29 points to TorchCodec) silenced:
-    they are what this project's supported torchvision range (0.26-0.29) has in common."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
-                                category=DeprecationWarning)
-        import torchvision.io
-        yield torchvision.io
+    """torchvision.io, with its codecs' deprecation notice (torchvision >= 0.29 points to TorchCodec) filtered out:
+    they are what the supported torchvision range (0.26-0.29) has in common. The filter is added, not scoped:
+    `warnings.catch_warnings` is not thread-safe, and the GPU decode thread calls this while the measuring
+    thread runs (an identical filter replaces the previous one, so the list does not grow)."""
+    warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                            category=DeprecationWarning)
+    import torchvision.io
+    return torchvision.io
 
 
 def decode_bytes(data, path: str | os.PathLike):
@@ -46,11 +45,11 @@ def decode_bytes(data, path: str | os.PathLike):
     grey, grey + alpha, palette, RGBA (alpha dropped), CMYK; EXIF orientation applied. ImageError naming the
     file if it cannot be decoded."""
     import torch
-    with torchvision_io() as io:
-        try:
-            image = io.decode_image(data, mode=io.ImageReadMode.RGB, apply_exif_orientation=True)
-        except Exception as err:  # torchvision raises RuntimeError/ValueError depending on the decoder
-            raise ImageError(f"{path}: unreadable image ({err})") from err
+    io = torchvision_io()
+    try:
+        image = io.decode_image(data, mode=io.ImageReadMode.RGB, apply_exif_orientation=True)
+    except Exception as err:  # torchvision raises RuntimeError/ValueError depending on the decoder
+        raise ImageError(f"{path}: unreadable image ({err})") from err
     if image.dtype == torch.uint16:  # 16-bit PNG: round to the nearest 8-bit value
         return ((image.to(torch.int32) * 255 + 32767) // 65535).to(torch.uint8)
     if image.dtype != torch.uint8:
@@ -60,11 +59,10 @@ def decode_bytes(data, path: str | os.PathLike):
 
 def decode(path: str | os.PathLike):
     """8-bit RGB tensor (3, H, W) of an image file (see decode_bytes)."""
-    with torchvision_io() as io:
-        try:
-            data = io.read_file(str(path))
-        except Exception as err:
-            raise ImageError(f"{path}: unreadable image ({err})") from err
+    try:
+        data = torchvision_io().read_file(str(path))
+    except Exception as err:
+        raise ImageError(f"{path}: unreadable image ({err})") from err
     return decode_bytes(data, path)
 
 
@@ -108,8 +106,8 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int) -> list[Path]:
         transform = portrait if index % 5 == 4 else landscape
         image = transform(sources[index % len(sources)])
         path = out_dir / f"img_{index:05d}.jpg"
-        with torchvision_io() as io:
-            io.write_file(str(path), io.encode_jpeg(image, quality=JPEG_QUALITY))
+        io = torchvision_io()
+        io.write_file(str(path), io.encode_jpeg(image, quality=JPEG_QUALITY))
         paths.append(path)
     return paths
 

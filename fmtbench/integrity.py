@@ -11,12 +11,9 @@ remeasured here: a damaged one stops the run before any job, naming it.
 from __future__ import annotations
 
 import json
-import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-
-log = logging.getLogger("fmtbench")
 
 DAMAGED = ".damaged"
 PREVIOUS = ".previous"
@@ -104,6 +101,15 @@ def _move(path: Path, suffix: str, why: str) -> SetAside:
     return SetAside(str(path), why, str(target))
 
 
+def set_aside_export(artifact: str | Path, why: str) -> SetAside:
+    """An export and its provenance moved to `.damaged`: both missing, the export is made again."""
+    provenance = Path(str(artifact) + ".provenance.json")
+    moved = _move(Path(artifact), DAMAGED, why)
+    if provenance.exists():
+        _move(provenance, DAMAGED, why)
+    return moved
+
+
 def repair(results: list[list[str]], exports: list[str], references: dict[int, str]) -> list[SetAside]:
     """Sets aside this machine's damaged or retryable files (results per job, exports, reference logits per
     image size); returns what it did (the Snakefile logs it)."""
@@ -113,10 +119,7 @@ def repair(results: list[list[str]], exports: list[str], references: dict[int, s
             done.append(_move(path, *problem))
     for artifact in map(Path, exports):
         if why := export_problem(artifact):
-            provenance = Path(str(artifact) + ".provenance.json")
-            done.append(_move(artifact, DAMAGED, why))
-            if provenance.exists():
-                _move(provenance, DAMAGED, why)
+            done.append(set_aside_export(artifact, why))
     for path in map(Path, references.values()):
         if why := zip_problem(path):
             done.append(_move(path, DAMAGED, why))

@@ -252,15 +252,13 @@ class DamagedArtifact(RuntimeError):
     """The export on disk is not the one its provenance hashed."""
 
 
-def _verify_artifact(path: str, provenance_path: str, provenance: dict) -> None:
+def _verify_artifact(path: str, provenance: dict) -> None:
     """A file artifact must hash as at export time (a directory is a compiler cache its loads add to). A damaged
     one is set aside and the job stops before writing a row: the next plain run rebuilds it and remeasures."""
     actual = sha256_artifact(path)
     if actual == provenance["sha256"]:
         return
-    for damaged in (Path(path), Path(provenance_path)):
-        if damaged.exists():
-            damaged.replace(str(damaged) + integrity.DAMAGED)
+    integrity.set_aside_export(path, "sha256 differs from the export's")
     raise DamagedArtifact(f"{path}: sha256 {actual[:12]}… is not the export's {provenance['sha256'][:12]}… (damaged "
                           f"after export); set aside as {path}{integrity.DAMAGED}. Run the same command again: it "
                           "rebuilds the export and remeasures its rows.")
@@ -273,7 +271,7 @@ def run_job(job: JobRequest) -> list[dict]:
                 if provenance and provenance["status"] == "ok" else None)
     weights = model.weights_record(read_json(job.model_provenance)) if job.model_provenance else None
     if artifact and Path(job.artifact).is_file():
-        _verify_artifact(job.artifact, job.provenance, provenance)
+        _verify_artifact(job.artifact, provenance)
 
     def write(loader, batch, outcomes, accuracy=None, extra=None, environment=None) -> dict:
         record = _row(job, loader, batch, outcomes, accuracy, extra or {}, environment or env.capture(job.device),

@@ -18,6 +18,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 BACKENDS_DIR = PACKAGE_DIR / "backends"
 ANY = "any"
 
+REFERENCE = "artifacts/reference/{size}.pt"
 RESULTS = "artifacts/results/{host}/{format}/{device}-{precision}/{size}/{loader}-bs{batch}.json"
 EXPORT = "artifacts/exports/{format}/{precision}-{device}-{size}.{ext}"
 # Written last by the report rule; removed when a workspace lacks files it had (integrity.missing).
@@ -278,7 +279,7 @@ def own_files(config: dict, jobs_: list[Job], host_tag: str) -> dict[str, list[s
                and (path := export_path(backend_of(config, job.format), job.precision, job.device, job.size))}
     return {"results": [result_paths(config, job, host_tag) for job in jobs_],  # per job
             "exports": sorted(exports),
-            "references": {size: f"artifacts/reference/{size}.pt" for size in config["image_sizes"]}}
+            "references": {size: REFERENCE.format(size=size) for size in config["image_sizes"]}}
 
 
 def foreign_results(host_tag: str) -> list[str]:

@@ -12,7 +12,7 @@ def benchmark_inputs(wildcards):
         "weights": rules.model.output.weights,
         "model": rules.model.output.provenance,
         "manifest": rules.images.output.manifest,
-        "reference": f"artifacts/reference/{wildcards.size}.pt",
+        "reference": study.REFERENCE.format(size=wildcards.size),
     }
     artifact = study.export_path(
         study.backend_of(config, wildcards.format),
@@ -63,12 +63,11 @@ def loader_workers(device):
 
 def report_results():
     """This machine's result JSONs, and every other machine's found under artifacts/results/."""
-    own = [path for job in JOBS for path in study.result_paths(config, job, HOST)]
-    return own + study.foreign_results(HOST)
+    return [path for job in OWN["results"] for path in job] + FOREIGN
 
 
 def report_exports():
     """Every export this machine's rows ran, with its provenance."""
     # those of rows that run here (none for CUDA rows on a machine without a GPU)
-    artifacts = study.own_files(config, JOBS, HOST)["exports"]
+    artifacts = OWN["exports"]
     return sorted(artifacts + [study.provenance_path(path) for path in artifacts])

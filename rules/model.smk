@@ -40,7 +40,7 @@ rule reference:
         weights=rules.model.output.weights,
         manifest=rules.images.output.manifest,
     output:
-        "artifacts/reference/{size}.pt",
+        study.REFERENCE,
     log:
         "artifacts/logs/reference/{size}.log",
     threads: len(CORES["cpu"])

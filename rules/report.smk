@@ -8,7 +8,7 @@ rule report:
         results=report_results(),
         exports=report_exports(),
         # not read: asked for so that a deleted or damaged one is remade (and what used it rerun)
-        references=expand("artifacts/reference/{size}.pt", size=config["image_sizes"]),
+        references=list(OWN["references"].values()),
         model=rules.model.output.provenance,
     output:
         report="report/report.md",

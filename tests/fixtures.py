@@ -1,5 +1,5 @@
 """Deterministic result JSONs for report tests (two machines, CPU and CUDA rows, failures)."""
-from fmtbench import accuracy, results, stats
+from fmtbench import accuracy, model, results, stats
 from fmtbench.atomic import write_json
 from fmtbench.study import RESULTS
 
@@ -83,6 +83,7 @@ def write_results(root, hosts=("cpu-box", "gpu-box")):
                                                             environment=ENVIRONMENTS[host])
                                 else:
                                     record = result(host, fmt, precision, device, loader, size, batch)
+                                record["weights"] = WEIGHTS
                                 results.validate(record)
                                 path = root / RESULTS.format(host=host, format=fmt, device=device,
                                                              precision=precision, size=size, loader=loader,
@@ -92,8 +93,12 @@ def write_results(root, hosts=("cpu-box", "gpu-box")):
     return paths
 
 
+MODEL_PROVENANCE = {"source": "random-fallback", "seed": 0,
+                    "reason": "download of https://example.invalid/resnet18.pth failed: offline"}
+WEIGHTS = model.weights_record(MODEL_PROVENANCE)
+
+
 def model_provenance(root):
     path = root / "provenance.json"
-    write_json(path, {"source": "random-fallback", "seed": 0,
-                      "reason": "download of https://example.invalid/resnet18.pth failed: offline"})
+    write_json(path, MODEL_PROVENANCE)
     return path

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import slurm_cluster
-import yaml
-from test_workflow import REPO
+from test_workflow import REPO, tiny_config
 
 pytestmark = pytest.mark.slurm
 HOST = "slurmhost"
@@ -22,12 +21,9 @@ NODE_RESOURCES = ["--default-resources", "slurm_partition=cpu", "cpus_per_task=1
 
 
 def _config(path: Path) -> Path:
-    config = yaml.safe_load((REPO / "tests" / "data" / "tiny_config.yaml").read_text())
-    config.update(host_label=HOST, formats={"torch": {"cpu": ["fp32"]}, "onnx": {"cpu": ["fp32"]}},
-                  image_sizes=[32], loaders=["dummy", "real"])
-    config["measurement"]["cpu"]["min_seconds"] = 2  # long enough for an interrupt to land in a running job
-    path.write_text(yaml.safe_dump(config))
-    return path
+    # CPU rows time for 2 s: long enough for an interrupt to land in a running job
+    return tiny_config(path, cpu_min_seconds=2, host_label=HOST, image_sizes=[32], loaders=["dummy", "real"],
+                       formats={"torch": {"cpu": ["fp32"]}, "onnx": {"cpu": ["fp32"]}})
 
 
 @pytest.fixture(scope="module")

@@ -310,15 +310,22 @@ def test_a_damaged_result_of_another_machine_stops_the_run_naming_it_and_keeps_t
     assert planned_jobs(repo, workdir) == set()
 
 
-def _slow_config(repo, workdir):
-    """The tiny study with CPU rows that time for 3 s: an interrupt lands while a child measures (the tiny
-    study's own rows end in a fraction of a second, and a Ctrl-C after the last one came too late)."""
+def tiny_config(path: Path, cpu_min_seconds: float | None = None, **changes) -> Path:
+    """The tiny study's config with top-level `changes` (and CPU rows timed for at least `cpu_min_seconds`),
+    written to `path`."""
     import yaml
-    config = yaml.safe_load((repo / "tests" / "data" / "tiny_config.yaml").read_text())
-    config["measurement"]["cpu"]["min_seconds"] = 3
-    path = workdir / "slow_config.yaml"
+    config = yaml.safe_load((REPO / "tests" / "data" / "tiny_config.yaml").read_text())
+    config.update(changes)
+    if cpu_min_seconds is not None:
+        config["measurement"]["cpu"]["min_seconds"] = cpu_min_seconds
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def _slow_config(workdir):
+    """The tiny study with CPU rows that time for 3 s: an interrupt lands while a child measures (the tiny
+    study's own rows end in a fraction of a second, and a Ctrl-C after the last one came too late)."""
+    return tiny_config(workdir / "slow_config.yaml", cpu_min_seconds=3)
 
 
 def _interrupt_during_onnx_benchmark(repo, workdir, env, interrupt, configfile):
@@ -365,7 +372,7 @@ def _kill_the_job(process):
 def test_interrupted_run_resumes_with_the_plain_command(study, interrupt):
     repo, workdir = study
     env = {"FMTBENCH_VERSION_OVERRIDES": f"onnxruntime=98.{interrupt.__name__}"}
-    slow = _slow_config(repo, workdir)
+    slow = _slow_config(workdir)
     _interrupt_during_onnx_benchmark(repo, workdir, env, interrupt, slow)
     for path in result_paths(workdir):
         results.validate(json.loads(path.read_text()))  # never a half-written JSON
@@ -376,18 +383,9 @@ def test_interrupted_run_resumes_with_the_plain_command(study, interrupt):
         results.validate(json.loads(path.read_text()))
 
 
-def _tiny_config(tmp_path, **changes):
-    import yaml
-    config = yaml.safe_load((REPO / "tests" / "data" / "tiny_config.yaml").read_text())
-    config.update(changes)
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def test_a_study_with_nothing_to_measure_is_refused_before_any_job(tmp_path):
-    config = _tiny_config(tmp_path, formats={"torch": {"cpu": ["fp32"]}, "onnx": {"cpu": ["fp32"]}},
-                          loaders=["real_gpu_decode"])
+    config = tiny_config(tmp_path / "config.yaml", formats={"torch": {"cpu": ["fp32"]}, "onnx": {"cpu": ["fp32"]}},
+                         loaders=["real_gpu_decode"])
     out = snakemake(REPO, tmp_path / "work", configfile=config, check=False)
     assert out.returncode != 0 and "loaders: no configured loader runs on any configured device" in out.stderr
     assert not (tmp_path / "work" / "artifacts").exists()
@@ -402,8 +400,9 @@ def test_a_folder_of_8_and_16_bit_images_is_measured_with_right_inputs(tmp_path)
     grey = (x * 3 + y).astype(np.uint8)
     Image.fromarray(np.stack([grey] * 3, axis=-1)).save(folder / "a8.png")
     Image.fromarray(grey.astype(np.uint16) * 257).save(folder / "b16.png")
-    config = _tiny_config(tmp_path, formats={"torch": {"cpu": ["fp32"]}}, image_sizes=[32], loaders=["real"],
-                          data={"images": str(folder), "num_images": 2, "seed": 0, "accuracy_images": 2})
+    config = tiny_config(tmp_path / "config.yaml", formats={"torch": {"cpu": ["fp32"]}}, image_sizes=[32],
+                         loaders=["real"],
+                         data={"images": str(folder), "num_images": 2, "seed": 0, "accuracy_images": 2})
     workdir = tmp_path / "work"
     snakemake(REPO, workdir, configfile=config)
     result = json.loads((workdir / "artifacts/results" / HOST / "torch/cpu-fp32/32/real-bs2.json").read_text())

@@ -298,9 +298,10 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, mea
 
     model_provenance = read_json(model_provenance_path)
     results = frames.with_speedup(frames.load(result_paths), baseline["format"], baseline["precision"])
-    # Rows written before results carried their weights: this machine's model is the best knowledge of them.
-    results["weights"] = results["weights"].fillna(describe(model_provenance))
-    results["random_weights"] = results["random_weights"].fillna(is_random(model_provenance)).astype(bool)
+    # Rows written before results carried their weights (another machine's, copied here) say so: this
+    # machine's model need not be theirs.
+    results["weights"] = results["weights"].fillna("not recorded (written before results carried it)")
+    results["random_weights"] = results["random_weights"].fillna(False).astype(bool)
     ok = results[results["status"] == "ok"]
     unstable = measurement["unstable_spread"]
     legend = LEGEND.format(unstable=unstable, baseline=f"{baseline['format']} {baseline['precision']}")
