@@ -4,9 +4,13 @@
   memory baseline.
 - `real`: DataLoader workers decode, resize and centre-crop the image files (CPU); the measuring process
   normalises each batch on the device.
-- `real_gpu_decode`: workers only read the files' bytes; a thread of the measuring process decodes them in
-  one batched nvJPEG call, resizes, crops and normalises on the GPU on a side stream, one batch ahead, so
-  decoding batch n+1 overlaps the model on batch n.
+- `real_gpu_decode`: workers only read the files' bytes; a thread of the measuring process takes them from
+  the workers, another decodes each batch in one batched nvJPEG call, resizes, crops and normalises on the
+  GPU on a side stream, batches ahead of the model, so decoding batch n+1 overlaps the model on batch n.
+
+A source is made before its configuration's memory baseline (a dummy batch: the input, not counted) and
+started after it (`start`: workers, decoder threads and their queues are the loader's own memory, counted
+in the configuration's figure: a real-loader row's figure is the model's plus its loader's).
 
 The real loaders draw from one endless sampler over the image set for the whole measurement (warm-up and
 timing), so their workers never drain at an epoch boundary, and they record how long each batch waited for
@@ -18,6 +22,7 @@ import math
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,26 +55,11 @@ class Loader:
     devices: tuple[str, ...]
     end_to_end: bool          # has an end-to-end figure (the dummy loader has none)
     description: str
-    opener: str               # the function of this module that opens its batch source
-
-    def open(self, request: SourceRequest):
-        return globals()[self.opener](request)
+    open: Callable[[SourceRequest], object]   # makes its batch source (not yet started)
 
     def min_timed_batches(self, workers: int) -> int:
         """Whole rounds of the workers: a timed phase shorter than a few rounds sees their start-up burst."""
         return ROUNDS_TIMED * max(workers, 1) if self.end_to_end else 0
-
-
-LOADERS = {loader.name: loader for loader in (
-    Loader("real", ("cpu", "cuda"), True,
-           "DataLoader workers decode, resize (short side to size·256/224) and centre-crop the image files on "
-           "the CPU; the batch is normalised on the target device", "open_real"),
-    Loader("dummy", ("cpu", "cuda"), False,
-           "one seeded random batch, made on the device in the format's input dtype and layout", "open_dummy"),
-    Loader("real_gpu_decode", ("cuda",), True,
-           "DataLoader workers read the files' bytes; nvJPEG decodes each batch in one call, then resize, crop "
-           "and normalisation run on the GPU on a side stream, one batch ahead of the model", "open_gpu_decode"),
-)}
 
 
 def loader(name: str) -> Loader:
@@ -199,6 +189,9 @@ class DummySource:
         batch = torch.randn(request.batch_size, 3, request.image_size, request.image_size, generator=generator)
         self.batch = in_format(batch, request.input_format, request.device)
 
+    def start(self) -> None:
+        pass
+
     def next(self):
         return self.batch
 
@@ -251,11 +244,15 @@ class RealSource(_Recording):
                              f"{request.workers} DataLoader worker(s): decode + resize + crop per batch"
                              if request.workers else "the measuring process: decode + resize + crop per batch",
                              concurrent=request.workers > 0)
-        paths = image_paths(request.manifest)
-        loader = _endless_loader(ImageFiles(paths, request.image_size), request.batch_size, request.workers,
-                                 pin_memory=request.device == "cuda")
-        self._batches = iter(loader)
+        self._paths = image_paths(request.manifest)
+        self._batches = None
         self._normalise = Normaliser(request.device, request.input_format)
+
+    def start(self) -> None:
+        """Starts the workers (after the configuration's memory baseline: their batches are the loader's)."""
+        self._batches = iter(_endless_loader(ImageFiles(self._paths, self.request.image_size),
+                                             self.request.batch_size, self.request.workers,
+                                             pin_memory=self.request.device == "cuda"))
 
     def next(self):
         start = time.perf_counter()
@@ -271,9 +268,21 @@ class RealSource(_Recording):
         self._batches = None
 
 
+class ManifestError(ValueError):
+    """A manifest written before a field that the loaders need: remade by the images rule, never guessed."""
+
+
 def nvjpeg_paths(manifest_path: str | Path) -> frozenset[str]:
-    """The images nvJPEG decodes as the CPU does (images.nvjpeg_decodable, recorded in the manifest)."""
-    return frozenset(entry["path"] for entry in read_json(manifest_path)["images"] if entry.get("nvjpeg"))
+    """The images nvJPEG decodes as the CPU does (images.nvjpeg_decodable, recorded in the manifest). A manifest
+    without the flags (written before them) is refused: decoding every image on the CPU under the GPU-decode
+    loader's name would be a silent fallback."""
+    entries = read_json(manifest_path)["images"]
+    unflagged = [entry["path"] for entry in entries if "nvjpeg" not in entry]
+    if unflagged:
+        raise ManifestError(f"{manifest_path}: {len(unflagged)} of {len(entries)} images have no 'nvjpeg' flag "
+                            f"(first: {unflagged[0]}); the manifest predates it: delete it and run the study "
+                            "again to remake it")
+    return frozenset(entry["path"] for entry in entries if entry["nvjpeg"])
 
 
 def decode_on_gpu(items, size: int, device: str = "cuda", nvjpeg: frozenset[str] | None = None):
@@ -301,50 +310,82 @@ def decode_on_gpu(items, size: int, device: str = "cuda", nvjpeg: frozenset[str]
 
 
 class GpuDecodeSource(_Recording):
+    """Two threads of the measuring process, a pipeline: one takes each batch's bytes from the workers, the
+    other decodes it (nvJPEG, one batched call), resizes, crops and normalises on a side stream. The decode
+    capacity is what the slower of the two stages sustains: batch / max(mean fetch, mean decode seconds)."""
     QUEUE_DEPTH = 2
 
     def __init__(self, request: SourceRequest):
-        import torch
-        self._init_recording(request, 1, "a decode thread of the measuring process: bytes from the workers, "
-                                         "then nvJPEG batch decode + resize + crop + normalise on a side CUDA "
-                                         "stream", concurrent=True)
+        self._init_recording(request, 1, "two threads of the measuring process: one takes the bytes from the "
+                                         "workers, the other runs nvJPEG batch decode + resize + crop + normalise "
+                                         "on a side CUDA stream", concurrent=True)
         self.fetch_seconds: list[float] = []
-        paths = image_paths(request.manifest)
+        self._paths = image_paths(request.manifest)
         self._nvjpeg = nvjpeg_paths(request.manifest)
-        self._batches = iter(_endless_loader(FileBytes(paths), request.batch_size, request.workers))
         self._normalise = Normaliser(request.device, request.input_format)
+        self._threads: list[threading.Thread] = []
+        self._batches = None
+
+    def start(self) -> None:
+        """Workers and threads start after the configuration's memory baseline: their queues are the loader's."""
+        import torch
+        self._batches = iter(_endless_loader(FileBytes(self._paths), self.request.batch_size, self.request.workers))
         self._stream = torch.cuda.Stream()
+        self._fetched: queue.Queue = queue.Queue(maxsize=self.QUEUE_DEPTH)
         self._ready: queue.Queue = queue.Queue(maxsize=self.QUEUE_DEPTH)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._produce, daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._fetch, daemon=True),
+                         threading.Thread(target=self._decode, daemon=True)]
+        for thread in self._threads:
+            thread.start()
 
-    def _produce(self):
-        import torch
+    def _fetch(self):
         try:
             while not self._stop.is_set():
                 start = time.perf_counter()
-                items, _ = next(self._batches)   # the bytes, from the workers: part of the producer's cycle
-                fetched = time.perf_counter()
-                with torch.cuda.stream(self._stream):
-                    batch = self._normalise(decode_on_gpu(items, self.request.image_size, self.request.device,
-                                                                 self._nvjpeg))
-                self._stream.synchronize()
-                self._put((batch, time.perf_counter() - start, fetched - start))
+                items, _ = next(self._batches)
+                self._put(self._fetched, (items, time.perf_counter() - start))
         except Exception as err:  # noqa: BLE001 - handed to the consumer, which raises it
-            self._put((err, None, None))
+            self._put(self._fetched, (err, None))
 
-    def _put(self, item):
+    def _decode(self):
+        import torch
         while not self._stop.is_set():
             try:
-                self._ready.put(item, timeout=0.1)
+                items, fetch_seconds = self._fetched.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if isinstance(items, Exception):
+                self._put(self._ready, (items, None, None))
+                return
+            try:
+                start = time.perf_counter()
+                with torch.cuda.stream(self._stream):
+                    batch = self._normalise(decode_on_gpu(items, self.request.image_size, self.request.device,
+                                                          self._nvjpeg))
+                self._stream.synchronize()
+                self._put(self._ready, (batch, time.perf_counter() - start, fetch_seconds))
+            except Exception as err:  # noqa: BLE001 - handed to the consumer, which raises it
+                self._put(self._ready, (err, None, None))
+                return
+
+    def _put(self, target: queue.Queue, item):
+        while not self._stop.is_set():
+            try:
+                target.put(item, timeout=0.1)
                 return
             except queue.Full:
                 continue
 
     def stats(self) -> dict:
+        import numpy as np
         stats = super().stats()
-        stats["fetch_ms_per_batch"] = _ms_summary(self.fetch_seconds[self._timed_from:])
+        fetched = self.fetch_seconds[self._timed_from:] or self.fetch_seconds
+        decoded = self.produce_seconds[self._timed_from:] or self.produce_seconds
+        stats["fetch_ms_per_batch"] = _ms_summary(fetched)
+        if fetched and decoded:
+            slower = max(float(np.mean(fetched)), float(np.mean(decoded)))
+            stats["decode_capacity_fps"] = self.request.batch_size / slower
         return stats
 
     def next(self):
@@ -360,25 +401,29 @@ class GpuDecodeSource(_Recording):
         return batch
 
     def close(self) -> None:
-        self._stop.set()
-        while not self._ready.empty():
-            self._ready.get_nowait()
-        self._thread.join(timeout=10)
+        if self._threads:
+            self._stop.set()
+            for pending in (self._ready, self._fetched):
+                while not pending.empty():
+                    pending.get_nowait()
+            for thread in self._threads:
+                thread.join(timeout=10)
         shutdown = getattr(self._batches, "_shutdown_workers", None)
         if shutdown:
             shutdown()
 
 
-def open_dummy(request: SourceRequest):
-    return DummySource(request)
-
-
-def open_real(request: SourceRequest):
-    return RealSource(request)
-
-
-def open_gpu_decode(request: SourceRequest):
-    return GpuDecodeSource(request)
+LOADERS = {loader.name: loader for loader in (
+    Loader("real", ("cpu", "cuda"), True,
+           "DataLoader workers decode, resize (short side to size·256/224) and centre-crop the image files on "
+           "the CPU; the batch is normalised on the target device", RealSource),
+    Loader("dummy", ("cpu", "cuda"), False,
+           "one seeded random batch, made on the device in the format's input dtype and layout", DummySource),
+    Loader("real_gpu_decode", ("cuda",), True,
+           "DataLoader workers read the files' bytes; a thread of the measuring process takes them, another "
+           "decodes each batch with nvJPEG in one call, then resizes, crops and normalises on the GPU on a side "
+           "stream, batches ahead of the model", GpuDecodeSource),
+)}
 
 
 def dummy_batch(batch_size: int, size: int, device: str, seed: int = 0):

@@ -75,6 +75,8 @@ def claim_for(device: str):
 THROTTLE_REASONS = {0x4: "sw_power_cap", 0x8: "hw_slowdown", 0x20: "sw_thermal", 0x40: "hw_thermal",
                     0x80: "hw_power_brake"}
 OTHER_REASONS = {0x1: "gpu_idle", 0x2: "applications_clocks", 0x10: "sync_boost", 0x100: "display_clock"}
+MEMORY_PERIOD_MS = 1    # device memory sampled this often while a child measures
+CLOCK_SAMPLE_MS = 10   # SM clock, power and clock event reasons this often during timing
 MEMORY_METHOD = ("CUDA device memory in use growth (NVML total - free, sampled every 1 ms by the job process, "
                  "outside the measured one)")
 
@@ -145,12 +147,16 @@ def _spread(values) -> dict | None:
 class DeviceMonitor:
     """The job process's readings while a child measures (the `on_mark` of isolation.run_forked).
 
-    From the child's `baseline` mark to its `timing_end` mark, device memory in use every 1 ms; at the
-    `loaded` and `first_run` marks, the memory in use then; over the timed phase (`timing_start` to
-    `timing_end`), the board's energy counter and, every 10 ms, SM clock, power and clock event reasons.
-    Its replies tell the child whether device memory is being tracked here, and hand it the records."""
+    From the child's `baseline` mark to its `closed` mark, device memory in use every 1 ms. `loaded`: the
+    model's load (memory in use then, against the baseline). Per configuration: `config_start` takes the
+    configuration's own baseline and restarts the peak; `first_run` reads memory then; from `timing_start`
+    the SM clock, power and clock event reasons are sampled every 10 ms; the board's energy counter is read at
+    `energy_start` and `energy_end` (the back-to-back phase); `config_end` replies with the configuration's
+    memory record (its growth over its baseline plus the model's load) and GPU readings. Replies to
+    `baseline` tell the child whether device memory is being tracked here."""
 
-    def __init__(self, interval: float = 0.001, clock_every: int = 10):
+    def __init__(self, interval: float = MEMORY_PERIOD_MS / 1000,
+                 clock_every: int = CLOCK_SAMPLE_MS // MEMORY_PERIOD_MS):
         self._interval, self._clock_every = interval, clock_every
         self._nvml: Nvml | None = None
         self._thread = None
@@ -164,54 +170,69 @@ class DeviceMonitor:
                 self._samples.append(self._nvml.sample())
 
     def reset(self) -> None:
-        """After a child that died between its baseline and the end of its timing: stop sampling."""
+        """After a child that ended (or died): stop sampling."""
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
             self._thread = None
 
+    def _start_config(self) -> None:
+        used = self._nvml.memory_used()
+        self._config_baseline = self._peak = used
+        self._stages, self._samples, self._timing, self._energy = {}, [], False, None
+
+    def _end_config(self) -> dict:
+        from fmtbench.memory import MB, add_load, growth_record
+        self._peak = max(self._peak, self._nvml.memory_used())
+        self._timing = False
+        reasons = 0
+        for sample in self._samples:
+            reasons |= sample["reasons"] or 0
+        throttled = [label for bit, label in THROTTLE_REASONS.items() if reasons & bit]
+        gpu = {"energy": self._energy,
+               "sm_clock_mhz": _spread(s["sm_clock_mhz"] for s in self._samples),
+               "power_w": _spread(s["power_w"] for s in self._samples),
+               "power_limit_w": self._nvml.power_limit_w(), "samples": len(self._samples),
+               "clock_event_reasons": throttled + [label for bit, label in OTHER_REASONS.items() if reasons & bit],
+               "throttled": bool(throttled)}
+        record = growth_record(MEMORY_METHOD, self._config_baseline, self._peak, self._stages)
+        return {"memory": add_load(record, self._load / MB), "gpu": gpu}
+
     def on_mark(self, name: str, data: dict) -> dict:
         import threading
-
-        from fmtbench.memory import growth_record
         if name == "baseline":
             self.reset()
             self._nvml = self._nvml or Nvml.open(data.get("uuid"), data.get("pci_bus_id"))
             if self._nvml is None:
                 return {"device_memory": False}
-            self.baseline = self._peak = self._nvml.memory_used()
-            self._stages, self._samples, self._timing = {}, [], False
+            self.baseline = self._nvml.memory_used()
+            self._load = 0
+            self._start_config()
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._run, daemon=True)
             self._thread.start()
             return {"device_memory": True}
         if self._thread is None:
             return {}
-        if name in ("loaded", "first_run"):
+        if name == "loaded":
+            self._load = max(self._nvml.memory_used() - self.baseline, 0)
+        elif name == "config_start":
+            self._start_config()
+        elif name == "first_run":
             used = self._nvml.memory_used()
-            self._stages["load" if name == "loaded" else name] = used
+            self._stages["first_run"] = used
             self._peak = max(self._peak, used)
         elif name == "timing_start":
-            self._energy, self._started, self._timing = self._nvml.energy_mj(), time.perf_counter(), True
+            self._timing = True
             self._samples.append(self._nvml.sample())
-        elif name == "timing_end":
-            seconds = time.perf_counter() - self._started
-            energy = self._nvml.energy_mj()
-            self._samples.append(self._nvml.sample())
-            self._stop.set()
-            self._thread.join()
-            self._thread = None
-            self._peak = max(self._peak, self._nvml.memory_used())
-            reasons = 0
-            for sample in self._samples:
-                reasons |= sample["reasons"] or 0
-            throttled = [label for bit, label in THROTTLE_REASONS.items() if reasons & bit]
-            gpu = {"timed_seconds": seconds,
-                   "energy_j": (energy - self._energy) / 1000 if None not in (energy, self._energy) else None,
-                   "sm_clock_mhz": _spread(s["sm_clock_mhz"] for s in self._samples),
-                   "power_w": _spread(s["power_w"] for s in self._samples),
-                   "power_limit_w": self._nvml.power_limit_w(), "samples": len(self._samples),
-                   "clock_event_reasons": throttled + [label for bit, label in OTHER_REASONS.items() if reasons & bit],
-                   "throttled": bool(throttled)}
-            return {"memory": growth_record(MEMORY_METHOD, self.baseline, self._peak, self._stages), "gpu": gpu}
+        elif name == "energy_start":
+            self._energy_start = (self._nvml.energy_mj(), time.perf_counter())
+        elif name == "energy_end":
+            energy, started = self._nvml.energy_mj(), self._energy_start[1]
+            joules = (energy - self._energy_start[0]) / 1000 if None not in (energy, self._energy_start[0]) else None
+            self._energy = {"joules": joules, "seconds": time.perf_counter() - started}
+        elif name == "config_end":
+            return self._end_config()
+        elif name == "closed":
+            self.reset()
         return {}

@@ -36,6 +36,12 @@ log = logging.getLogger(__name__)
 
 _CHANNEL = None          # in a forked child: the duplex connection to the parent
 _PROGRESS: Path | None = None   # in a fresh interpreter: where `mark` writes the stage reached
+_FORKED_AT: float | None = None  # in the parent: perf_counter when the current forked child started
+
+
+def elapsed() -> float:
+    """In the parent, inside `on_mark`: seconds since the current forked child started."""
+    return time.perf_counter() - _FORKED_AT if _FORKED_AT is not None else 0.0
 
 
 @dataclass
@@ -111,10 +117,13 @@ def run_forked(function: Callable, *args, timeout: float, spec: FormatSpec | Non
     """`function(*args)` in a forked child; its return value (picklable) or its failure as an Outcome.
 
     `on_mark(name, data)` runs in this process for each `mark` of the child, which waits for it; its return
-    value is the child's reply."""
+    value is the child's reply. `timeout`: the longest the child may go without a mark (or its result): a
+    child that measures many configurations marks each stage of each, so a hang is caught wherever it is."""
+    global _FORKED_AT
     context = multiprocessing.get_context("fork")
     parent_end, child_end = context.Pipe(duplex=True)
     started, forked_at = time.perf_counter(), time.time()
+    _FORKED_AT = started
     process = context.Process(target=_forked_child, args=(child_end, function, args, spec))
     process.start()
     child_end.close()
@@ -127,7 +136,8 @@ def run_forked(function: Callable, *args, timeout: float, spec: FormatSpec | Non
         while outcome is None:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
-                outcome = Outcome("failed", f"timed out after {timeout:.0f} s during stage '{last}'", transient=True)
+                outcome = Outcome("failed", f"timed out: no progress for {timeout:.0f} s during stage '{last}'",
+                                  transient=True)
                 break
             if not parent_end.poll(min(remaining, 0.5)):
                 if not process.is_alive() and not parent_end.poll():
@@ -137,6 +147,7 @@ def run_forked(function: Callable, *args, timeout: float, spec: FormatSpec | Non
             if message[0] == "mark":
                 _, last, data = message
                 stages[last] = time.perf_counter() - started
+                deadline = time.perf_counter() + timeout
                 parent_end.send_bytes(pickle.dumps((on_mark(last, data) if on_mark else None) or {}))
             else:
                 outcome, reported = message[1], True

@@ -1,9 +1,14 @@
-"""Memory growth of one configuration over its baseline, by one method per device for every backend.
+"""Memory growth of one configuration, by one method per device for every backend.
 
-The baseline is taken after imports, device initialisation (the CUDA context) and the input batch (made in
-the format's final dtype and layout), right before the model is loaded. Readings follow at three stages:
-after loading (weights, engines, sessions), after the first run (library handles, workspaces, autotuning
-buffers: cuDNN/cuBLAS create theirs lazily there) and the peak up to the end of the timed phase.
+A measuring process loads the model once and measures several configurations with it (as a server would).
+The process baseline is taken after imports, device initialisation (the CUDA context and the cuDNN/cuBLAS
+handles, made by a tiny convolution and matmul) right before the model is loaded; the model's load is the
+growth from there to after loading (weights, engines, sessions). Each configuration then starts from its own
+baseline, taken after the previous configuration released what it held (its buffers, CUDA graphs, allocator
+caches, ONNX Runtime's arena: `Session.release`) and after its input batch was made (in the format's final
+dtype and layout). Its figure is the model's load plus its own peak growth over that baseline (`add_load`):
+what a fresh process measures for it. Readings: after the first run at its shape (workspaces, autotuning
+buffers) and the peak up to the end of its timed phases.
 
 CPU rows: resident set size (RSS) of the measuring process. At the baseline the C heap's free pages are
 returned to the kernel (malloc_trim: else a new allocation could reuse resident freed pages unseen) and the
@@ -148,6 +153,16 @@ class CudaTracker:
         import torch
         torch.cuda.synchronize()
         return growth_record(self.method, self.baseline, self._sampler.stop(), self._stages)
+
+
+def add_load(record: dict, load_mb: float) -> dict:
+    """A configuration's growth over its own baseline, plus the model's load in the process: its figure."""
+    record = dict(record)
+    record["allocated_mb"] += load_mb
+    if "first_run_mb" in record:
+        record["first_run_mb"] += load_mb
+    record["load_mb"] = load_mb
+    return record
 
 
 def torch_peaks() -> dict:

@@ -12,7 +12,7 @@ import numpy as np
 from fmtbench import data, stats
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "result.schema.json"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATUSES = ("ok", "unavailable", "oom", "failed")
 # e2e FPS below this share of min(model FPS, decode capacity) means the pipeline stalled.
 PIPELINE_EFFICIENCY = 0.9
@@ -31,7 +31,7 @@ class Config:
 
 def record(config: Config, status: str, reason: str | None = None, *, timing=None, throughput=None,
            memory=None, gpu=None, accuracy=None, environment=None, artifact=None, backend=None,
-           processes=None, transient: bool = False, attempt: int = 1) -> dict:
+           processes=None, transient: bool = False, attempt: int = 1, measurement=None) -> dict:
     if status not in STATUSES:
         raise ValueError(f"status {status!r} is not one of {STATUSES}")
     return {
@@ -51,6 +51,8 @@ def record(config: Config, status: str, reason: str | None = None, *, timing=Non
         "artifact": artifact,
         "backend": backend or {},
         "processes": processes or [],
+        # the settings it was measured with (timing.Settings.record): the report's method text reads them
+        "measurement": measurement,
     }
 
 
@@ -59,15 +61,20 @@ def _median(values):
     return float(np.median(values)) if values else None
 
 
-def throughput(batch_size: int, median_ms: float, processes: list[dict]) -> dict:
-    """Model FPS from the row's median time; for loaders with an end-to-end figure, the median over the
-    processes of images / wall time of the timed phase, the decode capacity and how close e2e came to what
-    the pipeline allows: min(model FPS, capacity) where the producer runs beside the model (workers, a
-    decode thread), 1 / (1/model + 1/capacity) where the measuring process decodes itself (no workers)."""
-    model_fps = batch_size / (median_ms / 1e3)
+def throughput(batch_size: int, timing: stats.Timing, processes: list[dict]) -> dict:
+    """The row's rates. Dummy loader: `model_fps` is the back-to-back rate (Timing.throughput_fps; on the CPU,
+    batch / median call time), the model alone. Real loaders: `model_fps` is batch / the median model time
+    measured in the same run under the loader's load (CUDA events on the model's stream), and `end_to_end_fps`
+    the median over the processes of images / wall time of the timed phase, with the decode capacity and how
+    close e2e came to what the pipeline allows: min(model FPS, capacity) where the producer runs beside the
+    model (workers, decode threads), 1 / (1/model + 1/capacity) where the measuring process decodes itself."""
+    latency_fps = batch_size / (timing.median / 1e3)
     loaders = [p["loader"] for p in processes if p.get("loader")]
     if not loaders:
-        return {"model_fps": model_fps, "end_to_end_fps": None}
+        model_fps = timing.throughput_fps or latency_fps
+        return {"model_fps": model_fps, "basis": "back_to_back" if timing.throughput_fps else "latency",
+                "latency_fps": latency_fps, "end_to_end_fps": None}
+    model_fps = latency_fps
     e2e = [entry["end_to_end_fps"] for entry in loaders]
     capacity = _median(entry["decode_capacity_fps"] for entry in loaders)
     end_to_end = _median(e2e)
@@ -80,9 +87,13 @@ def throughput(batch_size: int, median_ms: float, processes: list[dict]) -> dict
     waits = [entry["data_wait_ms"] for entry in loaders if entry["data_wait_ms"]]
     return {
         "model_fps": model_fps,
+        "basis": "under_load",
+        "latency_fps": None,
         "end_to_end_fps": end_to_end,
-        "end_to_end_spread": (max(e2e) - min(e2e)) / end_to_end if len(e2e) > 1 and end_to_end else 0.0,
+        "end_to_end_spread": stats.spread_of(e2e) if end_to_end else 0.0,
         "decode_capacity_fps": capacity,
+        "capacity_spread": stats.spread_of([entry["decode_capacity_fps"] for entry in loaders
+                                            if entry["decode_capacity_fps"]]) if capacity else None,
         "expected_fps": expected,
         "pipeline_efficiency": end_to_end / expected if expected else None,
         "stalled": bool(expected and end_to_end < PIPELINE_EFFICIENCY * expected),
@@ -101,18 +112,27 @@ def memory_summary(records: list[dict]) -> dict:
     return chosen
 
 
+ENERGY_METHOD = ("NVML total energy counter of the board over the back-to-back phase (calls queued without a "
+                 "gap, at least measurement.energy_seconds, in the row's first process) / images run in it")
+
+
 def gpu_summary(readings: list[dict | None], batch_size: int, timings: list[stats.ProcessTiming]) -> dict | None:
-    """Energy per image (median over processes) and the clocks, power and clock event reasons seen."""
+    """Energy per image over the back-to-back phase (median over the processes that read it) and the clocks,
+    power and clock event reasons seen."""
     if not any(readings):
         return None
-    per_image = [r["energy_j"] / (t.summary.count * batch_size) if r and r["energy_j"] is not None else None
-                 for r, t in zip(readings, timings)]
+    per_image, phase_seconds = [], []
+    for reading, process in zip(readings, timings):
+        energy = (reading or {}).get("energy") or {}
+        if energy.get("joules") is not None and process.throughput is not None:
+            images = process.throughput.blocks * process.throughput.calls_per_block * batch_size
+            per_image.append(energy["joules"] / images)
+            phase_seconds.append(energy["seconds"])
     present = [r for r in readings if r]
     clocks = [c for r in present for c in (r["sm_clock_mhz"] or {}).values()]
     reasons = sorted({reason for r in present for reason in r["clock_event_reasons"]})
-    return {"energy_j_per_image": _median(per_image),
-            "energy_method": "NVML total energy counter of the board over the timed phase / images timed "
-                             "(idle gaps between iterations included)",
+    return {"energy_j_per_image": _median(per_image), "energy_method": ENERGY_METHOD,
+            "energy_phase_seconds": max(phase_seconds) if phase_seconds else None,
             "sm_clock_mhz": {"min": min(clocks), "max": max(clocks)} if clocks else None,
             "power_w_max": max((r["power_w"] or {}).get("max") or 0 for r in present) or None,
             "power_limit_w": present[0]["power_limit_w"],

@@ -1,16 +1,25 @@
 """Runs one benchmark job: every batch size and loader of one (format, device, precision, image size).
 
-The job process imports the format's libraries once and forks a fresh child per measurement (and one for
-tuning), so no configuration's memory, caches or warm state reach another's figures, while the imports are
-paid once per job. Each configuration is measured in `repeats` independent processes, in rounds: every
-configuration once, then every configuration again starting further into the list, ... so the processes of one
-configuration are spread over the job rather than back to back (a slow spell of the machine does not hit
-one row thrice). The parent never initialises CUDA: it only watches the GPU through NVML while a child
-measures (gpus.DeviceMonitor). A child that crashes or hangs becomes a `failed` result; a JSON is written
-(atomically) for every configuration, whatever happens.
+The job process imports the format's libraries once and forks measuring processes. Each measuring process
+loads the model once and measures a group of the job's configurations with it, as a long-running server
+would serve several batch sizes: every loader of a batch size one after the other (they share the input
+shape, so autotuning at that shape is paid once), batch after batch. Between two configurations the
+process releases what the previous one held (its inputs and loader, its CUDA graphs, the allocator's cache,
+ONNX Runtime's arena: `Session.release`), so each configuration's memory figure is its own (memory.py).
+Shared within a process, as in a server: the imported libraries, the CUDA context and library handles, the
+loaded model and its compiled code, and autotuning results per shape.
+
+Every row is measured in `processes` such processes (CUDA: 2), each taking the configurations in another
+order (the batch sizes rotated, the loaders of a batch reversed every other process); rows whose processes
+disagree by more than `unstable_spread` get further processes, up to `max_processes`. The parent never
+initialises CUDA: it watches the GPU through NVML while a child measures (gpus.DeviceMonitor). A
+configuration that fails is data (its JSON says why); a process that dies loses only the configuration it
+was measuring, and the rest of its group is measured by another process. A JSON is written (atomically) for
+every configuration, whatever happens.
 """
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 from dataclasses import dataclass, field, replace
@@ -19,8 +28,8 @@ from pathlib import Path
 from fmtbench import accuracy as accuracy_check
 from fmtbench import backends, data, env, gpus, hardware, integrity, isolation, memory, model, results, timing
 from fmtbench.atomic import read_json, sha256_artifact, write_json
-from fmtbench.backends.base import LoadRequest, Unavailable
-from fmtbench.stats import Timing
+from fmtbench.backends.base import LoadRequest, Unavailable, classify
+from fmtbench.stats import Throughput, Timing, spread_of
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +69,49 @@ class JobRequest:
                               image_size=self.image_size, batch_size=batch_size, host=self.host)
 
 
+@dataclass(frozen=True)
+class Planned:
+    """One configuration in a measuring process's group."""
+    loader: str
+    batch: int
+    accuracy: bool   # check the logits (the row's first successful process)
+    energy: bool     # a back-to-back phase of at least energy_seconds (the row's first process)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.loader, self.batch
+
+
 # --- child side --------------------------------------------------------------------------------------
 
+def _library_handles(device: str, precision: str) -> None:
+    """A tiny convolution, batch norm and matmul in the row's dtype: the libraries' handles, thread pools and
+    workspaces exist before the process's baseline, so no configuration's figure holds them (the first of a
+    process included, and a fresh process's alike)."""
+    import torch
+    dtype = torch.float16 if precision == "fp16" else torch.float32
+    x = torch.ones(2, 3, 8, 8, device=device, dtype=dtype)
+    with torch.inference_mode():
+        y = torch.nn.functional.conv2d(x, torch.ones(4, 3, 3, 3, device=device, dtype=dtype))
+        torch.nn.functional.batch_norm(y, torch.zeros(4, device=device, dtype=dtype),
+                                       torch.ones(4, device=device, dtype=dtype))
+        torch.ones(4, 4, device=device, dtype=dtype) @ torch.ones(4, 4, device=device, dtype=dtype)
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
 def _init_device(job: JobRequest) -> dict:
-    """Threads and the CUDA context; returns what identifies the GPU to the parent's NVML."""
+    """Threads, the CUDA context and the library handles; returns what identifies the GPU to the parent's NVML."""
     import torch
     if job.threads:
         torch.set_num_threads(job.threads)
     if job.device != "cuda":
+        _library_handles("cpu", job.precision)
         return {}
     if not torch.cuda.is_available():
         raise Unavailable("CUDA is not available to torch on this machine")
     torch.cuda.init()
-    torch.zeros(1, device="cuda")  # the context exists before the baseline is taken
+    _library_handles("cuda", job.precision)
     properties = torch.cuda.get_device_properties(0)
     identity = {"uuid": str(getattr(properties, "uuid", "") or "")}
     if hasattr(properties, "pci_bus_id"):
@@ -113,68 +152,153 @@ def _accuracy(job: JobRequest, session, batch_size: int) -> dict:
     return {"reference": "PyTorch fp32 eager, CPU", "batch_size": batch_size, **result}
 
 
-def measure_child(job: JobRequest, loader_name: str, batch_size: int, with_accuracy: bool) -> dict:
-    """One measurement of one configuration, in a process of its own. Marks its stages for the parent."""
-    isolation.mark("started")
-    backend = backends.get(job.backend)
-    loader = data.loader(loader_name)
-    request = job.load_request()
-    identity = _init_device(job)
-    source = loader.open(data.SourceRequest(job.device, job.image_size, batch_size, job.loader_workers,
-                                            job.manifest, backend.input_format(request)))
-    monitored = isolation.mark("baseline", **identity).get("device_memory", False)
-    if job.device == "cpu":
-        tracker = memory.RssTracker().start()
+class _Accounting:
+    """The measuring process's memory readings where its parent has no NVML view (CPU rows; CUDA without
+    NVML): the model's load once, then each configuration's growth over its own baseline."""
+
+    def __init__(self, device: str):
+        self._tracker_type = memory.RssTracker if device == "cpu" else memory.CudaTracker
+        self._process = self._tracker_type().start()
+        self.load_mb = 0.0
+        self.current = None
+
+    def loaded(self) -> None:
+        self._process.stage("load")
+        self.load_mb = self._process.stop()["load_mb"]
+
+    def start_config(self) -> None:
+        self.current = self._tracker_type().start()
+
+    def stage(self, name: str) -> None:
+        self.current.stage(name)
+
+    def end_config(self) -> dict:
+        return memory.add_load(self.current.stop(), self.load_mb)
+
+
+def _release(session, device: str) -> None:
+    """What the last configuration held goes back, so the next one's figure is its own."""
+    release = getattr(session, "release", None)
+    if release:
+        release()
+    gc.collect()
+    if device == "cuda":
+        import torch
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
     else:
+        memory.release_free_heap()
+
+
+def _measure_config(job: JobRequest, session, planned: Planned, accounting: _Accounting | None) -> dict:
+    """One configuration in a process that has the model loaded. Marks its stages for the parent."""
+    loader = data.loader(planned.loader)
+    settings = job.measurement
+    request = data.SourceRequest(job.device, job.image_size, planned.batch, job.loader_workers, job.manifest,
+                                 backends.get(job.backend).input_format(job.load_request()))
+    source = loader.open(request)          # a dummy batch is made here, before the baseline
+    _synchronize(job.device)
+    if accounting:
+        accounting.start_config()
+    isolation.mark("config_start", loader=planned.loader, batch=planned.batch)
+    if job.device == "cuda":
         import torch
         torch.cuda.reset_peak_memory_stats()
-        tracker = None if monitored else memory.CudaTracker().start()
-    session = backend.load(request)
-    _synchronize(job.device)
-    if tracker:
-        tracker.stage("load")
-    isolation.mark("loaded")
+    try:
+        source.start()
+        clock = timing.clock_for(job.device)
+        first_run_ms = _first_call(session, source, clock)
+        if accounting:
+            accounting.stage("first_run")
+        isolation.mark("first_run")
 
-    clock = timing.clock_for(job.device)
-    first_batch = session.prepare(source.next())
-    first_run_ms = clock.time(lambda: session.run(first_batch)) * 1e3  # lazy init, autotuning, compilation
-    if tracker:
-        tracker.stage("first_run")
-    isolation.mark("first_run")
+        def timing_starts() -> None:
+            source.start_timing()
+            isolation.mark("timing_start")
 
-    def step() -> float:
-        prepared = session.prepare(source.next())
-        return clock.time(lambda: session.run(prepared))
+        if loader.end_to_end:
+            process, _ = timing.measure_under_load(
+                lambda: session.prepare(source.next()), session.run, timing.call_timer_for(job.device), clock.sync,
+                settings, loader.min_timed_batches(job.loader_workers), noisy_iqr_ratio=job.noisy_iqr_ratio,
+                on_timing_start=timing_starts)
+        else:
+            def step() -> float:
+                prepared = session.prepare(source.next())
+                return clock.time(lambda: session.run(prepared))
+            process = timing.measure(step, settings, noisy_iqr_ratio=job.noisy_iqr_ratio,
+                                     on_timing_start=timing_starts)
+            process = replace(process, throughput=_throughput(job, session, source, planned, process, clock))
+        _synchronize(job.device)
+        readings = isolation.mark("config_end")
+        used = readings.get("memory") or accounting.end_config()
+        if job.device == "cuda":
+            used.update(memory.torch_peaks())
+        loader_stats = source.stats()
+        if loader_stats is not None:
+            loader_stats["end_to_end_fps"] = planned.batch * process.summary.count / process.timed_seconds
+        checked = None
+        if planned.accuracy:
+            try:
+                checked = _accuracy(job, session, planned.batch)
+            except Exception as err:  # noqa: BLE001 - the measurement stands; the row says why accuracy is missing
+                checked = {"error": f"{type(err).__name__}: {err}"[:500]}
+    finally:
+        source.close()
+    return {"status": "ok", "timing": process, "clock": clock.name, "first_run_ms": first_run_ms, "memory": used,
+            "gpu": readings.get("gpu"), "loader": loader_stats, "accuracy": checked}
 
-    def timing_starts() -> None:
-        source.start_timing()
-        isolation.mark("timing_start")
 
+def _first_call(session, source, clock) -> float:
+    """The first call at the configuration's shape (autotuning, graph capture), in ms; its input is not kept."""
+    first = session.prepare(source.next())
+    return clock.time(lambda: session.run(first)) * 1e3
+
+
+def _throughput(job: JobRequest, session, source, planned: Planned, process, clock) -> Throughput | None:
+    """Back to back on CUDA (at least energy_seconds in a row's first process, the board's energy read over
+    it); on the CPU a call is synchronous: each timed call is its own block."""
     settings = job.measurement
-    if loader.end_to_end:  # whole rounds of the workers, no waiting for the model time's interval
-        settings = replace(settings, target_ci=0.0)
-    process = timing.measure(step, settings, min_iters=loader.min_timed_batches(job.loader_workers),
-                             noisy_iqr_ratio=job.noisy_iqr_ratio, on_timing_start=timing_starts)
+    if job.device != "cuda":
+        return Throughput.of([ms / 1e3 for ms in process.samples_ms], 1, planned.batch)
+    if settings.throughput_seconds <= 0:
+        return None
+    prepared = session.prepare(source.next())
+    seconds = max(settings.throughput_seconds, settings.energy_seconds if planned.energy else 0.0)
+    isolation.mark("energy_start")
+    measured = timing.measure_throughput(lambda: session.run(prepared), clock.sync, planned.batch,
+                                         process.summary.median, seconds)
+    isolation.mark("energy_end")
+    return measured
+
+
+def measure_group(job: JobRequest, plan: list[Planned]) -> dict:
+    """A measuring process: the model loaded once, then each planned configuration, each reported to the parent
+    as it is done (`config_done`), so a crash loses only the configuration being measured."""
+    isolation.mark("started")
+    backend = backends.get(job.backend)
+    identity = _init_device(job)
+    monitored = isolation.mark("baseline", **identity).get("device_memory", False)
+    accounting = None if monitored else _Accounting(job.device)
+    session = backend.load(job.load_request())
     _synchronize(job.device)
-    readings = isolation.mark("timing_end")
-    used = readings.get("memory") or tracker.stop()
-    if job.device == "cuda":
-        used.update(memory.torch_peaks())
-    loader_stats = source.stats()
-    if loader_stats is not None:
-        loader_stats["end_to_end_fps"] = batch_size * process.summary.count / process.timed_seconds
-    checked = None
-    if with_accuracy:
+    if accounting:
+        accounting.loaded()
+    isolation.mark("loaded")
+    for planned in plan:
         try:
-            checked = _accuracy(job, session, batch_size)
-        except Exception as err:  # noqa: BLE001 - the measurement stands; the row says why accuracy is missing
-            checked = {"error": f"{type(err).__name__}: {err}"[:500]}
-    source.close()
+            value = _measure_config(job, session, planned, accounting)
+        except Exception as err:  # noqa: BLE001 - one configuration's failure is its row, the group goes on
+            status = classify(err, backends.spec(job.backend))
+            if status == "unavailable":
+                raise
+            value = {"status": status, "reason": f"{type(err).__name__}: {err}"[:2000]}
+            log.error("%s %s batch %d: %s: %s", job.format, planned.loader, planned.batch, status,
+                      value["reason"].splitlines()[0][:300])
+        isolation.mark("config_done", loader=planned.loader, batch=planned.batch, value=value)
+        _release(session, job.device)
+    info = dict(session.info)
     isolation.mark("closed")
-    return {"timing": process, "clock": clock.name, "first_run_ms": first_run_ms, "memory": used,
-            "gpu": readings.get("gpu"),
-            "loader": loader_stats, "accuracy": checked, "backend": dict(session.info),
-            "environment": env.capture(job.device, cuda_ready=job.device == "cuda")}
+    return {"backend": info, "environment": env.capture(job.device, cuda_ready=job.device == "cuda")}
 
 
 # --- parent side -------------------------------------------------------------------------------------
@@ -200,52 +324,168 @@ def _preload(job: JobRequest) -> None:
             pass  # the child reports the format unavailable with the import's own message
 
 
-def _config_timeout(job: JobRequest) -> float:
-    """Generous for load, compilation caches and warm-up, bounded so that a hang becomes a `failed` row."""
+def stall_timeout(job: JobRequest) -> float:
+    """The longest a measuring process may go without reaching its next stage: generous for loading, compiler
+    caches and a configuration's phases, bounded so that a hang becomes a `failed` row."""
     settings = job.measurement
-    return 300 + 3 * (settings.warmup_seconds + settings.max_seconds)
+    return 300 + 3 * (settings.warmup_seconds + settings.max_seconds + settings.throughput_seconds
+                      + settings.energy_seconds)
 
 
-def schedule(configs: list, repeats: int) -> list[tuple[int, tuple]]:
-    """Rounds over the configurations, each round starting a fraction further into the list: the processes
-    of one configuration are a round apart, never back to back, and follow different neighbours."""
-    order = []
-    for round_index in range(repeats):
-        offset = round_index * len(configs) // repeats
-        order += [(round_index, config) for config in configs[offset:] + configs[:offset]]
-    return order
+def order(configs: list[tuple[str, int]], index: int, count: int) -> list[tuple[str, int]]:
+    """The configurations of one measuring process: batch sizes rotated a fraction further for each process,
+    the loaders of a batch (which share its shape, so autotuning is paid once) kept together, their order
+    reversed every other process."""
+    batches = sorted({batch for _, batch in configs})
+    offset = index * len(batches) // max(count, 1)
+    ordered = []
+    for batch in batches[offset:] + batches[:offset]:
+        loaders = [loader for loader, b in configs if b == batch]
+        ordered += [(loader, batch) for loader in (loaders[::-1] if index % 2 else loaders)]
+    return ordered
 
 
-def _process_record(outcome: isolation.Outcome) -> dict:
-    value = outcome.value
-    stages = {name: round(seconds, 4) for name, seconds in outcome.stages.items()}  # forked_at: epoch s
-    return {"stages_s": stages, "first_run_ms": value["first_run_ms"], "memory": value["memory"],
+@dataclass
+class _Row:
+    """What the job has for one configuration so far."""
+    values: list = field(default_factory=list)      # successful measurements, one per process
+    processes: list = field(default_factory=list)   # their process records
+    failure: tuple | None = None                    # (status, reason, transient)
+    accuracy: dict | None = None
+
+
+PROCESS_STAGES = ("started", "baseline", "loaded", "closed", "result", "exited", "forked_at")
+
+
+def _process_record(value: dict, stages: dict, config_stages: dict, position: int, size: int, index: int) -> dict:
+    """One process's part of a row: when the process reached its own stages (s since its fork; forked_at: epoch
+    s), when this configuration reached its stages, where it stood in the group, and its readings."""
+    stages = {name: stages[name] for name in PROCESS_STAGES if name in stages}
+    return {"process": index + 1, "position": position + 1, "configurations": size, "stages_s": stages,
+            "config_stages_s": config_stages, "first_run_ms": value["first_run_ms"], "memory": value["memory"],
             "gpu": value["gpu"], "loader": value["loader"]}
 
 
-def _row(job: JobRequest, loader: str, batch: int, outcomes: list[isolation.Outcome], accuracy: dict | None,
-         extra: dict, environment: dict, artifact: dict | None) -> dict:
+class _Job:
+    """The parent's side of a job: plans the measuring processes and gathers what they report."""
+
+    def __init__(self, job: JobRequest, spec, configs: list[tuple[str, int]]):
+        self.job, self.spec = job, spec
+        self.rows = {key: _Row() for key in configs}
+        self.monitor = gpus.DeviceMonitor() if job.device == "cuda" else None
+        self.processes = 0
+        self.info: dict = {}
+        self.environment: dict | None = None
+
+    def unstable(self, key) -> bool:
+        values = self.rows[key].values
+        return len(values) > 1 and spread_of([v["timing"].summary.median for v in values]) > self.job.unstable_spread
+
+    def run(self, keys: list[tuple[str, int]], planned_processes: int) -> isolation.Outcome | None:
+        """One measuring process over `keys` (in this process's order); returns an `unavailable` outcome if the
+        format turned out not to run here."""
+        index = self.processes
+        self.processes += 1
+        plan = [Planned(loader, batch, accuracy=self.rows[(loader, batch)].accuracy is None,
+                        energy=not self.rows[(loader, batch)].values)
+                for loader, batch in order(keys, index, planned_processes)]
+        done: dict = {}
+        marks: dict = {}
+        current: list = [None]
+
+        def on_mark(name: str, mark_data: dict) -> dict:
+            now = isolation.elapsed()
+            if name == "config_start":
+                current[0] = (mark_data["loader"], mark_data["batch"])
+                marks[current[0]] = {}
+            if name == "config_done":
+                key = (mark_data["loader"], mark_data["batch"])
+                done[key] = mark_data["value"]
+                marks[key]["done"] = now
+                current[0] = None
+                return {}
+            if current[0] is not None:
+                marks[current[0]][name] = now
+            return self.monitor.on_mark(name, mark_data) if self.monitor else {}
+
+        log.info("measuring %s %s %s %s: process %d, %d configuration(s)", self.job.format, self.job.device,
+                 self.job.precision, self.job.image_size, index + 1, len(plan))
+        outcome = isolation.run_forked(measure_group, self.job, plan, timeout=stall_timeout(self.job),
+                                       spec=self.spec, on_mark=on_mark)
+        if self.monitor:
+            self.monitor.reset()
+        if outcome.status == "unavailable":
+            return outcome
+        if outcome.status == "ok":
+            self.info = outcome.value["backend"]
+            self.environment = self.environment or outcome.value["environment"]
+        stages = {name: round(seconds, 4) for name, seconds in outcome.stages.items()}
+        for position, planned in enumerate(plan):
+            row, value = self.rows[planned.key], done.get(planned.key)
+            if value is None:
+                if outcome.status != "ok" and (current[0] == planned.key or not done and not marks):
+                    # the configuration it died (or failed to start) in
+                    reason = f"measuring process {index + 1}: {outcome.reason}"
+                    row.failure = (outcome.status, reason, outcome.transient or outcome.status == "oom")
+                continue  # not reached: measured by a later process
+            if value["status"] != "ok":
+                row.failure = (value["status"], value["reason"], value["status"] == "oom")
+                continue
+            row.values.append(value)
+            row.processes.append(_process_record(value, stages, {k: round(v, 4) for k, v in
+                                                                 marks[planned.key].items()},
+                                                 position, len(plan), index))
+            if row.accuracy is None and value["accuracy"] is not None:
+                row.accuracy = value["accuracy"]
+            timed = value["timing"]
+            log.info("-> %s batch %d: median %.3f ms over %d calls (stopped: %s)%s", planned.loader, planned.batch,
+                     timed.summary.median, timed.summary.count, timed.stop,
+                     f", {timed.throughput.images_per_s:.0f} img/s back to back" if timed.throughput else "")
+        return None
+
+    def measure(self) -> isolation.Outcome | None:
+        """`processes` rounds over every configuration (a configuration a process did not reach is measured by
+        the next one), then more processes for the rows whose processes disagree, up to `max_processes`."""
+        settings = self.job.measurement
+        keys = list(self.rows)
+        for round_index in range(settings.processes):
+            for _ in range(3):  # the round's configurations a crashed process left, in another process
+                pending = [k for k in keys if self.rows[k].failure is None and len(self.rows[k].values) <= round_index]
+                if not pending:
+                    break
+                unavailable = self.run(pending, settings.processes)
+                if unavailable:
+                    return unavailable
+        while True:
+            pending = [k for k in keys if self.rows[k].failure is None and self.unstable(k)
+                       and len(self.rows[k].values) < settings.max_processes]
+            if not pending:
+                return None
+            unavailable = self.run(pending, settings.max_processes)
+            if unavailable:
+                return unavailable
+
+
+def _row(job: JobRequest, loader: str, batch: int, row: _Row, extra: dict, environment: dict,
+         artifact: dict | None) -> dict:
     config = job.config(loader, batch)
-    failed = next((o for o in outcomes if o.status != "ok"), None)
-    if failed is not None or not outcomes:
-        index = outcomes.index(failed) + 1 if failed else 0
-        reason = failed.reason if failed else "not measured"
-        if failed and job.measurement.repeats > 1:
-            reason = f"process {index} of {job.measurement.repeats}: {reason}"
-        transient = bool(failed and (failed.transient or failed.status == "oom"))
-        return results.record(config, failed.status if failed else "failed", reason, environment=environment,
-                              artifact=artifact, backend=extra, transient=transient)
-    values = [o.value for o in outcomes]
-    processes = [_process_record(o) for o in outcomes]
+    if row.failure is not None or not row.values:
+        status, reason, transient = row.failure or ("failed", "not measured", False)
+        return results.record(config, status, reason, environment=environment, artifact=artifact, backend=extra,
+                              transient=transient)
+    values = row.values
     row_timing = Timing.of([v["timing"] for v in values], values[0]["clock"], job.noisy_iqr_ratio,
                            job.unstable_spread)
+    accuracy, backend = row.accuracy, dict(extra)
+    if accuracy and "error" in accuracy:
+        backend["accuracy_error"], accuracy = accuracy["error"], None
     return results.record(
         config, "ok", timing=row_timing.to_json(),
-        throughput=results.throughput(batch, row_timing.median, processes),
-        memory=results.memory_summary([p["memory"] for p in processes]),
-        gpu=results.gpu_summary([p["gpu"] for p in processes], batch, [v["timing"] for v in values]),
-        accuracy=accuracy, environment=values[0]["environment"], artifact=artifact,
-        backend={**extra, **values[0]["backend"]}, processes=processes)
+        throughput=results.throughput(batch, row_timing, row.processes),
+        memory=results.memory_summary([p["memory"] for p in row.processes]),
+        gpu=results.gpu_summary([p["gpu"] for p in row.processes], batch, [v["timing"] for v in values]),
+        accuracy=accuracy, environment=environment, artifact=artifact, backend=backend,
+        processes=row.processes, measurement=job.measurement.record())
 
 
 class DamagedArtifact(RuntimeError):
@@ -273,9 +513,8 @@ def run_job(job: JobRequest) -> list[dict]:
     if artifact and Path(job.artifact).is_file():
         _verify_artifact(job.artifact, provenance)
 
-    def write(loader, batch, outcomes, accuracy=None, extra=None, environment=None) -> dict:
-        record = _row(job, loader, batch, outcomes, accuracy, extra or {}, environment or env.capture(job.device),
-                      artifact)
+    def write(loader, batch, row: _Row, extra=None, environment=None) -> dict:
+        record = _row(job, loader, batch, row, extra or {}, environment or env.capture(job.device), artifact)
         if weights:
             record["weights"] = weights
         path = job.outputs[(loader, batch)]
@@ -287,7 +526,8 @@ def run_job(job: JobRequest) -> list[dict]:
 
     def write_all(outcome: isolation.Outcome, environment: dict) -> list[dict]:
         """Every configuration of the job gets the same outcome: it could not be measured."""
-        return [write(loader, batch, [outcome], environment=environment) for loader, batch in configs]
+        failed = _Row(failure=(outcome.status, outcome.reason, outcome.transient or outcome.status == "oom"))
+        return [write(loader, batch, failed, environment=environment) for loader, batch in configs]
 
     known = static_unavailability(job, provenance)
     if known:
@@ -298,42 +538,21 @@ def run_job(job: JobRequest) -> list[dict]:
     _preload(job)
     environment = env.capture(job.device)
     spec = backends.spec(job.backend)
-    monitor = gpus.DeviceMonitor() if job.device == "cuda" else None
     changed = {key: value for key, value in job.options.items() if spec.options.get(key) != value}
     label = spec.label + (f" ({', '.join(f'{k}={v}' for k, v in sorted(changed.items()))})" if changed else "")
     extra: dict = {"label": label, "backend": job.backend}  # what the row's format is, for readers
     if backends.get(job.backend).has_tune:
-        tuned = isolation.run_forked(tune_child, job, timeout=_config_timeout(job), spec=spec)
+        tuned = isolation.run_forked(tune_child, job, timeout=stall_timeout(job), spec=spec)
         if tuned.status != "ok":
             return write_all(tuned, environment)
         if tuned.value:
             job = replace(job, options={**job.options, **tuned.value})
             extra["tuned"] = tuned.value
 
-    outcomes: dict[tuple, list] = {config: [] for config in configs}
-    accuracy = None
-    for round_index, (loader, batch) in schedule(configs, job.measurement.repeats):
-        if any(o.status != "ok" for o in outcomes[(loader, batch)]):
-            continue  # a configuration that failed once is not measured again in this job
-        log.info("measuring %s %s %s %s loader=%s batch=%d (process %d of %d)", job.format, job.device,
-                 job.precision, job.image_size, loader, batch, round_index + 1, job.measurement.repeats)
-        outcome = isolation.run_forked(measure_child, job, loader, batch, accuracy is None,
-                                       timeout=_config_timeout(job), spec=spec,
-                                       on_mark=monitor.on_mark if monitor else None)
-        if monitor:
-            monitor.reset()
-        if outcome.status == "unavailable":
-            return write_all(outcome, environment)
-        outcomes[(loader, batch)].append(outcome)
-        if outcome.status == "ok":
-            timed = outcome.value["timing"].summary
-            log.info("-> median %.3f ms over %d iterations (stopped: %s)", timed.median, timed.count,
-                     outcome.value["timing"].stop)
-            if accuracy is None and outcome.value["accuracy"] is not None:
-                accuracy = outcome.value["accuracy"]
-        else:
-            log.info("-> %s: %s", outcome.status, outcome.reason)
-    if accuracy and "error" in accuracy:
-        extra["accuracy_error"], accuracy = accuracy["error"], None
-    return [write(loader, batch, outcomes[(loader, batch)], accuracy, extra, environment)
+    state = _Job(job, spec, configs)
+    unavailable = state.measure()
+    if unavailable:
+        return write_all(unavailable, environment)
+    extra = {**extra, **state.info, "options": job.options}
+    return [write(loader, batch, state.rows[(loader, batch)], extra, state.environment or environment)
             for loader, batch in configs]

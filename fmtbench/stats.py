@@ -1,9 +1,16 @@
 """The typed timing record of a row, in the spirit of torch.utils.benchmark's Measurement.
 
 One place for the field list: `Summary` (the statistics of one process's samples), `ProcessTiming` (one
-measuring process: its raw samples, its summary and how its loop ran) and `Timing` (the row: every process,
-the median of their medians and their spread). The result schema's `timing` part, the report and the
-CSV columns are derived from these dataclasses (`json_schema`, `Timing.from_json`).
+measuring process: its raw samples, its summary, how its loop ran and its back-to-back throughput) and
+`Timing` (the row: every process, the median of their medians with the interval that belongs to it, their
+spread, and the row's throughput). The result schema's `timing` part is derived from these dataclasses
+(`json_schema`); the CSV's timing columns are named after their fields (report/frame.py).
+
+Two kinds of per-call sample (`ProcessTiming.kind`):
+- `latency`: one call between two device-wide synchronisations (CUDA) or perf_counter readings (CPU): what a
+  request served alone waits, launch and synchronisation included.
+- `under_load`: CUDA events on the model's stream around each call while a real loader feeds it back to back:
+  the model's own time beside the loader's work, without waiting for the loader's stream.
 """
 from __future__ import annotations
 
@@ -76,9 +83,32 @@ class Summary:
                    noisy=bool(median > 0 and (q3 - q1) / median > noisy_iqr_ratio))
 
 
+KINDS = ("latency", "under_load")
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Calls back to back, one synchronisation per block: what a serving loop sustains (host launches overlap
+    the device's work on the previous call), in the spirit of torch.utils.benchmark's blocked_autorange."""
+    images_per_s: float = _doc("median over the blocks of images / wall time of the block", exclusiveMinimum=0)
+    blocks: int = _doc("timed blocks", minimum=1)
+    calls_per_block: int = _doc("calls in each block, one synchronisation at its end", minimum=1)
+    seconds: float = _doc("wall time of the whole phase", minimum=0)
+    block_spread: float = _doc("(fastest - slowest) / median of the blocks' rates", minimum=0)
+
+    @classmethod
+    def of(cls, block_seconds: list[float], calls_per_block: int, batch_size: int) -> Throughput:
+        rates = np.array([batch_size * calls_per_block / seconds for seconds in block_seconds])
+        median = float(np.median(rates))
+        return cls(images_per_s=median, blocks=len(rates), calls_per_block=calls_per_block,
+                   seconds=float(sum(block_seconds)), block_spread=float((rates.max() - rates.min()) / median))
+
+
 @dataclass(frozen=True)
 class ProcessTiming:
-    """One measuring process: every timed sample and how its loop ran."""
+    """One measuring process's view of one configuration: every timed sample and how its loop ran."""
+    kind: str = _doc("latency: each call between two synchronisations; under_load: CUDA events on the model's "
+                     "stream while a real loader fed it back to back", enum=list(KINDS))
     samples_ms: list[float] = _doc("model time of every timed iteration, in order, ms")
     summary: Summary = _doc("statistics of the samples")
     warmup_iters: int = _doc("warm-up iterations before timing", minimum=0)
@@ -86,55 +116,82 @@ class ProcessTiming:
     timed_seconds: float = _doc("wall time of the timed phase, waiting for data included", minimum=0)
     stop: str = _doc("why timing stopped: ci (the median's interval reached the target width), "
                      "min (minimums reached, no width target), max_seconds (the target width was not reached "
-                     "within the time cap)",
-                     enum=["ci", "min", "max_seconds"])
+                     "within the time cap), rounds (a real loader's rounds of its workers)",
+                     enum=["ci", "min", "max_seconds", "rounds"])
+    throughput: Throughput | None = _doc("back-to-back phase after the latency samples (dummy loader on CUDA); "
+                                         "null where not measured")
+
+
+def spread_of(values) -> float:
+    """(max - min) / median; 0 for fewer than two values."""
+    values = np.asarray(values, dtype=np.float64)
+    return float((values.max() - values.min()) / np.median(values)) if values.size > 1 else 0.0
 
 
 @dataclass(frozen=True)
 class Timing:
     """A row's model time per batch over its independent processes."""
     unit: str = _doc("unit of every time", const="ms")
+    kind: str = _doc("what each sample is (ProcessTiming.kind)", enum=list(KINDS))
     median: float = _doc("median of the per-process medians, ms", exclusiveMinimum=0)
+    ci_low: float = _doc("lower end of the distribution-free interval of the median of the per-process "
+                         "medians (order statistics of those medians), ms")
+    ci_high: float = _doc("upper end of that interval, ms")
+    ci_coverage: float = _doc("that interval's exact coverage: 0.5 with 2 processes, 0.75 with 3, 0.94 with 5, "
+                              "0 with 1 (a single process: the interval is the process's own, see processes)",
+                              minimum=0, maximum=1)
+    p90: float = _doc("median over the processes of their 90th percentile, ms")
+    p99: float = _doc("median over the processes of their 99th percentile, ms")
     spread: float = _doc("(max - min) / median of the per-process medians; 0 with one process", minimum=0)
     processes: list[ProcessTiming] = _doc("every measuring process of the row, in the order they ran")
-    pooled: Summary = _doc("statistics of all samples of all processes together")
+    pooled: Summary = _doc("statistics of all samples of all processes together (not the row's figures: the "
+                           "processes' samples are not one distribution when the processes disagree)")
     noisy: bool = _doc("a process's IQR / median is above the configured ratio")
     unstable: bool = _doc("the spread of the per-process medians is above the configured share")
     clock: str = _doc("how each call was timed")
+    throughput_fps: float | None = _doc("median over the processes of their back-to-back images / s; null where "
+                                        "not measured")
+    throughput_spread: float | None = _doc("(max - min) / median of the processes' back-to-back rates")
 
     @classmethod
     def of(cls, processes: list[ProcessTiming], clock: str, noisy_iqr_ratio: float, unstable_spread: float
            ) -> Timing:
-        medians = np.array([p.summary.median for p in processes])
-        median = float(np.median(medians))
-        spread = float((medians.max() - medians.min()) / median) if len(medians) > 1 else 0.0
+        medians = np.sort([p.summary.median for p in processes])
+        if len(medians) > 1:
+            low, high, coverage = median_ci(medians)
+        else:
+            low, high, coverage = processes[0].summary.ci_low, processes[0].summary.ci_high, 0.0
+        spread = spread_of(medians)
         pooled = Summary.of([s for p in processes for s in p.samples_ms], noisy_iqr_ratio)
-        return cls(median=median, spread=spread, processes=list(processes), pooled=pooled, unit="ms",
-                   noisy=any(p.summary.noisy for p in processes), unstable=spread > unstable_spread, clock=clock)
+        rates = [p.throughput.images_per_s for p in processes if p.throughput is not None]
+        return cls(unit="ms", kind=processes[0].kind, median=float(np.median(medians)), ci_low=low, ci_high=high,
+                   ci_coverage=coverage, p90=float(np.median([p.summary.p90 for p in processes])),
+                   p99=float(np.median([p.summary.p99 for p in processes])), spread=spread,
+                   processes=list(processes), pooled=pooled, noisy=any(p.summary.noisy for p in processes),
+                   unstable=spread > unstable_spread, clock=clock,
+                   throughput_fps=float(np.median(rates)) if rates else None,
+                   throughput_spread=spread_of(rates) if rates else None)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_json(cls, data: dict) -> Timing:
-        return _from_json(cls, data)
-
-
-def _from_json(cls, data):
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for item in dataclasses.fields(cls):
-        value = data[item.name]
-        kind = hints[item.name]
-        if dataclasses.is_dataclass(kind):
-            value = _from_json(kind, value)
-        elif typing.get_origin(kind) is list and dataclasses.is_dataclass(typing.get_args(kind)[0]):
-            value = [_from_json(typing.get_args(kind)[0], entry) for entry in value]
-        values[item.name] = value
-    return cls(**values)
-
 
 _JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
+
+
+def _schema_of(kind) -> dict:
+    if dataclasses.is_dataclass(kind):
+        return json_schema(kind)
+    if typing.get_origin(kind) is list:
+        (inner,) = typing.get_args(kind)
+        return {"type": "array", "items": _schema_of(inner)}
+    options = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+    if options and len(options) < len(typing.get_args(kind)):  # X | None
+        inner = _schema_of(options[0])
+        if "type" in inner and not dataclasses.is_dataclass(options[0]):
+            return {**inner, "type": [inner["type"], "null"]}
+        return {"anyOf": [{"type": "null"}, inner]}
+    return {"type": _JSON_TYPES[kind]}
 
 
 def json_schema(cls) -> dict:
@@ -143,16 +200,17 @@ def json_schema(cls) -> dict:
     hints = typing.get_type_hints(cls)
     properties = {}
     for item in dataclasses.fields(cls):
-        kind = hints[item.name]
-        if dataclasses.is_dataclass(kind):
-            schema = json_schema(kind)
-        elif typing.get_origin(kind) is list:
-            (inner,) = typing.get_args(kind)
-            schema = {"type": "array", "items": json_schema(inner) if dataclasses.is_dataclass(inner)
-                      else {"type": _JSON_TYPES[inner]}}
-        else:
-            schema = {"type": _JSON_TYPES[kind]}
-        properties[item.name] = {**schema, **item.metadata}
+        schema = _schema_of(hints[item.name])
+        metadata = dict(item.metadata)
+        if "anyOf" in schema:  # bounds apply to the object, not to null
+            schema["description"] = metadata.pop("description", "")
+            metadata = {}
+        elif isinstance(schema.get("type"), list) and "null" in schema["type"]:
+            bounds = {k: v for k, v in metadata.items() if k not in ("description",)}
+            metadata = {k: v for k, v in metadata.items() if k == "description"}
+            if bounds:
+                schema = {"anyOf": [{"type": "null"}, {"type": schema["type"][0], **bounds}]}
+        properties[item.name] = {**schema, **metadata}
     return {"type": "object", "additionalProperties": False, "required": list(properties), "properties": properties}
 
 

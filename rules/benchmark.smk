@@ -1,5 +1,5 @@
-# One job per (format, device, precision, image size) measures every batch size and loader, each in
-# `measurement.<device>.repeats` fresh processes; each configuration still gets its own JSON.
+# One job per (format, device, precision, image size) measures every batch size and loader: its measuring
+# processes each load the model once and measure every configuration (fmtbench/runner.py); one JSON each.
 
 
 rule benchmark:

@@ -34,7 +34,8 @@ def test_default_grid_measures_what_a_reader_needs_to_trust_it():
     validate(config, SCHEMA)
     assert config["formats"]["torch_tf32"] == {"cuda": ["fp32"]}  # what a default PyTorch user gets on Ampere+
     assert study.format_options(config, "torch_tf32")["fp32_math"] == "tf32"
-    assert config["measurement"]["cuda"]["repeats"] >= 3          # between-process spread on every CUDA row
+    assert config["measurement"]["cuda"]["processes"] >= 2        # between-process spread on every CUDA row
+    assert config["measurement"]["cuda"]["max_processes"] >= 3    # ... and more where the processes disagree
     cpu = config["measurement"]["cpu"]
     assert cpu["warmup_iters"] >= 2 and cpu["min_iters"] >= 5      # not 1 warm-up and 3 samples any more
     assert study.batch_sizes(config, "cpu") == [32, 64] and study.batch_sizes(config, "cuda") == config["batch_sizes"]
@@ -65,7 +66,7 @@ def test_a_study_with_nothing_to_measure_is_refused_before_any_job():
     (lambda c: c["measurement"]["cpu"].update(min_iter=3), "min_iter"),
     (lambda c: c["formats"]["onnx"].update(gpu=["fp16"]), "gpu"),
     (lambda c: c["formats"]["torch"].update(cpu=["fp8"]), "fp8"),
-    (lambda c: c["measurement"]["cuda"].update(repeats=0), "repeats"),
+    (lambda c: c["measurement"]["cuda"].update(processes=0), "processes"),
 ])
 def test_schema_rejects_bad_values_naming_the_culprit(mutate, culprit):
     config = default_config()
@@ -181,7 +182,7 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 600), st.floats(-1
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
                                                        st.dictionaries(st.sampled_from(
                                                            ["cpu", "cuda", "fp16", "torch", "onnx", "format",
-                                                            "precision", "repeats", "weights", "x"]), inner,
+                                                            "precision", "processes", "weights", "x"]), inner,
                                                            max_size=3)), max_leaves=6)
 
 

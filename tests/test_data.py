@@ -53,6 +53,7 @@ def test_real_loader_keeps_every_worker_busy_on_a_small_image_set(small_image_se
     old_rate = _rate(lambda: next(old), batch)
 
     source = data.RealSource(data.SourceRequest("cpu", 8, batch, workers, str(small_image_set)))
+    source.start()
     new_rate = _rate(source.next, batch)
     stats = source.stats()
     source.close()
@@ -91,3 +92,24 @@ def test_loader_registry_is_the_one_place_for_loader_names():
     assert data.loader("real").min_timed_batches(12) == 48 and data.loader("dummy").min_timed_batches(12) == 0
     with pytest.raises(ValueError, match="unknown loader 'synthetic'"):
         data.loader("synthetic")
+
+
+def test_a_manifest_without_nvjpeg_flags_is_refused_not_decoded_on_the_cpu(tmp_path):
+    """data.nvjpeg_paths returned an empty set for such a manifest: every image was decoded on the CPU under the
+    GPU-decode loader's name (the 43.6 ms data wait of tests/test_gpu.py)."""
+    from fmtbench.atomic import write_json
+    manifest = tmp_path / "manifest.json"
+    write_json(manifest, {"images": [{"path": "a.jpg"}, {"path": "b.jpg"}]})
+    with pytest.raises(data.ManifestError, match="2 of 2 images have no 'nvjpeg' flag"):
+        data.nvjpeg_paths(manifest)
+    write_json(manifest, {"images": [{"path": "a.jpg", "nvjpeg": True}, {"path": "b.png", "nvjpeg": False}]})
+    assert data.nvjpeg_paths(manifest) == {"a.jpg"}
+
+
+def test_a_real_loader_starts_its_workers_only_when_started(small_image_set):
+    """Started after the configuration's memory baseline, so what the loader holds is in its figure."""
+    source = data.RealSource(data.SourceRequest("cpu", 8, 2, 1, str(small_image_set)))
+    assert source._batches is None
+    source.start()
+    assert source.next().shape == (2, 3, 8, 8)
+    source.close()

@@ -5,19 +5,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
-from fixtures import model_provenance, write_results
+from fixtures import MEASUREMENT, model_provenance, write_results
 
 from fmtbench.report import findings, frame, items, render
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden_report.md"
 BASELINE = {"format": "torch", "precision": "fp32"}
-MEASUREMENT = {"cpu": {"repeats": 1, "warmup_iters": 2, "warmup_seconds": 0, "min_iters": 5, "min_seconds": 0,
-                       "max_seconds": 10, "target_ci": 0.02},
-               "cuda": {"repeats": 3, "warmup_iters": 10, "warmup_seconds": 0.1, "min_iters": 20,
-                        "min_seconds": 0.05, "max_seconds": 2.0, "target_ci": 0.01},
-               "noisy_iqr_ratio": 0.1, "unstable_spread": 0.05}
-
-
 def _render(root):
     paths = write_results(root)
     report = root / "report" / "report.md"
@@ -51,18 +44,50 @@ def test_report_warns_about_random_weights_states_the_method_and_the_rows_not_ru
     assert "ImageNet weights unavailable" in text and "top-1 agreement is not reported" in text
     assert "## Not run" in text and "no CUDA device on this machine" in text and "oom" in text
     assert "## Across machines" in text
-    assert "| function" in text and "dataloader_type" in text and "allocated_memory" in text
-    for method in ("3 processes of its own", "median of its processes' medians", "One endless sampler",
-                   "Decode capacity", "the context is excluded", "the first run added", "L·(u_in + √K·u_acc)",
-                   "CPU rows ran on 7 logical CPUs (7 physical cores)"):
+    assert "`function`" in text and "`dataloader_type`" in text and "`allocated_memory`" in text  # in the legends
+    assert "| latency p50 (ms)" in text and "| end-to-end (img/s)" in text and "| throughput (img/s)" in text
+    for method in ("measured in 2 processes each, up to 5", "median of its processes' medians", "One endless sampler",
+                   "Decode capacity", "the model's load plus its own peak growth", "the first run at a configuration",
+                   "√L·(u_in + √K·u_acc)", "CPU rows ran on 7 logical CPUs (7 physical cores)",
+                   "2 processes: 20 rows, 3 processes: 8 rows", "stopped on: ci"):
         assert method in text, method
+
+
+def test_the_method_says_what_the_rows_recorded_not_what_the_code_does_now(tmp_path):
+    """A row measured with other settings is described by its own settings (the published rows' `stops` said `ci`
+    where the text said they never stop on it)."""
+    import json
+
+    from fmtbench.atomic import read_json
+    from fmtbench.atomic import write_json as write
+    paths = write_results(tmp_path)
+    for path in paths:
+        record = read_json(path)
+        if record["status"] == "ok" and record["config"]["device"] == "cuda":
+            record["measurement"] = {**record["measurement"], "processes": 3, "max_seconds": 7.5}
+            write(path, record)
+    report = tmp_path / "report" / "report.md"
+    render.render(paths, model_provenance(tmp_path), report, BASELINE, MEASUREMENT)
+    text = report.read_text()
+    assert "measured in 3 processes each" in text and "or 7.5 s had passed" in text
+    assert json.dumps(MEASUREMENT["cuda"]["max_seconds"]) + " s had passed" not in text.split("CPU rows")[0]
+
+
+def test_rows_the_study_asks_for_without_a_result_are_listed_as_not_run(tmp_path):
+    paths = write_results(tmp_path)
+    missing = tmp_path / "artifacts/results/gpu-box/torch/cuda-fp16/512/dummy-bs64.json"
+    report = tmp_path / "report" / "report.md"
+    render.render(paths + [str(missing)], model_provenance(tmp_path), report, BASELINE, MEASUREMENT)
+    text = report.read_text()
+    assert f"of the {len(paths) + 1} configurations the study asks for" in text and "1 were not run" in text
+    assert f"- `{missing}`" in text.split("## Not run")[1]
 
 
 def test_a_row_whose_processes_disagree_is_marked_and_counted(tmp_path):
     """Eager fp16 measured 1.79 ms in one process and 2.59 in another on the H100: a reader sees it now."""
     text = _render(tmp_path).read_text()
-    row = next(line for line in text.splitlines()
-               if re.match(r"\| torch +\| dummy +\| fp16 +\| cuda +\| \(4, 3, 32, 32\)", line))
+    gpu = text.split("## Results on `gpu-box`")[1].split("### 64×64")[0]
+    row = next(line for line in gpu.splitlines() if re.match(r"\| torch +\| fp16 +\| 4 ", line))
     assert "‡" in row and "39.6% (3)" in row  # (7.0 - 5.0) / 5.05
     assert re.search(r"\d+ of \d+ measured configurations whose per-process medians spread by more than 5%", text)
 
@@ -70,25 +95,30 @@ def test_a_row_whose_processes_disagree_is_marked_and_counted(tmp_path):
 def test_speedup_is_against_the_same_shape_loader_and_device_and_positive(tmp_path):
     results = frame.with_speedup(frame.load(write_results(tmp_path)), "torch", "fp32")
     ok = results[results["status"] == "ok"]
-    assert (ok["speedup"] > 0).all()
-    baseline_rows = ok[(ok["format"] == "torch") & (ok["precision"] == "fp32")]
+    assert (ok["speedup"].dropna() > 0).all()
+    baseline_rows = ok[(ok["format"] == "torch") & (ok["precision"] == "fp32") & (ok["loader"] == "dummy")]
     assert (baseline_rows["speedup"] == 1.0).all()
     onnx = ok[(ok["format"] == "onnx") & (ok["precision"] == "fp32")]
-    assert onnx["speedup"].round(6).eq(round(10.0 / 8.0, 6)).all()
+    assert onnx["speedup"].dropna().round(6).eq(round(10.0 / 8.0, 6)).all()
+    real = ok[ok["loader"] == "real"]
+    assert real["speedup"].isna().all(), "real-loader rows have an end-to-end figure, not a model speedup"
 
 
 def test_findings_compare_like_with_like_and_name_strict_fp32(tmp_path):
     results = frame.load(write_results(tmp_path))
     lines = findings.all_findings(results, "torch", 0.05, random_weights=True)
     fastest = [line for line in lines if line.startswith("Fastest")]
-    assert any(line.startswith("Fastest (model throughput) on cuda (`gpu-box`), dummy loader") for line in fastest)
+    assert any(line.startswith("Fastest (model, back to back throughput) on cuda (`gpu-box`), dummy loader")
+               for line in fastest)
     assert any(line.startswith("Fastest (end-to-end throughput) on cuda (`gpu-box`), real loader")
                for line in fastest)
     assert any("fp16 over strict fp32 (TF32 off), torch on cuda (`gpu-box`)" in line for line in lines)
     assert not any("fp16 over fp32, torch on cuda" in line for line in lines)
     memory = [line for line in lines if line.startswith("Lowest memory")]
     assert {re.search(r", (\w+) loader", line).group(1) for line in memory} == {"real", "dummy"}
-    assert any(line.startswith("Accuracy: every format is within") for line in lines)
+    assert any(line.startswith("Accuracy: all 60 rows checked are within") for line in lines)
+    assert any("torch on cuda (`gpu-box`): no pair of steady rows (4 configurations with a ‡ row)" in line
+               for line in lines), "fp16 gains are not taken from rows whose processes disagree"
     assert not any("Top-1" in line for line in lines), "random weights: top-1 agreement is not a finding"
     assert any("Top-1 agreement below 99 %: onnx fp16" in line
                for line in findings.all_findings(results, "torch", 0.05, random_weights=False))
@@ -117,7 +147,7 @@ def test_html_report_items_one_table_per_machine_size_and_format_and_a_csv_of_ev
                 for host, size, fmt in ok[["host", "image_size", "format"]].drop_duplicates().itertuples(index=False)}
     assert set(tables.rglob("*.html")) == expected
     onnx_gpu = items.table_path(tables, 32, "onnx", "gpu-box").read_text()
-    assert "<title>onnx, 32×32, on gpu-box</title>" in onnx_gpu and "allocated_memory (MB)" in onnx_gpu
+    assert "<title>onnx, 32×32, on gpu-box</title>" in onnx_gpu and "memory (MB)" in onnx_gpu
     assert "Warning — random weights" in onnx_gpu, "each HTML table says its weights are random"
     rows = pd.read_csv(csv)
     assert len(rows) == len(paths)

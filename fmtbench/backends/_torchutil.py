@@ -1,7 +1,7 @@
 """Helpers shared by the torch-based backends (eager, TorchScript, inductor, Torch-TensorRT)."""
 from __future__ import annotations
 
-from fmtbench.backends.base import InputFormat, LoadRequest, Unavailable
+from fmtbench.backends.base import InputFormat, LoadRequest, Unavailable, math_of
 
 
 def dtype(precision: str):
@@ -21,12 +21,6 @@ def input_format(request: LoadRequest) -> InputFormat:
                        channels_last=request.device == "cuda" and request.precision == "fp16")
 
 
-def math_label(precision: str, fp32_math: str = "strict") -> str:
-    if precision == "fp16":
-        return "fp16"
-    return "fp32 (TF32)" if fp32_math == "tf32" else "fp32 (strict, TF32 off)"
-
-
 def require_device(device: str) -> None:
     import torch
     if device == "cuda" and not torch.cuda.is_available():
@@ -34,13 +28,14 @@ def require_device(device: str) -> None:
 
 
 def configure_cuda_math(precision: str, fp32_math: str = "strict") -> str:
-    """cuDNN autotuning on; TF32 off for strict fp32 (the default), on when asked. Returns the label."""
+    """cuDNN autotuning on. Strict fp32 (our default): TF32 off for convolutions and matmuls. `tf32`: PyTorch's
+    own defaults, exactly — TF32 convolutions (cudnn.allow_tf32 defaults to True), matmuls in full fp32
+    (matmul.allow_tf32 defaults to False). Returns the MATH key."""
     import torch
-    allow_tf32 = precision == "fp32" and fp32_math == "tf32"
     torch.backends.cudnn.benchmark = True
-    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
-    torch.backends.cudnn.allow_tf32 = allow_tf32
-    return math_label(precision, fp32_math)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = precision == "fp32" and fp32_math == "tf32"
+    return math_of(precision, fp32_math)
 
 
 def eval_model(state_dict_path, precision: str, device: str):
@@ -111,6 +106,10 @@ class CudaGraphSession:
         graph, _, static_output = self._graphs[key]
         graph.replay()
         return static_output
+
+    def release(self) -> None:
+        """The graphs and their memory pools go: the next configuration captures its own (its figure holds it)."""
+        self._graphs.clear()
 
     def logits(self, output):
         return output.float().cpu()

@@ -66,6 +66,12 @@ class FormatSpec:
     # Lower-case fragments of an exception's text that mean the device ran out of memory, besides the
     # generic ones (OOM_MARKERS).
     oom_markers: tuple[str, ...] = ()
+    # The options that reproduce the library's own out-of-the-box behaviour (the report marks such rows), e.g.
+    # PyTorch and ONNX Runtime compute fp32 convolutions in TF32 by default on Ampere and later.
+    library_defaults: Mapping[str, Any] = field(default_factory=dict)
+    # What a reader of the report must know about this format's figures (one paragraph, no numbers: figures
+    # come from the rows).
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,10 +105,37 @@ class InputFormat:
     channels_last: bool = False
 
 
-class Session(Protocol):
-    """A loaded model. `prepare` is outside the model timer, `run` is what is timed."""
+# What a session's convolutions compute in, recorded as `Session.info["math"]`: one of these keys, with the one
+# label every table, plot and finding uses (math_label).
+MATH = {
+    "fp16": "fp16",
+    "fp16_autocast": "fp16 (autocast, fp32 weights)",
+    "tf32": "fp32 with TF32",
+    "fp32": "strict fp32 (TF32 off)",
+}
 
-    info: dict  # the settings really in effect (providers, memory format, math, threads, ...)
+
+def math_of(precision: str, fp32_math: str = "strict", autocast: bool = False) -> str:
+    """The MATH key of a configuration."""
+    if precision == "fp16":
+        return "fp16_autocast" if autocast else "fp16"
+    return "tf32" if fp32_math == "tf32" else "fp32"
+
+
+def math_label(math: str | None, device: str = "cuda", precision: str | None = None) -> str:
+    """The label of a MATH key; plain "fp32" on the CPU (TF32 is a GPU tensor-core mode)."""
+    if math not in MATH:
+        return precision or "?"
+    if device == "cpu" and math == "fp32":
+        return "fp32"
+    return MATH[math]
+
+
+class Session(Protocol):
+    """A loaded model. `prepare` is outside the model timer, `run` is what is timed; `release` (optional) gives
+    back what serving one configuration left (CUDA graphs, arenas) before the next one is measured."""
+
+    info: dict  # the settings really in effect (providers, memory format, math (a MATH key), threads, ...)
 
     def prepare(self, batch: Any) -> Any:
         """Turn a normalised NCHW tensor on the target device (ideally already in `input_format`) into

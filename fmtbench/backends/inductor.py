@@ -92,6 +92,14 @@ class InductorSession(tu.TorchModuleSession):
         with torch.no_grad():  # the grad mode the export compiled under: part of the cache key
             return self.module(inputs)
 
+    def release(self) -> None:
+        """The CUDA graphs recorded per batch size (mode reduce-overhead) and their memory pool go: the next
+        configuration records its own, so its memory figure holds them as a fresh process's would."""
+        if "cudagraphs" not in self.options["mode"] and self.options["mode"] != "reduce-overhead":
+            return
+        from torch._inductor import cudagraph_trees
+        cudagraph_trees.reset_cudagraph_trees()
+
     @property
     def info(self):
         return {**self._info, "inductor_cache": cache_counters()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from fmtbench.backends import _torchutil as tu
-from fmtbench.backends.base import Artifact, ExportRequest, FormatSpec, InputFormat, LoadRequest, Unavailable
+from fmtbench.backends.base import Artifact, ExportRequest, FormatSpec, InputFormat, LoadRequest, Unavailable, math_of
 
 SPEC = FormatSpec(
     name="onnx",
@@ -21,6 +21,12 @@ SPEC = FormatSpec(
     options={"prefer_nhwc": "auto", "enable_cuda_graph": False, "fp32_math": "strict", "opset": 20},
     choices={"prefer_nhwc": ("auto", True, False)},
     oom_markers=("failed to allocate memory", "bfcarena"),
+    library_defaults={"fp32_math": "tf32", "enable_cuda_graph": False},
+    note=("ONNX Runtime on the CPU allocates from its own arena (its default, kept: without it every run pays heap "
+          "allocations). The arena grows in chunks rounded up to the next power of two (`arena_extend_strategy` "
+          "kNextPowerOfTwo), so its size is a staircase over the sizes requested, not a line: a CPU row's memory "
+          "figure can fall from one batch size to the next and overstates what the tensors need. On CUDA the "
+          "arena grows by what is requested (kSameAsRequested) and is shrunk between configurations."),
 )
 # prefer_nhwc "auto": NHWC is kept only when faster than NCHW by more than this share; else ORT's default.
 NHWC_MARGIN = 0.03
@@ -124,9 +130,9 @@ class OrtSession:
     first run of each shape, so every shape keeps fixed buffers (and its own graph id) and new inputs are
     copied into them in `prepare`."""
 
-    def __init__(self, session, device: str, precision: str, info: dict, cuda_graph: bool = False):
+    def __init__(self, session, device: str, precision: str, info: dict, cuda_graph: bool = False, remake=None):
         import torch
-        self.session, self.device = session, device
+        self.session, self.device, self._remake = session, device, remake
         self.dtype = tu.dtype(precision)
         self.numpy_dtype = {torch.float16: "float16", torch.float32: "float32"}[self.dtype]
         self.info = info
@@ -169,13 +175,34 @@ class OrtSession:
             binding, output = self._bind(inputs)
             prepared = (binding, inputs, output, self._run_options(None))
         if self.device == "cuda":
-            torch.cuda.synchronize()  # the input is written by torch before ORT reads it
+            # ORT runs on a stream of its own: the input, written on torch's stream, is complete before it reads
+            # it (this stream only: a loader's side stream is not waited for)
+            torch.cuda.current_stream().synchronize()
+        self._last = prepared
         return prepared  # the tensors stay alive as long as the binding
 
     def run(self, prepared):
         binding, _, output, run_options = prepared
         self.session.run_with_iobinding(binding, run_options)
         return output
+
+    def release(self) -> None:
+        """What the last configuration left in ORT's arena goes back to the device: one more run whose options
+        shrink the arena at its end (memory.enable_memory_arena_shrinkage). Captured CUDA graphs keep their
+        buffers for good, so a CUDA-graph session is made anew instead."""
+        import onnxruntime as ort
+        self._static.clear()
+        last, self._last = getattr(self, "_last", None), None
+        if self.cuda_graph and self._remake is not None:
+            self.session = None
+            self.session = self._remake()
+            return
+        if last is None:
+            return
+        options = ort.RunOptions()
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage",
+                                     "gpu:0" if self.device == "cuda" else "cpu:0")
+        self.session.run_with_iobinding(last[0], options)
 
     def logits(self, output):
         return output.float().cpu()
@@ -248,8 +275,7 @@ def load(request: LoadRequest):
         raise Unavailable(reason)
     path = str(request.artifact)
     info = {"onnxruntime": onnxruntime.__version__, "io_binding": True,
-            "math": tu.math_label(request.precision, request.options["fp32_math"]) if request.device == "cuda"
-            else request.precision}
+            "math": math_of(request.precision, request.options["fp32_math"])}
     if request.device == "cpu":
         session = _create(path, "cpu", request.precision, request.options, False, request.threads)
         return OrtSession(session, "cpu", request.precision,
@@ -257,11 +283,15 @@ def load(request: LoadRequest):
     prefer_nhwc = request.options["prefer_nhwc"]
     if prefer_nhwc == "auto":
         raise ValueError("prefer_nhwc 'auto' must be resolved by tune() before load()")
-    session = _create(path, "cuda", request.precision, request.options, bool(prefer_nhwc), None)
+    def create():
+        return _create(path, "cuda", request.precision, request.options, bool(prefer_nhwc), None)
+
+    session = create()
     provider_options = session.get_provider_options()["CUDAExecutionProvider"]
     info.update({key: provider_options.get(key) for key in
                  ("cudnn_conv_algo_search", "arena_extend_strategy", "prefer_nhwc", "enable_cuda_graph", "use_tf32")})
     info["providers"] = session.get_providers()
     if "prefer_nhwc_trial" in request.options:
         info["prefer_nhwc_trial"] = request.options["prefer_nhwc_trial"]
-    return OrtSession(session, "cuda", request.precision, info, cuda_graph=bool(request.options["enable_cuda_graph"]))
+    return OrtSession(session, "cuda", request.precision, info, cuda_graph=bool(request.options["enable_cuda_graph"]),
+                      remake=create)

@@ -14,6 +14,7 @@ SPEC = FormatSpec(
     label="PyTorch eager",
     libraries=("torch", "torchvision"),
     options={"fp32_math": "strict", "cuda_graph": False, "autocast": False},
+    library_defaults={"fp32_math": "tf32", "cuda_graph": False, "autocast": False},
 )
 
 
@@ -43,7 +44,7 @@ def load(request: LoadRequest):
         tu.configure_cuda_math("fp32", options["fp32_math"])
         import torch
         module = tu.eval_model(request.state_dict, "fp32", "cuda").to(memory_format=torch.channels_last)
-        session = AutocastSession(module, "fp32", "cuda", {"math": "fp16 (autocast, fp32 weights)"},
+        session = AutocastSession(module, "fp32", "cuda", {"math": "fp16_autocast"},
                                   input_memory_format=torch.channels_last)
     else:
         math = tu.configure_cuda_math(request.precision, options["fp32_math"]) \

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fmtbench import versions
 from fmtbench.backends import _torchutil as tu
-from fmtbench.backends.base import Artifact, ExportRequest, FormatSpec, InputFormat, LoadRequest, Unavailable
+from fmtbench.backends.base import Artifact, ExportRequest, FormatSpec, InputFormat, LoadRequest, Unavailable, math_of
 
 SPEC = FormatSpec(
     name="torch_trt",
@@ -25,6 +25,9 @@ SPEC = FormatSpec(
     devices=("cuda",),
     options={"fp32_math": "strict", "optimization_level": None, "workspace_size": 0},
     choices={"optimization_level": (None, 0, 1, 2, 3, 4, 5)},
+    note=("One engine per precision and image size with a dynamic batch range (min = smallest, opt = max = largest "
+          "configured batch), fp16 by `.half()` (strong typing), built on the GPU that runs it. Static engines per "
+          "batch size were not compared with it."),
 )
 ROUND_TRIP_TOLERANCE = {"fp16": 1e-2, "fp32": 1e-4}
 
@@ -134,6 +137,6 @@ def load(request: LoadRequest):
     _require()
     import torch_tensorrt  # noqa: F401  (registers the TensorRT engine class before loading)
     module = torch.export.load(str(request.artifact)).module()
-    math = tu.math_label(request.precision, request.options["fp32_math"])
+    math = math_of(request.precision, request.options["fp32_math"])
     return tu.TorchModuleSession(module, request.precision, "cuda", {"math": math, "engine": "TensorRT"},
                                  input_memory_format=torch.contiguous_format)

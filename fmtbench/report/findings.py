@@ -1,10 +1,13 @@
 """Findings computed from the data (never written by hand). Like is compared with like: per machine,
-device, image size and loader; fp32 is named with its math (strict or TF32)."""
+device, image size and loader; fp32 is named with its math (strict or TF32); model figures come from rows that
+measure the model alone (dummy loader), end-to-end figures from real-loader rows; rows whose processes disagree
+(‡) are left out of ranges and counted apart."""
 from __future__ import annotations
 
 import pandas as pd
 
-from fmtbench import data
+from fmtbench import data, results
+from fmtbench.backends.base import math_label
 
 
 def _where(host: str, ok: pd.DataFrame) -> str:
@@ -12,35 +15,55 @@ def _where(host: str, ok: pd.DataFrame) -> str:
 
 
 def precision_label(row) -> str:
-    """fp16, or fp32 with its math: "strict fp32 (TF32 off)" / "fp32 with TF32"."""
-    math = row.get("math")
-    if row["precision"] == "fp16":
-        return "fp16"
-    if isinstance(math, str) and "TF32)" in math and "off" not in math:
-        return "fp32 with TF32"
-    return "strict fp32 (TF32 off)" if row["device"] == "cuda" else "fp32"
+    """The row's arithmetic, as every table, plot and finding names it (backends.base.math_label)."""
+    return math_label(row.get("math"), row["device"], row["precision"])
 
 
 def _fmt_fps(value: float) -> str:
     return f"{value / 1000:.1f}k" if value >= 10000 else f"{value:.0f}"
 
 
+def _model_rows(ok: pd.DataFrame) -> pd.DataFrame:
+    return ok[~ok["loader"].map(lambda name: data.loader(name).end_to_end).astype(bool)]
+
+
+def _fastest_e2e(rows: pd.DataFrame) -> str:
+    """The best end-to-end row, or a tie: rows within the spread of the loaders' capacities (or of the best row's
+    own processes) of the best are not told apart — the loader, not the format, sets their figure."""
+    per_format = rows.loc[rows.groupby(["format", "precision"])["e2e_fps"].idxmax()]
+    best = per_format.loc[per_format["e2e_fps"].idxmax()]
+    margin = max(rows["capacity_spread"].fillna(0).max(), best["e2e_spread"] if pd.notna(best["e2e_spread"]) else 0)
+    close = per_format[per_format["e2e_fps"] >= best["e2e_fps"] * (1 - margin)]
+    text = (f"{best['format']} {precision_label(best)} at batch {int(best['batch_size'])}, "
+            f"{_fmt_fps(best['e2e_fps'])} img/s")
+    if len(close) > 1:
+        others = ", ".join(f"{row['format']} {precision_label(row)}" for _, row in close.iterrows()
+                           if row.name != best.name)
+        text = (f"a tie within the loaders' capacity spread ({margin:.0%}): {text}, with {others}")
+    return text
+
+
 def fastest(ok: pd.DataFrame) -> list[str]:
-    """Model throughput on the dummy loader, and end-to-end throughput on each real loader, per image size."""
+    """Model throughput (back to back) on the dummy loader, and end-to-end throughput on each real loader."""
     lines = []
     for (host, device, loader), group in ok.groupby(["host", "device", "loader"], sort=True):
-        metric = "e2e_fps" if data.loader(loader).end_to_end else "model_fps"
+        end_to_end = data.loader(loader).end_to_end
+        metric = "e2e_fps" if end_to_end else "throughput_fps"
         group = group.dropna(subset=[metric])
         if group.empty:
             continue
         parts = []
         for size, rows in group.groupby("image_size", sort=True):
+            if end_to_end:
+                parts.append(f"{size}²: {_fastest_e2e(rows)}")
+                continue
             best = rows.loc[rows[metric].idxmax()]
             parts.append(f"{size}²: {best['format']} {precision_label(best)} at batch {int(best['batch_size'])}, "
-                         f"{_fmt_fps(best[metric])} img/s")
-        what = "end-to-end" if metric == "e2e_fps" else "model"
+                         f"{_fmt_fps(best[metric])} img/s" + (" (‡: its processes disagree)" if best["unstable"]
+                                                               else ""))
+        what = "end-to-end" if end_to_end else "model, back to back"
         line = f"Fastest ({what} throughput) on {device}{_where(host, ok)}, {loader} loader — " + "; ".join(parts)
-        capacity = group["decode_capacity_fps"].dropna() if metric == "e2e_fps" else pd.Series(dtype=float)
+        capacity = group["decode_capacity_fps"].dropna() if end_to_end else pd.Series(dtype=float)
         if not capacity.empty:
             line += (f" (the loader's decode capacity ranged {_fmt_fps(capacity.min())}–{_fmt_fps(capacity.max())} "
                      "img/s over these rows: where it is below the model throughput, it sets the end-to-end figure "
@@ -50,30 +73,44 @@ def fastest(ok: pd.DataFrame) -> list[str]:
 
 
 def _ratio_line(pairs: pd.DataFrame, what: str, host: str, device: str, format_name: str, ok) -> str:
-    ratio = pairs["median_ms_a"] / pairs["median_ms_b"]
+    """Ratio of throughputs (b over a) over like-for-like pairs; pairs with a ‡ row are counted apart."""
+    steady = pairs[~(pairs["unstable_a"].astype(bool) | pairs["unstable_b"].astype(bool))]
+    left_out = len(pairs) - len(steady)
+    if steady.empty:
+        return (f"{what}, {format_name} on {device}{_where(host, ok)}: no pair of steady rows ({left_out} "
+                "configurations with a ‡ row).")
+    ratio = steady["throughput_fps_b"] / steady["throughput_fps_a"]
     return (f"{what}, {format_name} on {device}{_where(host, ok)}: median ×{ratio.median():.2f} "
-            f"(range ×{ratio.min():.2f}–×{ratio.max():.2f} over {len(pairs)} configurations).")
+            f"(range ×{ratio.min():.2f}–×{ratio.max():.2f} over {len(steady)} configurations, throughput back to "
+            "back" + (f"; {left_out} with a ‡ row left out" if left_out else "") + ").")
+
+
+def _pairs(a: pd.DataFrame, b: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    columns = keys + ["throughput_fps", "unstable"]
+    return a[columns].merge(b[columns], on=keys, suffixes=("_a", "_b")).dropna(subset=["throughput_fps_a",
+                                                                                       "throughput_fps_b"])
 
 
 def fp16_gain(ok: pd.DataFrame) -> list[str]:
-    """fp16 against the same format's strict fp32 (TF32 off), same loader, size and batch."""
+    """fp16 against the same format's strict fp32 (TF32 off), same size and batch, the model alone."""
     keys = ["host", "device", "format", "image_size", "batch_size", "loader"]
-    strict = ok[(ok["precision"] == "fp32") & ~ok.apply(lambda r: precision_label(r) == "fp32 with TF32", axis=1)]
-    pairs = strict[keys + ["median_ms"]].merge(ok[ok["precision"] == "fp16"][keys + ["median_ms"]], on=keys,
-                                               suffixes=("_a", "_b"))
+    model = _model_rows(ok)
+    strict = model[(model["precision"] == "fp32") & (model["math"] != "tf32")]
+    pairs = _pairs(strict, model[model["precision"] == "fp16"], keys)
     return [_ratio_line(group, "fp16 over strict fp32 (TF32 off)" if device == "cuda" else "fp16 over fp32",
                         host, device, format_name, ok)
             for (host, device, format_name), group in pairs.groupby(["host", "device", "format"], sort=True)]
 
 
 def tf32_gain(ok: pd.DataFrame, baseline_format: str) -> list[str]:
-    """What TF32 buys over strict fp32 for the baseline format (rows whose math says TF32)."""
+    """What TF32 buys over strict fp32 for the baseline format (rows whose math is TF32), the model alone."""
     keys = ["host", "device", "image_size", "batch_size", "loader"]
-    base = ok[(ok["format"] == baseline_format) & (ok["precision"] == "fp32")]
-    tf32 = ok[(ok["precision"] == "fp32") & ok.apply(lambda r: precision_label(r) == "fp32 with TF32", axis=1)]
+    model = _model_rows(ok)
+    base = model[(model["format"] == baseline_format) & (model["precision"] == "fp32") & (model["math"] != "tf32")]
+    tf32 = model[model["math"] == "tf32"]
     lines = []
     for name, rows in tf32.groupby("format", sort=True):
-        pairs = base[keys + ["median_ms"]].merge(rows[keys + ["median_ms"]], on=keys, suffixes=("_a", "_b"))
+        pairs = _pairs(base, rows, keys)
         for (host, device), group in pairs.groupby(["host", "device"], sort=True):
             lines.append(_ratio_line(group, f"TF32 over strict fp32 ({name} vs {baseline_format})", host, device,
                                      name, ok))
@@ -96,27 +133,48 @@ def lowest_memory(ok: pd.DataFrame) -> list[str]:
 
 
 def accuracy_outliers(ok: pd.DataFrame, random_weights: bool) -> list[str]:
-    rated = ok.dropna(subset=["rel_error_limit"]).drop_duplicates(
-        ["host", "device", "format", "precision", "image_size"])
+    """Every row is checked at its own batch size: outliers are named per format, precision and size."""
+    rated = ok.dropna(subset=["rel_error_limit"])
     if rated.empty:
         return []
     outliers = rated[~rated["within_limit"].astype(bool)]
     lines = []
     if outliers.empty:
-        lines.append(f"Accuracy: every format is within its precision's relative-error limit against PyTorch "
-                     f"fp32 on the CPU (largest: {rated['max_rel_error'].max():.2g}; limits "
+        lines.append(f"Accuracy: all {len(rated)} rows checked are within their precision's relative-error limit "
+                     f"against PyTorch fp32 on the CPU (largest: {rated['max_rel_error'].max():.2g}; limits "
                      f"{rated['rel_error_limit'].min():.2g}–{rated['rel_error_limit'].max():.2g}); no non-finite "
                      "logits.")
-    for _, row in outliers.iterrows():
-        detail = (f"{int(row['non_finite_images'])} images with non-finite logits" if row["non_finite_images"]
-                  else f"relative error {row['max_rel_error']:.3g} above the limit {row['rel_error_limit']:.2g}")
-        lines.append(f"Accuracy outlier: {row['format']} {precision_label(row)} on {row['device']}"
-                     f"{_where(row['host'], ok)} at {row['image_size']}²: {detail}.")
+    keys = ["host", "device", "format", "precision", "image_size"]
+    for (host, device, format_name, _, size), rows in outliers.groupby(keys, sort=True):
+        worst = rows.loc[rows["max_rel_error"].fillna(float("inf")).idxmax()]
+        detail = (f"{int(worst['non_finite_images'])} images with non-finite logits" if worst["non_finite_images"]
+                  else f"relative error up to {worst['max_rel_error']:.3g} above the limit "
+                       f"{worst['rel_error_limit']:.2g}")
+        batches = ", ".join(str(int(b)) for b in sorted(rows["batch_size"].unique()))
+        lines.append(f"Accuracy outlier: {format_name} {precision_label(worst)} on {device}{_where(host, ok)} at "
+                     f"{size}², batch {batches}: {detail}.")
     if not random_weights:
         low = rated[rated["top1_pct"] < 99.0]
         for _, row in low.iterrows():
             lines.append(f"Top-1 agreement below 99 %: {row['format']} {precision_label(row)} on {row['device']} "
-                         f"at {row['image_size']}²: {row['top1_pct']:.1f} %.")
+                         f"at {row['image_size']}² batch {int(row['batch_size'])}: {row['top1_pct']:.1f} %.")
+    return lines
+
+
+def memory_not_monotone(ok: pd.DataFrame) -> list[str]:
+    """Memory that falls as the batch grows (an allocator's chunk sizes, an algorithm's workspace), from the rows."""
+    lines = []
+    keys = ["host", "device", "format", "precision", "image_size", "loader"]
+    for (host, device, format_name, _, size, loader), rows in ok.dropna(subset=["memory_mb"]).groupby(keys,
+                                                                                                       sort=True):
+        rows = rows.sort_values("batch_size")
+        values = rows["memory_mb"].tolist()
+        falls = [(int(a), int(b), x, y) for a, b, x, y in zip(rows["batch_size"], rows["batch_size"][1:],
+                                                               values, values[1:]) if y < x * 0.95]
+        if falls:
+            shown = "; ".join(f"batch {a} {x:.0f} MB → {b} {y:.0f} MB" for a, b, x, y in falls)
+            lines.append(f"Memory falls with a larger batch for {format_name} {precision_label(rows.iloc[0])} on "
+                         f"{device}{_where(host, ok)}, {size}², {loader} loader: {shown}.")
     return lines
 
 
@@ -125,21 +183,24 @@ def reliability(ok: pd.DataFrame, unstable_spread: float) -> list[str]:
     counts = {
         "unstable": (ok["unstable"].fillna(False).astype(bool),
                      f"whose per-process medians spread by more than {unstable_spread:.0%} (marked ‡ in the "
-                     "tables: read their speedups with care)"),
+                     "tables and left out of the ranges above: read their figures with care)"),
         "noisy": (ok["noisy"].fillna(False).astype(bool), "with a noisy process (IQR above the set share of the "
                                                          "median, marked ~)"),
         "throttled": (ok["throttled"].fillna(False).astype(bool), "timed while the GPU reported power or "
                                                                   "thermal clock limits (marked †)"),
-        "stalled": (ok["stalled"].fillna(False).astype(bool), "whose end-to-end throughput stayed below 90 % of "
-                                                              "min(model throughput, decode capacity) (marked *)"),
-        "above": (ok["e2e_above_model"].fillna(False).astype(bool), "whose end-to-end throughput is above their "
-                                                                     "model throughput (marked ^)"),
-        "coverage": (ok["ci_coverage"].fillna(1.0) < 0.95, "with fewer than 6 timed samples, whose median interval "
-                                                           "covers less than 95 %"),
+        "stalled": (ok["stalled"].fillna(False).astype(bool),
+                    f"whose end-to-end throughput stayed below {results.PIPELINE_EFFICIENCY:.0%} of min(model under "
+                    "load, decode capacity) (marked *)"),
+        "above": (ok["e2e_above_model"].fillna(False).astype(bool), "whose end-to-end throughput is above the "
+                                                                     "model figure of the same run (marked ^)"),
     }
     for flagged, text in counts.values():
         if flagged.any():
             lines.append(f"{int(flagged.sum())} of {len(ok)} measured configurations {text}.")
+    processes = ok["processes"].dropna().astype(int).value_counts().sort_index()
+    if len(processes) > 1:
+        lines.append("Processes per row: " + ", ".join(f"{count} rows in {n}" for n, count in processes.items())
+                     + " (rows whose processes disagreed were measured in more).")
     return lines
 
 
@@ -149,4 +210,4 @@ def all_findings(frame: pd.DataFrame, baseline_format: str = "torch", unstable_s
     if ok.empty:
         return ["No configuration was measured."]
     return (fastest(ok) + fp16_gain(ok) + tf32_gain(ok, baseline_format) + lowest_memory(ok)
-            + accuracy_outliers(ok, random_weights) + reliability(ok, unstable_spread))
+            + memory_not_monotone(ok) + accuracy_outliers(ok, random_weights) + reliability(ok, unstable_spread))

@@ -1,11 +1,22 @@
-"""Result JSONs -> one pandas DataFrame, one row per configuration (the report's and the CSV's columns)."""
+"""Result JSONs -> one pandas DataFrame, one row per configuration (the report's and the CSV's columns).
+
+Each column means one thing for every row that has it, and is empty where a row has no such figure:
+- dummy-loader rows: `latency_*` (each call between two synchronisations; the row's median is the median of
+  its processes' medians, and its interval is the order-statistics interval of those medians) and
+  `throughput_fps` (calls back to back: the model alone) with `speedup` from it;
+- real-loader rows: `e2e_fps` (images / wall time, waiting for data included) and the same run's own model
+  figures `model_ms_under_load` / `model_fps_under_load` (CUDA events on the model's stream beside the loader);
+- `pooled_*`: every sample of every process taken together (not the row's interval when processes disagree).
+"""
 from __future__ import annotations
 
 import json
 
 import pandas as pd
 
+from fmtbench import backends
 from fmtbench.atomic import read_json
+from fmtbench.backends.base import math_label
 
 KEYS = ["host", "device", "image_size", "format", "precision", "loader", "batch_size"]
 
@@ -18,6 +29,46 @@ def _get(mapping, *path):
     return mapping
 
 
+def library_default(backend: dict, precision: str) -> bool:
+    """An fp32 row whose options are the library's own out-of-the-box behaviour (FormatSpec.library_defaults)."""
+    name, options = backend.get("backend"), backend.get("options")
+    if precision != "fp32" or not name or options is None or name not in backends.names():
+        return False
+    defaults = backends.spec(name).library_defaults
+    return bool(defaults) and all(options.get(key) == value for key, value in defaults.items())
+
+
+def _timing_columns(timing: dict) -> dict:
+    processes = timing.get("processes") or []
+    medians = [p["summary"]["median"] for p in processes]
+    under_load = timing.get("kind") == "under_load"
+    latency = timing and not under_load
+    row = {
+        "timing_kind": timing.get("kind"),
+        "processes": len(processes) or None,
+        "process_min_ms": min(medians) if medians else None,
+        "process_max_ms": max(medians) if medians else None,
+        "spread": timing.get("spread"),
+        "unstable": timing.get("unstable"),
+        "noisy": timing.get("noisy"),
+        "iterations": sum(p["summary"]["count"] for p in processes) or None,
+        "stops": ",".join(sorted({p["stop"] for p in processes})) or None,
+        "clock": timing.get("clock"),
+        "timed_seconds_min": min((p["timed_seconds"] for p in processes), default=None),
+        "timed_seconds_max": max((p["timed_seconds"] for p in processes), default=None),
+    }
+    for name, key in (("latency_ms", "median"), ("latency_p90_ms", "p90"), ("latency_p99_ms", "p99"),
+                      ("latency_ci_low_ms", "ci_low"), ("latency_ci_high_ms", "ci_high"),
+                      ("latency_ci_coverage", "ci_coverage")):
+        row[name] = timing.get(key) if latency else None
+    row["model_ms_under_load"] = timing.get("median") if under_load else None
+    row["throughput_fps"] = timing.get("throughput_fps")
+    row["throughput_spread"] = timing.get("throughput_spread")
+    for name in ("median", "p90", "ci_low", "ci_high", "ci_coverage"):
+        row[f"pooled_{name}" + ("_ms" if name != "ci_coverage" else "")] = _get(timing, "pooled", name)
+    return row
+
+
 def _row(result: dict) -> dict:
     timing = result.get("timing") or {}
     throughput = result.get("throughput") or {}
@@ -26,31 +77,25 @@ def _row(result: dict) -> dict:
     gpu = result.get("gpu") or {}
     backend = result.get("backend") or {}
     environment = result.get("environment") or {}
-    processes = timing.get("processes") or []
-    medians = [p["summary"]["median"] for p in processes]
+    config = result["config"]
+    under_load = throughput.get("basis") == "under_load"
     return {
-        **result["config"],
+        **config,
         "status": result["status"],
         "reason": result.get("reason"),
         "weights": _get(result, "weights", "description"),
         "random_weights": _get(result, "weights", "random"),
-        "median_ms": timing.get("median"),
-        "processes": len(processes) or None,
-        "process_min_ms": min(medians) if medians else None,
-        "process_max_ms": max(medians) if medians else None,
-        "spread": timing.get("spread"),
-        "unstable": timing.get("unstable"),
-        "noisy": timing.get("noisy"),
-        "iterations": sum(p["summary"]["count"] for p in processes) or None,
-        "p90_ms": _get(timing, "pooled", "p90"),
-        "ci_low_ms": _get(timing, "pooled", "ci_low"),
-        "ci_high_ms": _get(timing, "pooled", "ci_high"),
-        "ci_coverage": _get(timing, "pooled", "ci_coverage"),
-        "stops": ",".join(sorted({p["stop"] for p in processes})) or None,
-        "clock": timing.get("clock"),
-        "model_fps": throughput.get("model_fps"),
+        "format_label": backend.get("label"),
+        "backend_name": backend.get("backend"),
+        "math": backend.get("math"),
+        "precision_label": math_label(backend.get("math"), config["device"], config["precision"]),
+        "library_default": library_default(backend, config["precision"]),
+        **_timing_columns(timing),
+        "model_fps_under_load": throughput.get("model_fps") if under_load else None,
         "e2e_fps": throughput.get("end_to_end_fps"),
+        "e2e_spread": throughput.get("end_to_end_spread"),
         "decode_capacity_fps": throughput.get("decode_capacity_fps"),
+        "capacity_spread": throughput.get("capacity_spread"),
         "pipeline_efficiency": throughput.get("pipeline_efficiency"),
         "stalled": throughput.get("stalled"),
         "e2e_above_model": throughput.get("above_model_fps"),
@@ -62,6 +107,7 @@ def _row(result: dict) -> dict:
         "torch_reserved_mb": memory.get("torch_max_reserved_mb"),
         "memory_method": memory.get("method"),
         "energy_j_per_image": gpu.get("energy_j_per_image"),
+        "energy_phase_seconds": gpu.get("energy_phase_seconds"),
         "throttled": gpu.get("throttled"),
         "sm_clock_min_mhz": _get(gpu, "sm_clock_mhz", "min"),
         "sm_clock_max_mhz": _get(gpu, "sm_clock_mhz", "max"),
@@ -73,8 +119,7 @@ def _row(result: dict) -> dict:
         "top1_pct": accuracy.get("top1_agreement_pct"),
         "reference_top1_share": accuracy.get("reference_top1_share"),
         "max_abs_diff": accuracy.get("max_abs_diff"),
-        "math": backend.get("math"),
-        "format_label": backend.get("label"),
+        "accuracy_batch_size": accuracy.get("batch_size"),
         "cpu_model": environment.get("cpu_model"),
         "gpu_name": environment.get("gpu_name"),
         "driver": environment.get("driver"),
@@ -84,6 +129,7 @@ def _row(result: dict) -> dict:
         "cpu_cores_used": len(environment.get("cpu_affinity") or []) or None,
         "cpu_physical_cores": environment.get("cpu_physical_cores"),
         "libraries": json.dumps(environment.get("libraries", {}), sort_keys=True),
+        "measurement": json.dumps(result.get("measurement"), sort_keys=True) if result.get("measurement") else None,
     }
 
 
@@ -96,10 +142,12 @@ def load(paths) -> pd.DataFrame:
 
 
 def with_speedup(frame: pd.DataFrame, baseline_format: str, baseline_precision: str) -> pd.DataFrame:
-    """speedup = baseline median / row median, same host, device, image size, batch size and loader."""
+    """speedup = row's back-to-back throughput / the baseline's, same host, device, image size and batch size
+    (dummy-loader rows: the model alone; real-loader rows have none, their figure is end to end)."""
     same = ["host", "device", "image_size", "batch_size", "loader"]
     baseline = frame[(frame["format"] == baseline_format) & (frame["precision"] == baseline_precision)
-                     & (frame["status"] == "ok")][same + ["median_ms"]].rename(columns={"median_ms": "baseline_ms"})
+                     & (frame["status"] == "ok")][same + ["throughput_fps"]].rename(
+        columns={"throughput_fps": "baseline_fps"})
     merged = frame.merge(baseline, on=same, how="left")
-    merged["speedup"] = merged["baseline_ms"] / merged["median_ms"]
+    merged["speedup"] = merged["throughput_fps"] / merged["baseline_fps"]
     return merged

@@ -48,7 +48,7 @@ def throughput_vs_batch(rows: pd.DataFrame, size: int, path: Path) -> bool:
     figure, axes = plt.subplots(figsize=(7.5, 4.5))
     for series, group in _with_series(dummy).groupby("series", sort=True):
         group = group.sort_values("batch_size")
-        axes.plot(group["batch_size"], group["model_fps"], marker="o", label=series)
+        axes.plot(group["batch_size"], group["throughput_fps"], marker="o", label=series)
     axes.set_yscale("log")
     axes.set_xlabel("batch size")
     axes.set_ylabel("images / s (median model time)")
@@ -62,9 +62,11 @@ def end_to_end(rows: pd.DataFrame, size: int, path: Path) -> bool:
     if not real:
         return False
     table = _with_series(largest)
-    bars = pd.DataFrame({"model (dummy loader)": table[table["loader"] == "dummy"].set_index("series")["model_fps"]})
-    for name in real:
-        bars[f"end-to-end, {name}"] = table[table["loader"] == name].set_index("series")["e2e_fps"]
+    bars = pd.DataFrame()
+    for name in real:  # each real-loader row beside the model figure of its own run
+        rows = table[table["loader"] == name].set_index("series")
+        bars[f"model under load, {name}"] = rows["model_fps_under_load"]
+        bars[f"end-to-end, {name}"] = rows["e2e_fps"]
     figure, axes = plt.subplots(figsize=(8.5, 4.8))
     bars.sort_index().plot.barh(ax=axes)
     axes.set_xscale("log")
@@ -79,7 +81,7 @@ def fastest_per_size(rows: pd.DataFrame, path: Path) -> bool:
     dummy = _with_series(rows[rows["loader"] == "dummy"])
     if dummy.empty:
         return False
-    table = dummy.pivot_table(index="image_size", columns="series", values="model_fps", aggfunc="max")
+    table = dummy.pivot_table(index="image_size", columns="series", values="throughput_fps", aggfunc="max")
     figure, axes = plt.subplots(figsize=(9, 4.8))
     table.plot.bar(ax=axes, rot=0)
     axes.set_yscale("log")
@@ -121,7 +123,7 @@ def speedup_per_size(rows: pd.DataFrame, path: Path) -> bool:
 
 def best_per_format_across_hosts(best: pd.DataFrame, path: Path) -> bool:
     """Cross-hardware: best throughput of each format on each host."""
-    table = best.pivot_table(index="format", columns="host", values="model_fps", aggfunc="max").sort_index()
+    table = best.pivot_table(index="format", columns="host", values="throughput_fps", aggfunc="max").sort_index()
     figure, axes = plt.subplots(figsize=(8, 4.2))
     table.plot.bar(ax=axes)
     axes.set_yscale("log")

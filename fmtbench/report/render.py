@@ -8,50 +8,60 @@ from pathlib import Path
 
 import pandas as pd
 
-from fmtbench import accuracy, data
+from fmtbench import accuracy, backends, data, gpus, results
 from fmtbench.atomic import atomic_path, read_json
 from fmtbench.model import describe, is_random
 from fmtbench.report import findings, items, plots
 from fmtbench.report import frame as frames
+from fmtbench.stats import CONFIDENCE
 
-# The seed study's column names where it had the column (its readers compare with it); the legend under
-# each table says what each column is.
-TABLE_COLUMNS = {
-    "format": "function", "loader": "dataloader_type", "precision_label": "precision", "device": "device",
-    "shape": "shape", "median_ms": "time (ms)", "spread_text": "spread", "memory_mb": "allocated_memory (MB)",
-    "speedup": "speedup", "model_fps": "FPS", "e2e_fps": "end-to-end FPS", "rel_error": "rel. error",
+# Two tables per image size, so that every column means one thing: the model alone (dummy loader) and end to
+# end (real loaders, each with the model figure of its own run). The seed study's names are in the legend.
+MODEL_COLUMNS = {
+    "format": "format", "device": "device", "precision_label": "precision", "batch_size": "batch",
+    "latency_text": "latency p50 (ms)", "latency_p99_text": "p99 (ms)", "spread_text": "spread (processes)",
+    "throughput_text": "throughput (img/s)",
+    "speedup_text": "speedup", "memory_text": "memory (MB)", "rel_error": "rel. error",
+}
+E2E_COLUMNS = {
+    "format": "format", "device": "device", "precision_label": "precision", "loader": "loader", "batch_size": "batch",
+    "e2e_text": "end-to-end (img/s)", "capacity_text": "decode capacity (img/s)",
+    "under_load_text": "model under load (ms)", "under_load_fps_text": "model under load (img/s)",
+    "spread_text": "spread (processes)", "memory_text": "memory (MB)", "rel_error": "rel. error",
 }
 WARNING_STYLE = "border:2px solid #c60;background:#fff3e0;padding:6px 10px;font:13px sans-serif"
 TABLE_STYLE = ("table{border-collapse:collapse;font:13px sans-serif}th,td{padding:3px 8px;text-align:right;"
                "border-bottom:1px solid #ddd}th{background:#f3f3f3}")
 
 
-def _precision_label(row) -> str:
-    math = row["math"]
-    if isinstance(math, str) and (math.startswith("fp32") or "autocast" in math):
-        return math
-    return row["precision"]
-
-
-def _time_text(row) -> str:
-    marks = ("~" if row["noisy"] else "") + ("‡" if row["unstable"] else "") + ("†" if row["throttled"] is True
-                                                                                else "")
-    number = f"{row['median_ms']:.1f}" if row["median_ms"] >= 100 else f"{row['median_ms']:.2f}"
-    return number + (f" {marks}" if marks else "")
-
-
 def _ms(value: float) -> str:
     return f"{value:.1f}" if value >= 100 else f"{value:.3g}"
 
 
+def _marks(row) -> str:
+    marks = ("~" if row["noisy"] else "") + ("‡" if row["unstable"] else "") + ("†" if row["throttled"] is True
+                                                                                else "")
+    return f" {marks}" if marks else ""
+
+
+def _precision_text(row) -> str:
+    return row["precision_label"] + (" (library default)" if row["library_default"] else "")
+
+
 def _spread_text(row) -> str:
-    if not row["processes"] or row["processes"] < 2:
-        if pd.isna(row["ci_low_ms"]):
-            return "–"
-        coverage = row["ci_coverage"]
-        interval = f"CI {_ms(row['ci_low_ms'])}–{_ms(row['ci_high_ms'])}"
-        return interval + (f" ({coverage:.0%})" if coverage < 0.95 else "")
+    if pd.isna(row["processes"]):
+        return "–"
+    if row["processes"] < 2:
+        if pd.isna(row["pooled_ci_low_ms"]):
+            return "– (1)"
+        coverage = row["pooled_ci_coverage"]
+        interval = f"CI {_ms(row['pooled_ci_low_ms'])}–{_ms(row['pooled_ci_high_ms'])}"
+        return interval + (f" ({coverage:.0%})" if coverage < 0.95 else "") + " (1)"
     return f"{row['spread']:.1%} ({int(row['processes'])})"
+
+
+def _number(value, digits: str = ".1f") -> str:
+    return "–" if pd.isna(value) else f"{value:{digits}}"
 
 
 def _e2e_text(row) -> str:
@@ -69,48 +79,74 @@ def _rel_error_text(row) -> str:
     return f"{row['max_rel_error']:.1e}" + ("" if row["within_limit"] else " (above limit)")
 
 
-def _shown(rows: pd.DataFrame) -> pd.DataFrame:
-    """The table columns, formatted for reading."""
+def _formatted(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(
-        precision_label=rows.apply(_precision_label, axis=1),
-        shape=rows.apply(lambda r: f"({int(r['batch_size'])}, 3, {int(r['image_size'])}, {int(r['image_size'])})",
-                         axis=1),
-        median_ms=rows.apply(_time_text, axis=1),
+        precision_label=rows.apply(_precision_text, axis=1),
+        latency_text=rows.apply(lambda r: "–" if pd.isna(r["latency_ms"]) else _ms(r["latency_ms"]) + _marks(r),
+                                axis=1),
+        latency_p99_text=rows["latency_p99_ms"].map(lambda v: "–" if pd.isna(v) else _ms(v)),
         spread_text=rows.apply(_spread_text, axis=1),
-        memory_mb=rows["memory_mb"].map(lambda v: f"{v:.1f}"),
-        speedup=rows["speedup"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}×"),
-        model_fps=rows["model_fps"].map(lambda v: f"{v:.1f}"),
-        e2e_fps=rows.apply(_e2e_text, axis=1),
+        throughput_text=rows["throughput_fps"].map(_number),
+        speedup_text=rows["speedup"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}×"),
+        memory_text=rows["memory_mb"].map(_number),
+        e2e_text=rows.apply(_e2e_text, axis=1),
+        capacity_text=rows["decode_capacity_fps"].map(_number),
+        under_load_text=rows.apply(lambda r: "–" if pd.isna(r["model_ms_under_load"])
+                                   else _ms(r["model_ms_under_load"]) + _marks(r), axis=1),
+        under_load_fps_text=rows["model_fps_under_load"].map(_number),
         rel_error=rows.apply(_rel_error_text, axis=1),
-    )[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS)
+    )
 
 
-LEGEND = (
-    "*function* = format (or a variant of one); *precision* = the arithmetic (fp32 strict = TF32 off); "
-    "*time* = median of the per-process median model times per batch (`~` a process was noisy, `‡` the processes "
-    "disagree by more than {unstable:.0%}, `†` timed while the GPU reported power or thermal clock limits); "
-    "*spread* = (slowest − fastest) / median of the per-process medians (number of processes), or, with one "
-    "process, the median's distribution-free interval (its coverage where below 95 %); *allocated_memory* = peak "
-    "growth over the baseline of device memory in use (CUDA) or of the process's resident set (CPU); "
-    "*speedup* = time of {baseline} on the same device, size, batch and loader / this time; *FPS* = batch / time; "
-    "*end-to-end FPS* = images / wall time of the timed phase, waiting for data included (`*` below 90 % of "
-    "min(FPS, decode capacity), `^` above FPS); *rel. error* = largest relative L2 error of an image's logits "
-    "against PyTorch fp32 on the CPU.")
+def _split(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(model-alone rows, end-to-end rows)."""
+    real = rows["loader"].map(lambda name: data.loader(name).end_to_end).astype(bool)
+    return rows[~real], rows[real]
 
 
-def _table(rows: pd.DataFrame) -> str:
-    return _shown(rows).to_markdown(index=False, disable_numparse=True)
+MODEL_LEGEND = (
+    "*Model alone (dummy loader).* *latency p50* = median over the row's processes of each process's median time "
+    "of one call between two device-wide synchronisations (`~` a process was noisy, `‡` the processes disagree by "
+    "more than {unstable:.0%}, `†` timed while the GPU reported power or thermal clock limits); *p99* = median over "
+    "the processes of their 99th percentile; *spread* = (slowest − fastest) / median of the per-process medians "
+    "(number of processes), or, with one process, the interval of its median (its coverage where below 95 %); "
+    "*throughput* = images / s with calls queued back to back, one synchronisation per block of calls (the model "
+    "alone, as a serving loop runs it; on the CPU, where a call is synchronous, batch / median call time); "
+    "*speedup* = this throughput / that of {baseline} on the same device, size and batch; *memory* = the model's "
+    "load + the configuration's peak growth of device memory in use (CUDA) or of the process's resident set (CPU) "
+    "over its own baseline; *rel. error* = largest relative L2 error of an image's logits against PyTorch fp32 on "
+    "the CPU, at this row's batch size; *library default* = the fp32 math the library uses out of the box. (The "
+    "seed study called the format `function` and the memory `allocated_memory`.)")
+E2E_LEGEND = (
+    "*End to end (real loaders).* *end-to-end* = images / wall time of the timed phase (whole rounds of the "
+    "loader's workers, batches fetched and run back to back, waiting for data included; `*` below "
+    "{efficiency:.0%} of min(model under load, decode capacity), `^` above the same run's model figure); "
+    "*decode capacity* = images / s the loader's producers made; *model under load* = median time of the model's "
+    "call in the same run, from CUDA events on the model's stream (the loader's stream is not waited for; on the "
+    "CPU perf_counter around the call), and the rate it allows; *spread* over the processes of that model time. "
+    "(The seed study called the loader `dataloader_type`.)")
+
+
+def _tables(rows: pd.DataFrame, legends: tuple[str, str]) -> list[str]:
+    lines = []
+    for part, columns, legend in zip(_split(rows), (MODEL_COLUMNS, E2E_COLUMNS), legends, strict=True):
+        if not part.empty:
+            table = _formatted(part)[list(columns)].rename(columns=columns)
+            lines += [table.to_markdown(index=False, disable_numparse=True), "", legend, ""]
+    return lines
 
 
 def _html_table(rows: pd.DataFrame, title: str) -> str:
-    table = _shown(rows).to_html(index=False, border=0)
+    tables = "\n".join(_formatted(part)[list(columns)].rename(columns=columns).to_html(index=False, border=0)
+                       for part, columns in zip(_split(rows), (MODEL_COLUMNS, E2E_COLUMNS), strict=True)
+                       if not part.empty)
     warning = ""
     if rows["random_weights"].any():
         warning = (f"<p style=\"{WARNING_STYLE}\"><b>Warning — random weights</b> "
                    f"({html.escape(rows['weights'].iloc[0])}): the rel. error column measures numerical agreement "
                    "with PyTorch fp32, not ImageNet accuracy.</p>\n")
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{TABLE_STYLE}</style></head>\n<body><h3>{html.escape(title)}</h3>\n{warning}{table}\n"
+            f"<style>{TABLE_STYLE}</style></head>\n<body><h3>{html.escape(title)}</h3>\n{warning}{tables}\n"
             "</body></html>\n")
 
 
@@ -145,85 +181,128 @@ def _machines(results: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _method(ok: pd.DataFrame, measurement: dict, baseline: dict) -> list[str]:
+def _range(values, fmt: str = ".2g", unit: str = "") -> str:
+    values = pd.Series(values).dropna()
+    if values.empty:
+        return "–"
+    low, high = values.min(), values.max()
+    return f"{low:{fmt}}{unit}" if low == high else f"{low:{fmt}}–{high:{fmt}}{unit}"
+
+
+def _settings_lines(device: str, rows: pd.DataFrame) -> list[str]:
+    """What the rows of one device record about how they were measured, and what their processes did."""
+    lines = []
+    for text, group in rows.groupby("measurement", sort=True):
+        settings = json.loads(text)
+        counts = group["processes"].value_counts().sort_index()
+        spread = ", ".join(f"{int(n)} process{'es' if n > 1 else ''}: {count} rows" for n, count in counts.items())
+        line = (f"- **{device.upper()} rows ({len(group)}):** measured in {settings['processes']} "
+                f"process{'es' if settings['processes'] > 1 else ''} each")
+        if settings["max_processes"] > settings["processes"]:
+            line += (f", up to {settings['max_processes']} for rows whose processes disagreed by more than the "
+                     "unstable share")
+        line += (f" ({spread}). A process loads the model once and measures every batch size and loader of its "
+                 "job, the loaders of a batch size one after the other, the batch sizes in an order rotated "
+                 "between processes. Per configuration: warm-up ≥ "
+                 f"{settings['warmup_iters']} calls and ≥ {settings['warmup_seconds']} s")
+        model = group[group["timing_kind"] == "latency"]
+        if not model.empty:
+            stops = ", ".join(sorted(set(",".join(model["stops"].dropna()).split(","))))
+            line += (f"; dummy loader: latency samples ≥ {settings['min_iters']} calls and ≥ "
+                     f"{settings['min_seconds']} s, then until the median's 95 % interval is within "
+                     f"±{settings['target_ci']:.0%} of it or {settings['max_seconds']} s had passed — in this run "
+                     f"{_range(model['iterations'] / model['processes'], '.0f')} calls per process over "
+                     f"{_range(model['timed_seconds_min'].tolist() + model['timed_seconds_max'].tolist(), '.3g')} s "
+                     f"(stopped on: {stops}; `min_iters` is a floor even past the time cap)")
+            if model["throughput_fps"].notna().any() and device == "cuda":
+                line += (f"; then calls back to back for ≥ {settings['throughput_seconds']} s (≥ "
+                         f"{settings['energy_seconds']} s in a row's first process, over which the board's energy "
+                         "is read)")
+        real = group[group["timing_kind"] == "under_load"]
+        if not real.empty:
+            line += (f"; real loaders: whole rounds of their workers back to back "
+                     f"({_range(real['iterations'] / real['processes'], '.0f')} batches per process over "
+                     f"{_range(real['timed_seconds_min'].tolist() + real['timed_seconds_max'].tolist(), '.3g')} s)")
+        lines.append(line + ".")
+    return lines
+
+
+def _method(ok: pd.DataFrame, baseline: dict) -> list[str]:
+    """The method as the rows record it (their settings and what their processes did), not as the code is now."""
     lines = ["### How it was measured", ""]
     for device in ("cuda", "cpu"):
-        settings = measurement.get(device)
-        if settings and (ok["device"] == device).any():
-            lines.append(
-                f"- **{device.upper()} rows:** each configuration in {settings['repeats']} "
-                f"{'process' if settings['repeats'] == 1 else 'processes'} of its own, "
-                "forked from its job (which imported the libraries once and never touched the device), in rounds "
-                "over the job's configurations, each round starting further into the list, so the processes of one "
-                f"row are a round apart. Per process: warm-up ≥ {settings['warmup_iters']} iterations and "
-                f"≥ {settings['warmup_seconds']} s, then timed ≥ {settings['min_iters']} iterations and "
-                f"≥ {settings['min_seconds']} s, on until the median's 95 % interval is within "
-                f"±{settings['target_ci']:.0%} of it or {settings['max_seconds']} s have passed.")
+        rows = ok[(ok["device"] == device) & ok["measurement"].notna()]
+        if not rows.empty:
+            lines += _settings_lines(device, rows)
     lines += [
-        "- **time:** only the format's forward call is timed (CUDA: `torch.cuda.synchronize()` of the whole device "
-        "before and after, so a library's own stream is included; CPU: `time.perf_counter`). The row's time is the "
-        "median of its processes' medians; every sample of every process is in the row's JSON. The interval of a "
-        "median is distribution-free (order statistics, exact binomial coverage).",
+        "- **Shared within a measuring process** (as in a long-running server): the imported libraries, the CUDA "
+        "context and the cuDNN/cuBLAS handles (made before the process's memory baseline), the loaded model and its "
+        "compiled code, and autotuning results per input shape. **Not shared:** inputs, loaders, CUDA graphs "
+        "(captured anew per configuration), the allocator's cache and ONNX Runtime's arena (released between "
+        "configurations), so each configuration's memory figure is its own.",
+        "- **latency** is the format's forward call alone (CUDA: `torch.cuda.synchronize()` of the whole device "
+        "before and after, so a library's own stream is included; CPU: `time.perf_counter`); **throughput** comes "
+        "from calls queued back to back. A row's figure is the median of its processes' medians; its interval is "
+        f"the distribution-free interval of that median from the processes' medians (coverage {CONFIDENCE:.0%} "
+        "needs 6 processes: 2 give 50 %, 3 give 75 %, 5 give 94 %); `pooled_*` CSV columns pool every sample.",
         f"- **speedup** is against {baseline['format']} {baseline['precision']} "
         + ("(strict: TF32 off) " if baseline["precision"] == "fp32" else "")
-        + "on the same machine, device, image size, batch size and loader.",
+        + "on the same machine, device, image size and batch size, from throughput (dummy loader only).",
     ]
     for name in sorted(ok["loader"].unique()):
         loader = data.loader(name)
         text = f"- **`{name}` loader:** {loader.description}."
         if loader.end_to_end:
-            text += (" One endless sampler feeds warm-up and timing, so the workers never drain; the timed phase "
-                     "spans four rounds of the workers and does not wait for the model time's interval (these "
-                     "rows' figure is the end-to-end rate). *Decode capacity* = batches the producer made per "
-                     "second (workers × batch / mean seconds per batch, timed inside the producer); the end-to-end "
-                     "figure is checked against min(model FPS, capacity).")
+            text += (f" One endless sampler feeds warm-up and timing, so the workers never drain; the timed phase "
+                     f"spans {data.ROUNDS_TIMED} rounds of the workers. *Decode capacity* = images per second the "
+                     "producers made (timed inside them); the end-to-end figure is checked against min(model under "
+                     "load, capacity).")
         lines.append(text)
     methods = sorted(set(ok["memory_method"].dropna()))
-    lines.append("- **allocated_memory:** " + "; ".join(methods) + ". The baseline is taken after imports, the CUDA "
-                 "context and the input batch (made in the format's dtype and layout), right before loading: the "
-                 "context is excluded, everything the format allocates from loading on is included.")
+    lines.append("- **memory:** " + "; ".join(methods) + ". The process baseline is taken after imports, the CUDA "
+                 "context and the library handles; each configuration's figure is the model's load plus its own peak "
+                 "growth over its own baseline (taken after its input batch was made, before its loader started: a "
+                 "real loader's queues and decoder are in its figure).")
     cuda = ok[(ok["device"] == "cuda")].dropna(subset=["memory_first_run_mb", "memory_load_mb"])
     if not cuda.empty:
         handles = (cuda["memory_first_run_mb"] - cuda["memory_load_mb"]).median()
         lines.append(f"  Measured here: loading took a median {cuda['memory_load_mb'].median():.0f} MB, the first "
-                     f"run added {handles:.0f} MB (cuDNN/cuBLAS handles, workspaces, autotuning) — included in "
+                     f"run at a configuration's shape added {handles:.0f} MB (workspaces, autotuning) — included in "
                      "the figures; per-stage values are in the CSV.")
-    if ((ok["format"] == "onnx") & (ok["device"] == "cpu")).any():
-        lines.append("  ONNX Runtime on the CPU allocates from its own arena (its default, kept: without it every "
-                     "run pays heap allocations). The arena grows in chunks rounded up to the next power of two "
-                     "(`arena_extend_strategy` kNextPowerOfTwo), so its size is a staircase over the sizes requested, "
-                     "not a line: the figure can fall from one batch size to the next and overstates what the "
-                     "tensors need. Measured (`scripts/ort_cpu_memory.py`, 2-core CPU, 224², a fresh process "
-                     "each): with the arena 369, 486, 480, 535, 590 MB at batch 32, 40, 48, 56, 64 (twice the "
-                     "same); without it 251, 282, 312, 343, 373 MB (monotone) but 3-13 % slower. The arena is what "
-                     "a user of ORT's defaults pays.")
+    for name in sorted(ok["backend_name"].dropna().unique()):
+        note = backends.spec(name).note if name in backends.names() else None
+        if note:
+            lines.append(f"- **{backends.spec(name).label}:** {note}")
     if ok["energy_j_per_image"].notna().any():
-        lines.append("- **Energy and clocks (CUDA):** NVML's board energy counter over the timed phase divided by "
-                     "the images timed (idle gaps between iterations included), and the SM clock, power and clock "
-                     "event reasons sampled every 10 ms by the job process during timing; a row timed while a "
-                     "power or thermal limit held the clocks down is marked †. Columns in the CSV.")
+        lines.append(f"- **Energy and clocks (CUDA):** {results.ENERGY_METHOD}; the SM clock, power and clock event "
+                     f"reasons sampled every {gpus.CLOCK_SAMPLE_MS} ms by the job process during timing; a row timed "
+                     "while a power or thermal limit held the clocks down is marked †. Columns in the CSV.")
     lines.append(
-        "- **Accuracy:** each format's logits on a fixed batch of real images against PyTorch fp32 eager on the "
-        "CPU (computed once per job, in its first measuring process, after its timing), as the largest "
+        "- **Accuracy:** each row's logits on a fixed batch of real images, at the row's own batch size, against "
+        "PyTorch fp32 eager on the CPU (in the row's first measuring process, after its timing), as the largest "
         "relative L2 error of an image's logit vector. Its limit follows from the arithmetic: "
-        f"L·(u_in + √K·u_acc) with L = {accuracy.DEPTH} weighted layers on the longest path, K = "
+        f"√L·(u_in + √K·u_acc) with L = {accuracy.DEPTH} weighted layers on the longest path, K = "
         f"{accuracy.LONGEST_DOT_PRODUCT} terms in the longest dot product, u_in the unit roundoff of the "
-        "convolution inputs (2⁻¹¹ for fp16 and TF32, 2⁻²⁴ for strict fp32) and u_acc = 2⁻²⁴ (fp32 accumulation): "
-        f"{accuracy.relative_error_limit('fp16'):.1e} for fp16/TF32, {accuracy.relative_error_limit('fp32'):.1e} "
-        "for strict fp32. Non-finite logits are outliers on their own.")
-    if (ok["format"] == "torch_trt").any():
-        lines.append("- **Torch-TensorRT:** one engine per precision and image size with a dynamic batch range "
-                     "(min = smallest, opt = max = largest configured batch), fp16 by `.half()` (strong typing), "
-                     "built on the GPU that runs it. Static engines per batch size were not compared with it.")
+        "convolution inputs (2⁻¹¹ for fp16 and TF32, 2⁻²⁴ for strict fp32) and u_acc = 2⁻²⁴ (fp32 accumulation), "
+        f"independent rounding errors adding in quadrature: {accuracy.relative_error_limit('fp16'):.1e} for "
+        f"fp16/TF32, {accuracy.relative_error_limit('fp32'):.1e} for strict fp32. Non-finite logits are outliers on "
+        "their own.")
     return lines + [""]
 
 
 def _formats(ok: pd.DataFrame) -> list[str]:
-    """What each format name in the tables is (the backends' labels, recorded in every row)."""
+    """What each format name in the tables is (the backends' labels, recorded in every row), and which rows are
+    the libraries' out-of-the-box fp32."""
     labels = ok.dropna(subset=["format_label"]).drop_duplicates("format").sort_values("format")
     if labels.empty:
         return []
-    return ["- **Formats:** " + "; ".join(f"`{row.format}` {row.format_label}" for row in labels.itertuples()) + "."]
+    lines = ["- **Formats:** " + "; ".join(f"`{row.format}` {row.format_label}" for row in labels.itertuples()) + "."]
+    defaults = sorted(ok[ok["library_default"].astype(bool)]["format"].unique())
+    if defaults:
+        lines.append("- **Out of the box:** " + ", ".join(f"`{name}`" for name in defaults) + " compute fp32 as "
+                     "their library does by default (TF32 convolutions on Ampere and later); the other fp32 rows are "
+                     "strict (TF32 off), so fp32 comparisons across formats compare strict with strict.")
+    return lines
 
 
 def _warnings(model_provenance: dict, ok: pd.DataFrame) -> list[str]:
@@ -238,28 +317,39 @@ def _warnings(model_provenance: dict, ok: pd.DataFrame) -> list[str]:
             + concentration, ""]
 
 
-def _not_run(results: pd.DataFrame) -> list[str]:
-    missing = results[results["status"] != "ok"]
-    if missing.empty:
-        return ["## Not run", "", "Every configuration was measured.", ""]
-    grouped = (missing.groupby(["host", "format", "device", "precision", "status", "reason"], sort=True)
-               .size().reset_index(name="configurations"))
-    grouped["reason"] = grouped["reason"].str.replace("|", "\\|", regex=False).str.slice(0, 300)
-    return ["## Not run", "", f"{len(missing)} configurations have no measurement:", "",
-            grouped.to_markdown(index=False), ""]
+def _not_run(results_frame: pd.DataFrame, missing: list[str]) -> list[str]:
+    """Every configuration of the study without a measurement: those with a result that says why, and those the
+    study asks for that have no result at all (a run cut short)."""
+    lines = ["## Not run", ""]
+    unmeasured = results_frame[results_frame["status"] != "ok"]
+    if unmeasured.empty and not missing:
+        return lines + ["Every configuration was measured.", ""]
+    if not unmeasured.empty:
+        grouped = (unmeasured.groupby(["host", "format", "device", "precision", "status", "reason"], sort=True)
+                   .size().reset_index(name="configurations"))
+        grouped["reason"] = grouped["reason"].str.replace("|", "\\|", regex=False).str.slice(0, 300)
+        lines += [f"{len(unmeasured)} configurations have no measurement:", "", grouped.to_markdown(index=False), ""]
+    if missing:
+        lines += [f"{len(missing)} configurations the study asks for have no result file (the run ended before "
+                  "their job wrote them):", ""]
+        lines += [f"- `{path}`" for path in missing[:200]]
+        lines += ([f"- … and {len(missing) - 200} more"] if len(missing) > 200 else []) + [""]
+    return lines
 
 
 def _cross_hardware(ok: pd.DataFrame, figure) -> list[str]:
     if ok["host"].nunique() < 2:
         return []
-    best = ok.loc[ok.groupby(["host", "format"])["model_fps"].idxmax()]
+    model = ok.dropna(subset=["throughput_fps"])
+    best = model.loc[model.groupby(["host", "format"])["throughput_fps"].idxmax()]
     table = best.assign(best=best.apply(
-        lambda r: f"{r['model_fps']:.0f} img/s ({r['precision']} {r['device']}, {int(r['image_size'])}², "
+        lambda r: f"{r['throughput_fps']:.0f} img/s ({r['precision']} {r['device']}, {int(r['image_size'])}², "
                   f"bs {int(r['batch_size'])})", axis=1)).pivot(index="format", columns="host", values="best")
     path, link = figure(items.ALL_MACHINES, "best_per_format")
     plots.best_per_format_across_hosts(best, path)
-    return ["## Across machines", "", "Best configuration (highest model throughput) of each format per machine:",
-            "", table.fillna("–").to_markdown(), "", f"![best per format per machine]({link})", ""]
+    return ["## Across machines", "",
+            "Best configuration (highest model throughput, back to back) of each format per machine:", "",
+            table.fillna("–").to_markdown(), "", f"![best per format per machine]({link})", ""]
 
 
 def _exports(provenance_paths) -> list[str]:
@@ -286,7 +376,9 @@ def _exports(provenance_paths) -> list[str]:
 
 def render(result_paths, model_provenance_path, report_path, baseline: dict, measurement: dict,
            export_provenance=(), tables_dir=None, results_csv=None) -> None:
-    """report.md with its plots; with tables_dir / results_csv also the HTML report's table items."""
+    """report.md with its plots; with tables_dir / results_csv also the HTML report's table items.
+
+    `result_paths`: every result the study asks for; those without a file are listed as not run."""
     report_path = Path(report_path)
     plots_dir = report_path.parent / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
@@ -296,28 +388,35 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, mea
         path.parent.mkdir(parents=True, exist_ok=True)
         return path, path.relative_to(report_path.parent).as_posix()
 
+    present = [path for path in result_paths if Path(path).exists()]
+    missing = [str(path) for path in result_paths if not Path(path).exists()]
     model_provenance = read_json(model_provenance_path)
-    results = frames.with_speedup(frames.load(result_paths), baseline["format"], baseline["precision"])
+    table = frames.with_speedup(frames.load(present), baseline["format"], baseline["precision"])
     # Rows written before results carried their weights (another machine's, copied here) say so: this
     # machine's model need not be theirs.
-    results["weights"] = results["weights"].fillna("not recorded (written before results carried it)")
-    results["random_weights"] = results["random_weights"].fillna(False).astype(bool)
-    ok = results[results["status"] == "ok"]
+    table["weights"] = table["weights"].fillna("not recorded (written before results carried it)")
+    table["random_weights"] = table["random_weights"].fillna(False).astype(bool)
+    ok = table[table["status"] == "ok"]
     unstable = measurement["unstable_spread"]
-    legend = LEGEND.format(unstable=unstable, baseline=f"{baseline['format']} {baseline['precision']}")
-
+    legends = (MODEL_LEGEND.format(unstable=unstable, baseline=f"{baseline['format']} {baseline['precision']}"),
+               E2E_LEGEND.format(efficiency=results.PIPELINE_EFFICIENCY))
+    asked = len(table) + len(missing)
     lines = ["# fmtbench: ResNet-18 inference by deployment format", ""]
     lines += _warnings(model_provenance, ok)
-    lines += [f"{len(ok)} of {len(results)} configurations measured on {results['host'].nunique()} machine(s).", "",
-              "## Setup", "", f"- **Weights:** {describe(model_provenance)}.", *_formats(ok), *_machines(results), ""]
-    lines += _method(ok, measurement, baseline) if not ok.empty else []
+    lines += [f"{len(ok)} of the {asked} configurations the study asks for were measured on "
+              f"{table['host'].nunique()} machine(s); {len(table) - len(ok)} could not be ("
+              + ", ".join(f"{count} {status}" for status, count in
+                          table[table["status"] != "ok"]["status"].value_counts().sort_index().items())
+              + f"), {len(missing)} were not run (see Not run).", "",
+              "## Setup", "", f"- **Weights:** {describe(model_provenance)}.", *_formats(ok), *_machines(table), ""]
+    lines += _method(ok, baseline) if not ok.empty else []
     lines += ["## Findings", "", *[f"- {line}" for line in findings.all_findings(
-        results, baseline["format"], unstable, is_random(model_provenance))], ""]
+        table, baseline["format"], unstable, is_random(model_provenance))], ""]
     lines += _cross_hardware(ok, figure)
     for host, host_ok in ok.groupby("host", sort=True):
         lines += [f"## Results on `{host}`", ""]
         for size, rows in host_ok.groupby("image_size", sort=True):
-            lines += [f"### {size}×{size}", "", _table(rows), "", legend, ""]
+            lines += [f"### {size}×{size}", "", *_tables(rows, legends)]
             for name, draw in plots.PER_SIZE.items():
                 path, link = figure(host, f"{name}_{size}")
                 if draw(rows, size, path):
@@ -328,11 +427,11 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, mea
             if draw(host_ok, path):
                 lines += [f"![{items.FIGURE_TITLES[name]}]({link})", ""]
     lines += _exports(export_provenance)
-    lines += _not_run(results)
+    lines += _not_run(table, missing)
     with atomic_path(report_path) as tmp:
         tmp.write_text("\n".join(lines), encoding="utf-8")
     if tables_dir is not None:
         write_item_tables(ok, Path(tables_dir))
     if results_csv is not None:
         with atomic_path(Path(results_csv)) as tmp:
-            results.to_csv(tmp, index=False)
+            table.to_csv(tmp, index=False)
