@@ -105,8 +105,11 @@ def throughput(batch_size: int, timing: stats.Timing, processes: list[dict]) -> 
 
 
 def memory_summary(records: list[dict]) -> dict:
-    """The record of the process with the median growth, with every process's growth beside it."""
-    ordered = sorted(records, key=lambda r: r["allocated_mb"])
+    """The record of the process with the median growth, with every process's growth beside it. Processes in
+    which the configuration reused state an earlier one made (`shared`: a recorded CUDA graph) are left out
+    where another process has the configuration's own figure."""
+    own = [r for r in records if not r.get("shared")] or records
+    ordered = sorted(own, key=lambda r: r["allocated_mb"])
     chosen = dict(ordered[(len(ordered) - 1) // 2])
     chosen["allocated_mb_processes"] = [r["allocated_mb"] for r in records]
     return chosen

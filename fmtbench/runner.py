@@ -84,20 +84,39 @@ class Planned:
 
 # --- child side --------------------------------------------------------------------------------------
 
+def _tiny_ops(device: str, dtype) -> None:
+    import torch
+    x = torch.ones(2, 3, 8, 8, device=device, dtype=dtype)
+    y = torch.nn.functional.conv2d(x, torch.ones(4, 3, 3, 3, device=device, dtype=dtype))
+    torch.nn.functional.batch_norm(y, torch.zeros(4, device=device, dtype=dtype), torch.ones(4, device=device,
+                                                                                            dtype=dtype))
+    return torch.ones(4, 4, device=device, dtype=dtype) @ torch.ones(4, 4, device=device, dtype=dtype)
+
+
 def _library_handles(device: str, precision: str) -> None:
-    """A tiny convolution, batch norm and matmul in the row's dtype: the libraries' handles, thread pools and
-    workspaces exist before the process's baseline, so no configuration's figure holds them (the first of a
-    process included, and a fresh process's alike)."""
+    """A tiny convolution, batch norm and matmul in the row's dtype, on every stream the formats use (the current
+    one, the CUDA-graph warm-up stream, and a tiny graph captured on torch's capture stream): the libraries'
+    handles, thread pools and per-stream workspaces exist before the process's baseline, so no configuration's
+    figure holds them — the first of a process and a fresh process's alike."""
     import torch
     dtype = torch.float16 if precision == "fp16" else torch.float32
-    x = torch.ones(2, 3, 8, 8, device=device, dtype=dtype)
     with torch.inference_mode():
-        y = torch.nn.functional.conv2d(x, torch.ones(4, 3, 3, 3, device=device, dtype=dtype))
-        torch.nn.functional.batch_norm(y, torch.zeros(4, device=device, dtype=dtype),
-                                       torch.ones(4, device=device, dtype=dtype))
-        torch.ones(4, 4, device=device, dtype=dtype) @ torch.ones(4, 4, device=device, dtype=dtype)
-    if device == "cuda":
+        _tiny_ops(device, dtype)
+        if device != "cuda":
+            return
+        from fmtbench.backends._torchutil import side_stream
+        side = side_stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            _tiny_ops(device, dtype)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            _tiny_ops(device, dtype)
+        graph.replay()
         torch.cuda.synchronize()
+        del graph
+        torch.cuda.empty_cache()
 
 
 def _init_device(job: JobRequest) -> dict:
@@ -176,11 +195,11 @@ class _Accounting:
         return memory.add_load(self.current.stop(), self.load_mb)
 
 
-def _release(session, device: str) -> None:
+def _release(session, device: str, next_batch_size: int | None) -> None:
     """What the last configuration held goes back, so the next one's figure is its own."""
     release = getattr(session, "release", None)
     if release:
-        release()
+        release(next_batch_size)
     gc.collect()
     if device == "cuda":
         import torch
@@ -231,6 +250,9 @@ def _measure_config(job: JobRequest, session, planned: Planned, accounting: _Acc
         _synchronize(job.device)
         readings = isolation.mark("config_end")
         used = readings.get("memory") or accounting.end_config()
+        shared = getattr(session, "memory_shared", None)
+        if shared:
+            used["shared"] = shared
         if job.device == "cuda":
             used.update(memory.torch_peaks())
         loader_stats = source.stats()
@@ -284,7 +306,7 @@ def measure_group(job: JobRequest, plan: list[Planned]) -> dict:
     if accounting:
         accounting.loaded()
     isolation.mark("loaded")
-    for planned in plan:
+    for index, planned in enumerate(plan):
         try:
             value = _measure_config(job, session, planned, accounting)
         except Exception as err:  # noqa: BLE001 - one configuration's failure is its row, the group goes on
@@ -295,7 +317,7 @@ def measure_group(job: JobRequest, plan: list[Planned]) -> dict:
             log.error("%s %s batch %d: %s: %s", job.format, planned.loader, planned.batch, status,
                       value["reason"].splitlines()[0][:300])
         isolation.mark("config_done", loader=planned.loader, batch=planned.batch, value=value)
-        _release(session, job.device)
+        _release(session, job.device, plan[index + 1].batch if index + 1 < len(plan) else None)
     info = dict(session.info)
     isolation.mark("closed")
     return {"backend": info, "environment": env.capture(job.device, cuda_ready=job.device == "cuda")}

@@ -2,12 +2,13 @@
 
     python scripts/breakdown.py WORKDIR [--log SNAKEMAKE_LOG] [--out breakdown.md]
 
-From every result JSON under WORKDIR/artifacts/results (each measuring process records when it was forked
-and when it reached each stage), the export provenances and, if given, Snakemake's log (when each job ran):
-- per format, device and loader: seconds per measuring process in each stage — start (fork to the child
-  running), init (threads, CUDA context, loader start), load, first run (lazy init, autotuning, compile
-  caches), warm-up, timing, after (accuracy, loader shutdown), exit — and what one repeat of the format's
-  configurations costs;
+From every result JSON under WORKDIR/artifacts/results (each row records, per measuring process, when the
+process was forked and reached its own stages, and when this configuration reached its stages), the export
+provenances and, if given, Snakemake's log (when each job ran):
+- per measuring process: start (fork to the child running), init (threads, CUDA context, library handles),
+  load, its configurations, close and exit; per configuration, by format, device and loader: first run at its
+  shape (autotuning, graph capture, loader start), warm-up + timing, after (accuracy, loader shutdown,
+  release);
 - per job: seconds before its first measuring process (imports, tuning) and in total;
 - the exports: seconds each, and how long the GPU was held by jobs that measure nothing.
 """
@@ -22,25 +23,35 @@ import pandas as pd
 
 from fmtbench.atomic import read_json
 
-STAGES = [("start", None, "started"), ("init", "started", "baseline"), ("load", "baseline", "loaded"),
-          ("first run", "loaded", "first_run"), ("warm-up", "first_run", "timing_start"),
-          ("timing", "timing_start", "timing_end"), ("after", "timing_end", "closed"), ("exit", "closed", "exited")]
+PROCESS_STAGES = [("start", None, "started"), ("init", "started", "baseline"), ("load", "baseline", "loaded"),
+                  ("its configurations", "loaded", "closed"), ("exit", "closed", "exited")]
+CONFIG_STAGES = [("first run", "config_start", "first_run"), ("warm-up + timing", "first_run", "config_end"),
+                 ("after", "config_end", "done")]
+STAGES = CONFIG_STAGES
 
 
-def process_rows(workdir: Path) -> pd.DataFrame:
-    rows = []
+def _spans(stages: dict, spans) -> dict:
+    return {label: stages[end] - (stages[begin] if begin else 0.0) for label, begin, end in spans
+            if end in stages and (begin is None or begin in stages)}
+
+
+def process_rows(workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per configuration per measuring process, one row per measuring process)."""
+    rows, processes = [], {}
     for path in sorted((workdir / "artifacts" / "results").rglob("*.json")):
         result = read_json(path)
         config = result["config"]
-        for index, process in enumerate(result.get("processes") or []):
-            stages = process["stages_s"]
-            row = {**config, "status": result["status"], "process": index + 1,
-                   "forked_at": stages.get("forked_at"), "total": stages.get("exited")}
-            for label, begin, end in STAGES:
-                if end in stages and (begin is None or begin in stages):
-                    row[label] = stages[end] - (stages[begin] if begin else 0.0)
-            rows.append(row)
-    return pd.DataFrame(rows)
+        for process in result.get("processes") or []:
+            stages, own = process["stages_s"], process.get("config_stages_s") or {}
+            key = (config["format"], config["device"], config["precision"], config["image_size"],
+                   stages.get("forked_at"))
+            processes[key] = {"format": config["format"], "device": config["device"],
+                              "precision": config["precision"], "image_size": config["image_size"],
+                              "forked_at": stages.get("forked_at"), "configurations": process.get("configurations"),
+                              "total": stages.get("exited"), **_spans(stages, PROCESS_STAGES)}
+            rows.append({**config, "status": result["status"], "process": process.get("process"),
+                         "forked_at": stages.get("forked_at"), **_spans(own, CONFIG_STAGES)})
+    return pd.DataFrame(rows), pd.DataFrame(processes.values())
 
 
 def snakemake_jobs(log: Path) -> pd.DataFrame:
@@ -78,29 +89,28 @@ def main():
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     lines = ["# Where the study's time went", ""]
-    processes = process_rows(args.workdir)
-    labels = [label for label, _, _ in STAGES]
+    configs, processes = process_rows(args.workdir)
+    labels = [label for label, _, _ in CONFIG_STAGES]
     if not processes.empty:
-        per_process = processes.groupby(["device", "format", "precision", "loader"])[labels + ["total"]].mean()
-        counts = processes.groupby(["device", "format", "precision", "loader"]).size().rename("processes")
-        totals = processes.groupby(["device", "format", "precision", "loader"])["total"].sum().rename("sum (s)")
-        table = pd.concat([counts, per_process.round(3), totals.round(1)], axis=1).reset_index()
-        lines += ["## Seconds per measuring process, by stage (mean)", "",
-                  "start = fork to the child running; init = threads, CUDA context, loader start; first run = "
-                  "lazy initialisation, autotuning, compile caches; after = accuracy (first process of a job) "
-                  "and loader shutdown; exit = the process's end.", "",
-                  table.to_markdown(index=False), ""]
-        repeats = processes.groupby(["device", "format", "precision"]).agg(
-            processes=("total", "size"), seconds=("total", "sum"), repeats=("process", "max"))
-        repeats["seconds per repeat"] = (repeats["seconds"] / repeats["repeats"]).round(1)
-        lines += ["## What one repeat costs, per format", "",
-                  "Seconds of measuring processes over all image sizes, batch sizes and loaders, divided by the "
-                  "number of processes per configuration.", "", repeats.round(1).reset_index().to_markdown(index=False),
-                  ""]
-        stage_sums = processes[labels].sum()
-        lines += ["## All measuring processes, seconds by stage", "",
-                  stage_sums.round(1).to_frame("seconds").T.to_markdown(index=False),
-                  "", f"{len(processes)} processes, {processes['total'].sum():.0f} s in all.", ""]
+        process_labels = [label for label, _, _ in PROCESS_STAGES]
+        per_format = processes.groupby(["device", "format", "precision"]).agg(
+            processes=("total", "size"), configurations=("configurations", "sum"), seconds=("total", "sum"),
+            **{label: (label, "mean") for label in process_labels if label in processes})
+        lines += ["## Measuring processes, by format (mean seconds per process, by stage)", "",
+                  "start = fork to the child running; init = threads, CUDA context, library handles; load = the "
+                  "model (compiled code from caches); its configurations = every configuration it measured; exit = "
+                  "the process's end.", "", per_format.round(2).reset_index().to_markdown(index=False), ""]
+        lines += [f"{len(processes)} measuring processes, {processes['total'].sum():.0f} s in all; "
+                  f"{int(processes['configurations'].sum())} configuration measurements.", ""]
+    if not configs.empty:
+        per_config = configs.groupby(["device", "format", "precision", "loader"])[labels].mean()
+        counts = configs.groupby(["device", "format", "precision", "loader"]).size().rename("measurements")
+        table = pd.concat([counts, per_config.round(3)], axis=1).reset_index()
+        lines += ["## Seconds per configuration in a process, by stage (mean)", "",
+                  "first run = the first call at its shape (autotuning, graph capture), after its loader started; "
+                  "after = accuracy (a row's first process), loader shutdown and release.", "",
+                  table.to_markdown(index=False), "",
+                  configs[labels].sum().round(1).to_frame("seconds").T.to_markdown(index=False), ""]
     exports = []
     for path in sorted((args.workdir / "artifacts" / "exports").rglob("*.provenance.json")):
         provenance = read_json(path)

@@ -1,15 +1,21 @@
-"""Harness vs minimal loop on CUDA, between processes too (a benchmark, not a test).
+"""Grouped vs fresh measuring processes, and harness vs minimal loop, on CUDA (a benchmark, not a test).
 
     python scripts/perf_check.py --out DIR [--workspace W] [--size 224 --batch 64] [--repeats 3] [--only ...]
 
-For each configuration (fp16, dummy input) it measures, in `--repeats` rounds, each round in fresh processes:
-- the pipeline's own measurement (runner.measure_child in a forked child, the job process's NVML monitor, the
-  measurement settings of config.yaml), and
-- a minimal loop written directly against the library (warm-up, then synchronise + perf_counter around each
-  of 300 calls; median), sharing no code with the harness.
-It writes perf_check.md/json: every process's median, the median of medians and the spread of each side, and
-their ratio. `--loaders` also measures what the loaders can deliver without a model (decode capacity).
-Exports come from `--workspace` (a study's artifacts/) where they exist, else are made here.
+For one configuration of each format (fp16, dummy input, `--size`, `--batch`) it measures, in `--repeats` rounds
+(each side in its own fresh processes, the sides' order alternating between rounds):
+- **grouped**: the pipeline's measuring process as a study runs it (runner.measure_group in a forked child, the
+  job process's NVML monitor, config.yaml's settings) over every batch size of config.yaml, the checked one
+  among them at a position that moves between rounds: what a row of the study reads;
+- **fresh**: the same code with the checked configuration alone in its process (what one process per
+  configuration read);
+- **minimal loop**: written directly against the library, sharing no code with the harness: warm-up, then
+  latency (synchronise + perf_counter around each of 300 calls; median) and throughput (blocks of 50 calls,
+  one synchronisation each; median block rate).
+Pass/fail per format: grouped and fresh medians (latency and throughput) within the larger of the two sides'
+spreads; memory within 5 % or 20 MB. It writes perf_check.md/json. `--loaders` also measures what the loaders
+deliver without a model. Exports come from `--workspace` (a study's artifacts/) where they exist, else are made
+here.
 """
 import argparse
 import json
@@ -27,8 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = study.check(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / "schemas" / "config.schema.yaml")
 # Configurations beyond config.yaml's rows: torch.compile with the batch norms folded but without inductor's
 # freezing (a frozen graph bypasses AOTAutograd's cache: every measuring process traces the model again).
-EXTRA = {"inductor_folded": {"format": "inductor", "options": {"freezing": False, "fold_batchnorm": True}}}
-NAMES = ["torch", "torch_cudagraph", "torchscript", "onnx", "inductor", "inductor_folded"]
+EXTRA = {}
+NAMES = ["torch", "torch_cudagraph", "torch_autocast", "torchscript", "onnx", "onnx_cudagraph", "inductor"]
+MEMORY_BOUND = (0.05, 20.0)   # memory: grouped within 5 % or 20 MB of fresh, whichever is larger
+LOOP_CALLS, BLOCK_CALLS, BLOCKS = 300, 50, 7
 
 
 def row(name: str) -> tuple[str, dict]:
@@ -37,19 +45,28 @@ def row(name: str) -> tuple[str, dict]:
     return study.backend_of(config, name), study.format_options(config, name)
 
 
-def minimal_loop(call, warmup=50, iters=300):
+def minimal_loop(call, batch, warmup=50):
+    """(median latency ms, median back-to-back images/s)."""
     import torch
     for _ in range(warmup):
         call()
     torch.cuda.synchronize()
     times = []
-    for _ in range(iters):
+    for _ in range(LOOP_CALLS):
         torch.cuda.synchronize()
         start = time.perf_counter()
         call()
         torch.cuda.synchronize()
         times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    rates = []
+    for _ in range(BLOCKS):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(BLOCK_CALLS):
+            call()
+        torch.cuda.synchronize()
+        rates.append(batch * BLOCK_CALLS / (time.perf_counter() - start))
+    return statistics.median(times), statistics.median(rates)
 
 
 def minimal_call(name, weights, artifact, size, batch, options):
@@ -57,6 +74,14 @@ def minimal_call(name, weights, artifact, size, batch, options):
     import torch
     x = torch.randn(batch, 3, size, size, device="cuda").half().to(memory_format=torch.channels_last)
     torch.backends.cudnn.benchmark = True
+    if name == "torch_autocast":
+        net = model.build(weights).cuda().to(memory_format=torch.channels_last)
+        x32 = x.float()
+
+        def autocast_call():
+            with torch.autocast("cuda", dtype=torch.float16):
+                return net(x32)
+        return autocast_call
     if name in ("torch", "torch_cudagraph"):
         net = model.build(weights).cuda().half().to(memory_format=torch.channels_last)
         if name == "torch":
@@ -95,31 +120,56 @@ def minimal_call(name, weights, artifact, size, batch, options):
         return call
     import numpy as np
     import onnxruntime as ort
+    graph = name == "onnx_cudagraph"
     session = ort.InferenceSession(str(artifact), providers=[("CUDAExecutionProvider", {
-        "cudnn_conv_algo_search": "EXHAUSTIVE", "prefer_nhwc": "1"}), "CPUExecutionProvider"])
+        "cudnn_conv_algo_search": "EXHAUSTIVE", "prefer_nhwc": "1", "enable_cuda_graph": "1" if graph else "0"}),
+        "CPUExecutionProvider"])
     xc = x.contiguous()
     out = torch.empty(batch, 1000, dtype=torch.float16, device="cuda")
     binding = session.io_binding()
     binding.bind_input("input", "cuda", 0, np.float16, list(xc.shape), xc.data_ptr())
     binding.bind_output("logits", "cuda", 0, np.float16, list(out.shape), out.data_ptr())
+    torch.cuda.synchronize()
     return lambda: session.run_with_iobinding(binding)
 
 
 def measure_minimal(name, weights, artifact, size, batch, options):
     import torch
     with torch.inference_mode(not name.startswith("inductor")):
-        return minimal_loop(minimal_call(name, weights, artifact, size, batch, options))
+        return minimal_loop(minimal_call(name, weights, artifact, size, batch, options), batch)
 
 
-def harness_job(name, backend, options, weights, artifact, provenance, size, batch) -> runner.JobRequest:
+def harness_job(name, backend, options, weights, artifact, provenance, size, batches) -> runner.JobRequest:
+    settings = timing.Settings.from_config({**CONFIG["measurement"]["cuda"], "processes": 1, "max_processes": 1})
     return runner.JobRequest(
         format=name, backend=backend, device="cuda", precision="fp16", image_size=size, host="perf",
-        batch_sizes=tuple(sorted(CONFIG["batch_sizes"])), loaders=("dummy",), weights=str(weights), manifest=None,
+        batch_sizes=tuple(sorted(batches)), loaders=("dummy",), weights=str(weights), manifest=None,
         reference=None, artifact=str(artifact) if artifact else None,
-        provenance=str(provenance) if provenance else None,
-        measurement=timing.Settings.from_config({"repeats": 1, "target_ci": 0, **CONFIG["measurement"]["cuda"]}),
+        provenance=str(provenance) if provenance else None, measurement=settings,
         noisy_iqr_ratio=0.1, unstable_spread=0.05, loader_workers=0, threads=None,
         options={**options, **({"prefer_nhwc": True} if backend == "onnx" else {})})
+
+
+def harness(job, batches, batch, monitor, energy: bool) -> dict:
+    """One measuring process over `batches` (in this order); the checked batch's figures and the process's."""
+    plan = [runner.Planned("dummy", b, accuracy=False, energy=energy and b == batch) for b in batches]
+    done = {}
+
+    def on_mark(name, data):
+        if name == "config_done":
+            done[data["batch"]] = data["value"]
+            return {}
+        return monitor.on_mark(name, data)
+    outcome = isolation.run_forked(runner.measure_group, job, plan, timeout=600, on_mark=on_mark)
+    monitor.reset()
+    value = done.get(batch)
+    if outcome.status != "ok" or not value or value["status"] != "ok":
+        return {"error": outcome.reason or (value or {}).get("reason", "not measured")}
+    timed = value["timing"]
+    return {"latency_ms": timed.summary.median, "throughput_fps": timed.throughput.images_per_s,
+            "memory_mb": value["memory"]["allocated_mb"], "load_mb": value["memory"].get("load_mb"),
+            "first_run_ms": value["first_run_ms"], "position": batches.index(batch) + 1,
+            "configurations": len(batches), "seconds": outcome.stages.get("exited")}
 
 
 def artifact_for(name, backend, options, weights, size, workspace, scratch):
@@ -148,6 +198,7 @@ def loader_only(loader_name, manifest, size, batch, workers, seconds=3.0):
     """Batches per second a loader delivers with no model: its capacity, measured on its own."""
     source = data.loader(loader_name).open(data.SourceRequest("cuda", size, batch, workers, manifest,
                                                               data.InputFormat("float16", True)))
+    source.start()
     for _ in range(2 * max(workers, 1)):
         source.next()
     count, start = 0, time.perf_counter()
@@ -159,6 +210,71 @@ def loader_only(loader_name, manifest, size, batch, workers, seconds=3.0):
     elapsed = time.perf_counter() - start
     source.close()
     return {"images_per_s": count * batch / elapsed, "batches": count, "workers": workers}
+
+
+def _side(entries, key):
+    values = [entry[key] for entry in entries if key in entry]
+    return (statistics.median(values), spread(values)) if values else (None, None)
+
+
+def verdict(row) -> dict:
+    """Grouped vs fresh: medians within the larger spread; memory within 5 % or 20 MB."""
+    checks = {}
+    for key in ("latency_ms", "throughput_fps"):
+        (grouped, g_spread), (fresh, f_spread) = _side(row["grouped"], key), _side(row["fresh"], key)
+        if grouped is None or fresh is None:
+            continue
+        difference = abs(grouped - fresh) / fresh
+        checks[key] = {"grouped": grouped, "fresh": fresh, "difference": difference,
+                       "allowed": max(g_spread, f_spread), "ok": difference <= max(g_spread, f_spread)}
+    (grouped, _), (fresh, _) = _side(row["grouped"], "memory_mb"), _side(row["fresh"], "memory_mb")
+    if grouped is not None and fresh is not None:
+        allowed = max(MEMORY_BOUND[0] * fresh, MEMORY_BOUND[1])
+        checks["memory_mb"] = {"grouped": grouped, "fresh": fresh, "difference": abs(grouped - fresh),
+                               "allowed": allowed, "ok": abs(grouped - fresh) <= allowed}
+    loop = [entry for entry in row["minimal"] if "latency_ms" in entry]
+    if loop:
+        checks["harness_over_loop"] = {
+            "latency": _side(row["grouped"], "latency_ms")[0] / statistics.median(e["latency_ms"] for e in loop),
+            "throughput": _side(row["grouped"], "throughput_fps")[0]
+            / statistics.median(e["throughput_fps"] for e in loop)}
+    return checks
+
+
+def _cells(entries, key, digits=".3f"):
+    values = [entry[key] for entry in entries if key in entry]
+    if not values:
+        return "–"
+    every = ", ".join(f"{v:{digits}}" for v in values)
+    return f"{statistics.median(values):{digits}} ({spread(values):.1%}; {every})"
+
+
+def write_report(out: Path, result: dict) -> str:
+    lines = [f"fp16, {result['size']}², batch {result['batch']}, dummy input; grouped = the checked configuration "
+             f"measured among the study's batch sizes {result['batch_sizes']} in one process (its position moving "
+             "between rounds), fresh = alone in its process; each side in its own processes, interleaved. Medians "
+             "of the processes (spread; every process).", "",
+             "| format | latency ms grouped | latency ms fresh | img/s grouped | img/s fresh | memory MB grouped | "
+             "memory MB fresh | within bounds | harness / loop (latency, img/s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        if row.get("checks") is None:
+            lines.append(f"| {row['configuration']} | {'; '.join(row['errors'])[:300]} | | | | | | no | |")
+            continue
+        checks = row["checks"]
+        failed = [name for name, check in checks.items() if name != "harness_over_loop" and not check["ok"]]
+        loop = checks.get("harness_over_loop")
+        loop_text = f"{loop['latency']:.3f}, {loop['throughput']:.3f}" if loop else "–"
+        grouped, fresh = row["grouped"], row["fresh"]
+        lines.append(
+            f"| {row['configuration']} | {_cells(grouped, 'latency_ms')} | {_cells(fresh, 'latency_ms')} "
+            f"| {_cells(grouped, 'throughput_fps', '.0f')} | {_cells(fresh, 'throughput_fps', '.0f')} "
+            f"| {_cells(grouped, 'memory_mb', '.1f')} | {_cells(fresh, 'memory_mb', '.1f')} "
+            f"| {'NO: ' + ', '.join(failed) if failed else 'yes'} | {loop_text} |")
+    text = "\n".join(lines) + "\n"
+    (out / "perf_check.md").write_text(text)
+    (out / "perf_check.json").write_text(json.dumps(result, indent=2, default=str))
+    return text
 
 
 def main():
@@ -178,13 +294,14 @@ def main():
     weights = Path(args.workspace, "artifacts/model/resnet18.pt") if args.workspace else scratch / "w.pt"
     if not weights.exists():  # in a process of its own: this one forks measuring children and runs no torch op
         isolation.run_interpreter("fmtbench.model:save_random", str(weights))
+    batches = sorted(set(CONFIG["batch_sizes"]) | {args.batch})
     rows, ready = {}, {}
     for name in args.only:
         backend, options = row(name)
         try:
             ready[name] = (backend, options, *artifact_for(name, backend, options, weights, args.size,
                                                            args.workspace, scratch))
-            rows[name] = {"configuration": name, "harness_ms": [], "minimal_ms": [], "errors": []}
+            rows[name] = {"configuration": name, "grouped": [], "fresh": [], "minimal": [], "errors": []}
         except Exception as err:  # noqa: BLE001 - one configuration's failure is its row
             rows[name] = {"configuration": name, "errors": [f"{type(err).__name__}: {err}"]}
         print(name, "ready" if name in ready else rows[name]["errors"], flush=True)
@@ -192,30 +309,25 @@ def main():
     for round_index in range(args.repeats):
         for name in (list(ready) if round_index % 2 == 0 else list(ready)[::-1]):
             backend, options, artifact, provenance = ready[name]
-            job = harness_job(name, backend, options, weights, artifact, provenance, args.size, args.batch)
-            harness = isolation.run_forked(runner.measure_child, job, "dummy", args.batch, False, timeout=600,
-                                           on_mark=monitor.on_mark)
-            monitor.reset()
+            job = harness_job(name, backend, options, weights, artifact, provenance, args.size, batches)
+            grouped_order = runner.order([("dummy", b) for b in batches], round_index, args.repeats)
+            sides = [("grouped", [b for _, b in grouped_order]), ("fresh", [args.batch])]
+            for side, order in (sides if round_index % 2 == 0 else sides[::-1]):
+                entry = harness(job, order, args.batch, monitor, energy=False)
+                (rows[name]["errors"].append(f"{side} round {round_index + 1}: {entry['error']}")
+                 if "error" in entry else rows[name][side].append(entry))
             minimal = isolation.run_forked(measure_minimal, name, weights, artifact, args.size, args.batch, options,
                                            timeout=600)
-            for side, outcome, value in (("harness_ms", harness, lambda o: o.value["timing"].summary.median),
-                                         ("minimal_ms", minimal, lambda o: o.value)):
-                if outcome.status == "ok":
-                    rows[name][side].append(value(outcome))
-                else:
-                    rows[name]["errors"].append(f"{side} round {round_index + 1}: {outcome.reason}")
-            if harness.status == "ok":
-                rows[name].setdefault("harness_first_run_ms", []).append(harness.value["first_run_ms"])
-                rows[name].setdefault("harness_stages_s", []).append(harness.stages)
-            print(rows[name], flush=True)
+            if minimal.status == "ok":
+                rows[name]["minimal"].append({"latency_ms": minimal.value[0], "throughput_fps": minimal.value[1]})
+            else:
+                rows[name]["errors"].append(f"minimal round {round_index + 1}: {minimal.reason}")
+            print(json.dumps(rows[name], default=str), flush=True)
     for entry in rows.values():
-        if entry.get("harness_ms") and entry.get("minimal_ms"):
-            entry["harness_median_ms"] = statistics.median(entry["harness_ms"])
-            entry["minimal_median_ms"] = statistics.median(entry["minimal_ms"])
-            entry["harness_spread"] = spread(entry["harness_ms"])
-            entry["minimal_spread"] = spread(entry["minimal_ms"])
-            entry["harness_over_loop"] = entry["harness_median_ms"] / entry["minimal_median_ms"]
-    result = {"size": args.size, "batch": args.batch, "repeats": args.repeats, "rows": list(rows.values())}
+        if entry.get("grouped") and entry.get("fresh"):
+            entry["checks"] = verdict(entry)
+    result = {"size": args.size, "batch": args.batch, "batch_sizes": batches, "repeats": args.repeats,
+              "settings": CONFIG["measurement"]["cuda"], "rows": list(rows.values())}
     if args.loaders and args.workspace:
         manifest = str(Path(args.workspace, "artifacts/images/manifest.json"))
         result["loaders"] = {}
@@ -224,20 +336,7 @@ def main():
                                            timeout=300)
             result["loaders"][loader_name] = outcome.value if outcome.status == "ok" else outcome.reason
             print(loader_name, result["loaders"][loader_name], flush=True)
-    (out / "perf_check.json").write_text(json.dumps(result, indent=2, default=str))
-    lines = [f"| configuration (fp16, {args.size}², batch {args.batch}) | harness ms per process | harness median "
-             "(spread) | minimal loop ms per process | loop median (spread) | harness / loop |",
-             "|---|---|---|---|---|---|"]
-    for entry in rows.values():
-        if "harness_over_loop" not in entry:
-            lines.append(f"| {entry['configuration']} | – | – | – | – | {'; '.join(entry['errors'])[:300]} |")
-            continue
-        lines.append(f"| {entry['configuration']} | {', '.join(f'{v:.3f}' for v in entry['harness_ms'])} | "
-                     f"{entry['harness_median_ms']:.3f} ({entry['harness_spread']:.1%}) | "
-                     f"{', '.join(f'{v:.3f}' for v in entry['minimal_ms'])} | {entry['minimal_median_ms']:.3f} "
-                     f"({entry['minimal_spread']:.1%}) | {entry['harness_over_loop']:.3f} |")
-    (out / "perf_check.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print(write_report(out, result))
 
 
 if __name__ == "__main__":

@@ -45,3 +45,60 @@ def memory_of_jobs(jobs):
                                                       for p in row["processes"]} | {"load": row["memory"]["load_mb"]}
                         for row in rows})
     return figures
+
+
+def _identity():
+    import torch
+    properties = torch.cuda.get_device_properties(0)
+    return {"uuid": str(getattr(properties, "uuid", "") or "")}
+
+
+def allocates(megabytes):
+    """A 'model' of `megabytes` loaded, then a configuration that peaks `megabytes` higher and frees it."""
+    import torch
+
+    from fmtbench import memory
+    isolation.mark("started")
+    isolation.mark("baseline", **_identity())
+    block = torch.empty(megabytes * 1024 * 1024, dtype=torch.uint8, device="cuda")
+    torch.cuda.synchronize()
+    isolation.mark("loaded")
+    isolation.mark("config_start")
+    more = torch.empty(megabytes * 1024 * 1024, dtype=torch.uint8, device="cuda")
+    torch.cuda.synchronize()
+    del more
+    torch.cuda.synchronize()
+    readings = isolation.mark("config_end")
+    peaks = memory.torch_peaks()
+    del block
+    isolation.mark("closed")
+    return readings, peaks
+
+
+def loader_alone(manifest, batch):
+    """A GPU-decode source alone in its process: the device memory it holds once running."""
+    import torch
+
+    from fmtbench import data
+    isolation.mark("started")
+    isolation.mark("baseline", **_identity())
+    isolation.mark("loaded")
+    source = data.GpuDecodeSource(data.SourceRequest("cuda", 224, batch, 2, manifest,
+                                                     data.InputFormat("float16", True)))
+    isolation.mark("config_start")
+    source.start()
+    for _ in range(12):
+        source.next()
+    torch.cuda.synchronize()
+    readings = isolation.mark("config_end")
+    source.close()
+    isolation.mark("closed")
+    return readings["memory"]["allocated_mb"]
+
+
+def forked_with_monitor(name, *args):
+    """`name`(*args) forked from this fresh interpreter under the job process's NVML monitor, as a benchmark job
+    runs its measuring processes: (status, reason, value)."""
+    from fmtbench import gpus
+    outcome = isolation.run_forked(globals()[name], *args, timeout=300, on_mark=gpus.DeviceMonitor().on_mark)
+    return outcome.status, outcome.reason, outcome.value

@@ -95,8 +95,10 @@ def test_every_configuration_has_a_valid_json(study):
             assert result["status"] == "ok", result["reason"]
             assert result["timing"]["pooled"]["count"] >= 3 and result["timing"]["median"] > 0
             assert len(result["timing"]["processes"]) == len(result["processes"]) == 1
-            assert all(p["stages_s"]["started"] < p["stages_s"]["timing_end"] < p["stages_s"]["exited"]
+            assert all(p["stages_s"]["started"] < p["config_stages_s"]["config_end"] < p["stages_s"]["exited"]
                        for p in result["processes"])
+            assert {p["configurations"] for p in result["processes"]} == {2}, "both loaders in one process"
+            assert result["measurement"]["processes"] == 1
             assert result["memory"]["allocated_mb"] >= 0 and result["memory"]["load_mb"] >= 0
             assert result["accuracy"]["within_limit"] and result["accuracy"]["non_finite_images"] == 0
             assert (result["throughput"]["end_to_end_fps"] is not None) == (config["loader"] == "real")
@@ -122,12 +124,13 @@ def test_report_has_the_rows_and_lists_what_did_not_run(study):
     assert "- **Formats:** `onnx` ONNX Runtime; `torch` PyTorch eager; `torchscript` TorchScript." in report
     for size in (32, 64):
         assert f"### {size}×{size}" in report
-        assert f"(2, 3, {size}, {size})" in report
     for fmt in ("torch", "onnx", "torchscript"):
-        assert re.search(rf"^\| {fmt} +\| real +\| fp32", report, re.M)
+        assert re.search(rf"^\| {fmt} +\| cpu +\| fp32 +\| real +\| 2 ", report, re.M)  # end to end
+        assert re.search(rf"^\| {fmt} +\| cpu +\| fp32 +\| 2 ", report, re.M)  # the model alone
     assert re.search(r"\| torch_trt +\| cuda +\| fp16 +\| unavailable", report)
     assert "**Torch-TensorRT:**" not in report, "the method of rows that did not run is not described"
-    assert "**CUDA rows:**" not in report and "**CPU rows:**" in report
+    assert "**ONNX Runtime:**" in report, "the format's note, from its FormatSpec"
+    assert "**CUDA rows (" not in report and "**CPU rows (" in report
     assert (workdir / "report" / "plots" / HOST / f"throughput_32_{HOST}.png").stat().st_size > 1000
 
 

@@ -67,6 +67,19 @@ class TorchModuleSession:
         return output.float().cpu()
 
 
+_SIDE_STREAM = None
+
+
+def side_stream():
+    """One side stream per process for warm-ups before a CUDA-graph capture: libraries keep per-stream state
+    (cuBLAS's workspace per handle and stream), which a new stream per capture would allocate anew each time."""
+    global _SIDE_STREAM
+    import torch
+    if _SIDE_STREAM is None:
+        _SIDE_STREAM = torch.cuda.Stream()
+    return _SIDE_STREAM
+
+
 class CudaGraphSession:
     """Replays one CUDA graph per input shape, captured on first use; inputs are copied into its buffer.
 
@@ -82,14 +95,15 @@ class CudaGraphSession:
     def _capture(self, example):
         import torch
         static_input = example.clone()
-        side = torch.cuda.Stream()
+        side = side_stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(self._warmup):  # cuDNN autotuning and allocations happen before capture
                 self.session.run(static_input)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: a GPU-decode loader's threads keep launching their own work while this thread captures
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             static_output = self.session.run(static_input)
         return graph, static_input, static_output
 
@@ -107,7 +121,7 @@ class CudaGraphSession:
         graph.replay()
         return static_output
 
-    def release(self) -> None:
+    def release(self, next_batch_size: int | None = None) -> None:
         """The graphs and their memory pools go: the next configuration captures its own (its figure holds it)."""
         self._graphs.clear()
 

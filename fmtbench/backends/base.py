@@ -132,8 +132,9 @@ def math_label(math: str | None, device: str = "cuda", precision: str | None = N
 
 
 class Session(Protocol):
-    """A loaded model. `prepare` is outside the model timer, `run` is what is timed; `release` (optional) gives
-    back what serving one configuration left (CUDA graphs, arenas) before the next one is measured."""
+    """A loaded model. `prepare` is outside the model timer, `run` is what is timed; `release(next_batch_size)`
+    (optional) gives back what serving one configuration left (CUDA graphs, arenas) before the next one, which
+    runs `next_batch_size` (None: none follows), is measured."""
 
     info: dict  # the settings really in effect (providers, memory format, math (a MATH key), threads, ...)
 

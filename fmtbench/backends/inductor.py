@@ -34,6 +34,10 @@ SPEC = FormatSpec(
     options={"mode": "reduce-overhead", "fold_batchnorm": True, "freezing": False, "dynamic_batch": True,
              "fp32_math": "strict"},
     choices={"mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")},
+    note=("Compiled in the export stage; each measuring process loads it from the compiler caches (its first "
+          "call). With CUDA graphs (reduce-overhead) a process records one graph per batch size; the loaders of a "
+          "batch size after the first reuse it (inductor cannot record a shape again once its graphs were "
+          "released), so their memory figure leaves out that graph's pool (`memory.shared` in their rows)."),
 )
 input_format = tu.input_format
 
@@ -85,6 +89,7 @@ class InductorSession(tu.TorchModuleSession):
         self.batch_sizes, self.options = request.batch_sizes, request.options
 
     def prepare(self, batch):
+        self.last_batch_size = int(batch.shape[0])
         return mark_batch(super().prepare(batch), self.batch_sizes, self.options)
 
     def run(self, inputs):
@@ -92,13 +97,25 @@ class InductorSession(tu.TorchModuleSession):
         with torch.no_grad():  # the grad mode the export compiled under: part of the cache key
             return self.module(inputs)
 
-    def release(self) -> None:
-        """The CUDA graphs recorded per batch size (mode reduce-overhead) and their memory pool go: the next
-        configuration records its own, so its memory figure holds them as a fresh process's would."""
-        if "cudagraphs" not in self.options["mode"] and self.options["mode"] != "reduce-overhead":
-            return
-        from torch._inductor import cudagraph_trees
-        cudagraph_trees.reset_cudagraph_trees()
+    def release(self, next_batch_size: int | None = None) -> None:
+        """The CUDA graphs recorded per batch size (mode reduce-overhead) and their memory pool go, so the next
+        configuration records its own and its memory figure holds them as a fresh process's would — unless it
+        runs the same batch size: inductor cannot record a shape again once its graph tree was reset ("Running
+        CUDAGraph after shutdown", seen on the H100), so the graph is kept and that configuration's baseline
+        includes its pool (`memory_shared`, recorded in its row)."""
+        graphs = self.options["mode"] in ("reduce-overhead", "max-autotune")
+        self.keeps_graph = graphs and next_batch_size == getattr(self, "last_batch_size", None)
+        if graphs and not self.keeps_graph:
+            from torch._inductor import cudagraph_trees
+            cudagraph_trees.reset_cudagraph_trees()
+
+    @property
+    def memory_shared(self) -> str | None:
+        if getattr(self, "keeps_graph", False):
+            return ("the CUDA graph torch.compile recorded for the previous configuration at this batch size is kept "
+                    "(inductor cannot record a shape again after a reset): its memory pool is in this "
+                    "configuration's baseline, not in its figure")
+        return None
 
     @property
     def info(self):

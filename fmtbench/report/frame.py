@@ -106,6 +106,7 @@ def _row(result: dict) -> dict:
         "memory_first_run_mb": memory.get("first_run_mb"),
         "torch_reserved_mb": memory.get("torch_max_reserved_mb"),
         "memory_method": memory.get("method"),
+        "memory_shared": memory.get("shared"),
         "energy_j_per_image": gpu.get("energy_j_per_image"),
         "energy_phase_seconds": gpu.get("energy_phase_seconds"),
         "throttled": gpu.get("throttled"),
