@@ -71,7 +71,7 @@ def get(name: str):
         raise UnknownFormat(f"unknown format {name!r}; known formats: {', '.join(names())}")
     module = importlib.import_module(_modules()[name])
     missing = [attr for attr in ("SPEC", *REQUIRED) if not hasattr(module, attr)]
-    if module.SPEC.artifact is not None and not hasattr(module, "export"):
+    if hasattr(module, "SPEC") and module.SPEC.artifact is not None and not hasattr(module, "export"):
         missing.append("export")
     if missing:
         raise TypeError(f"{module.__name__} does not fulfil the contract in fmtbench/backends/base.py: "
