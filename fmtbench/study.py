@@ -1,28 +1,20 @@
-"""The study as the Snakefile sees it: configurations, artifact paths and the params that drive reruns.
-
+"""The study as the Snakefile sees it: the config checked, the jobs and files it asks for, and the params
+that drive reruns. Where files go is `paths`.
 Light on purpose (no torch): the Snakefile imports it on every invocation.
 """
 from __future__ import annotations
 
 import difflib
-import glob
 import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmtbench import backends, data, hardware, versions
+from fmtbench import backends, data, hardware, paths, versions
 from fmtbench.backends.base import FormatSpec, option_problem
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 BACKENDS_DIR = PACKAGE_DIR / "backends"
-ANY = "any"
-
-REFERENCE = "artifacts/reference/{size}.pt"
-RESULTS = "artifacts/results/{host}/{format}/{device}-{precision}/{size}/{loader}-bs{batch}.json"
-EXPORT = "artifacts/exports/{format}/{precision}-{device}-{size}.{ext}"
-# Written last by the report rule; removed when a workspace lacks files it had (integrity.missing).
-REPORT_COMPLETE = "report/.complete"
 
 
 class ConfigError(ValueError):
@@ -233,20 +225,14 @@ def batch_sizes(config: dict, device: str) -> list[int]:
 
 
 def result_paths(config: dict, job: Job, host_tag: str | None = None) -> list[str]:
-    return [RESULTS.format(host=host_tag or host(config), loader=loader, batch=batch, **job.wildcards)
+    return [paths.RESULTS.format(host=host_tag or host(config), loader=loader, batch=batch, **job.wildcards)
             for batch in batch_sizes(config, job.device) for loader in loaders_for(config, job.device)]
-
-
-def result_key(path: str) -> tuple[str, int]:
-    """(loader, batch size) of a result path (its file name is RESULTS' last part)."""
-    loader, batch = Path(path).stem.split("-bs")
-    return loader, int(batch)
 
 
 def export_keys(format_name: str, device: str, size: int | str) -> tuple[str, str]:
     """The (device, size) fields of an export path: 'any' where the artifact does not depend on them."""
     artifact = spec(format_name).artifact
-    return (device if artifact.per_device else ANY, str(size) if artifact.per_image_size else ANY)
+    return (device if artifact.per_device else paths.ANY, str(size) if artifact.per_image_size else paths.ANY)
 
 
 def export_path(format_name: str, precision: str, device: str, size: int | str) -> str | None:
@@ -254,8 +240,8 @@ def export_path(format_name: str, precision: str, device: str, size: int | str) 
     if artifact is None:
         return None
     export_device, export_size = export_keys(format_name, device, size)
-    return EXPORT.format(format=format_name, precision=precision, device=export_device, size=export_size,
-                         ext=artifact.ext)
+    return paths.EXPORT.format(format=format_name, precision=precision, device=export_device, size=export_size,
+                               ext=artifact.ext)
 
 
 def formats_with_artifact(kind: str) -> list[str]:
@@ -279,17 +265,7 @@ def own_files(config: dict, jobs_: list[Job], host_tag: str) -> dict[str, list[s
                and (path := export_path(backend_of(config, job.format), job.precision, job.device, job.size))}
     return {"results": [result_paths(config, job, host_tag) for job in jobs_],  # per job
             "exports": sorted(exports),
-            "references": {size: REFERENCE.format(size=size) for size in config["image_sizes"]}}
-
-
-def foreign_results(host_tag: str) -> list[str]:
-    """Result JSONs copied from other machines under artifacts/results/."""
-    pattern = RESULTS.format(host="*", format="*", device="*", precision="*", size="*", loader="*", batch="*")
-    return sorted(path for path in glob.glob(pattern) if not path.startswith(f"artifacts/results/{host_tag}/"))
-
-
-def provenance_path(artifact: str) -> str:
-    return artifact + ".provenance.json"
+            "references": {size: paths.REFERENCE.format(size=size) for size in config["image_sizes"]}}
 
 
 # --- what a job's outcome depends on, so that Snakemake reruns it when that changes -------------------

@@ -8,7 +8,7 @@ rule benchmark:
     output:
         benchmark_outputs("cpu"),
     log:
-        "artifacts/logs/benchmark/{host}/{format}-{device}-{precision}-{size}.log",
+        paths.BENCHMARK_LOG,
     wildcard_constraints:
         device="cpu",
     threads: lambda wc: len(CORES[wc.device])

@@ -5,10 +5,10 @@ rule model:
     input:
         weights_file,
     output:
-        weights="artifacts/model/resnet18.pt",
-        provenance="artifacts/model/provenance.json",
+        weights=paths.MODEL_WEIGHTS,
+        provenance=paths.MODEL_PROVENANCE,
     log:
-        "artifacts/logs/model.log",
+        paths.MODEL_LOG,
     params:
         weights=config["model"]["weights"],
         sha256=config["model"]["sha256"],
@@ -21,9 +21,9 @@ rule model:
 
 rule images:
     output:
-        manifest="artifacts/images/manifest.json",
+        manifest=paths.MANIFEST,
     log:
-        "artifacts/logs/images.log",
+        paths.IMAGES_LOG,
     params:
         folder=config["data"]["images"],
         folder_state=study.images_fingerprint(config["data"]["images"]),
@@ -40,9 +40,9 @@ rule reference:
         weights=rules.model.output.weights,
         manifest=rules.images.output.manifest,
     output:
-        study.REFERENCE,
+        paths.REFERENCE,
     log:
-        "artifacts/logs/reference/{size}.log",
+        paths.REFERENCE_LOG,
     threads: len(CORES["cpu"])
     params:
         n_images=config["data"]["accuracy_images"],

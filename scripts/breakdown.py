@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fmtbench import paths
 from fmtbench.atomic import read_json
 
 STAGES = [("start", None, "started"), ("init", "started", "baseline"), ("load", "baseline", "loaded"),
@@ -29,7 +30,7 @@ STAGES = [("start", None, "started"), ("init", "started", "baseline"), ("load", 
 
 def process_rows(workdir: Path) -> pd.DataFrame:
     rows = []
-    for path in sorted((workdir / "artifacts" / "results").rglob("*.json")):
+    for path in sorted((workdir / paths.RESULTS_DIR).rglob("*.json")):
         result = read_json(path)
         config = result["config"]
         for index, process in enumerate(result.get("processes") or []):
@@ -102,10 +103,10 @@ def main():
                   stage_sums.round(1).to_frame("seconds").T.to_markdown(index=False),
                   "", f"{len(processes)} processes, {processes['total'].sum():.0f} s in all.", ""]
     exports = []
-    for path in sorted((args.workdir / "artifacts" / "exports").rglob("*.provenance.json")):
+    for path in sorted((args.workdir / paths.EXPORTS).rglob(f"*{paths.PROVENANCE}")):
         provenance = read_json(path)
         details = provenance.get("details") or {}
-        exports.append({"export": path.name.removesuffix(".provenance.json"), "status": provenance["status"],
+        exports.append({"export": path.name.removesuffix(paths.PROVENANCE), "status": provenance["status"],
                         "export seconds": provenance.get("export_seconds"),
                         "cache load in a fresh process (s)": (details.get("warm_load") or {}).get("seconds")})
     if exports:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from fmtbench import paths
 from fmtbench.data import InputFormat
 from fmtbench.isolation import Unavailable  # noqa: F401 - what a backend raises when it cannot run here
 
@@ -90,7 +91,7 @@ class ExportRequest:
     image_size: int | None  # None when the artifact is shape-independent
     batch_sizes: tuple[int, ...]
     options: Mapping[str, Any]
-    cache_dir: Path = Path("artifacts/cache")  # persistent compiler caches shared across exports (TensorRT)
+    cache_dir: Path = Path(paths.CACHE)  # persistent compiler caches shared across exports (TensorRT)
     weights: Path | None = None                 # the state dict the model was built from
 
 
