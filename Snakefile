@@ -10,7 +10,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 sys.path.insert(0, workflow.basedir)
 
-from fmtbench import hardware, integrity, paths, study, versions
+from fmtbench import hardware, integrity, paths, study, triggers, versions
 
 
 configfile: "config.yaml"

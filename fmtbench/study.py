@@ -1,20 +1,17 @@
-"""The study as the Snakefile sees it: the config checked, the jobs and files it asks for, and the params
-that drive reruns. Where files go is `paths`.
+"""The study as the Snakefile sees it: the config checked, and the jobs and files it asks for.
+
+Where files go is `paths`; what reruns a job besides its inputs is `triggers`.
 Light on purpose (no torch): the Snakefile imports it on every invocation.
 """
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmtbench import backends, data, hardware, paths, versions
+from fmtbench import backends, data, hardware, paths
 from fmtbench.backends.base import FormatSpec, option_problem
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-BACKENDS_DIR = PACKAGE_DIR / "backends"
 
 
 class ConfigError(ValueError):
@@ -267,50 +264,3 @@ def own_files(config: dict, jobs_: list[Job], host_tag: str) -> dict[str, list[s
             "exports": sorted(exports),
             "references": {size: paths.REFERENCE.format(size=size) for size in config["image_sizes"]}}
 
-
-# --- what a job's outcome depends on, so that Snakemake reruns it when that changes -------------------
-
-def _hash_files(paths) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(set(paths)):
-        inside = path.is_relative_to(PACKAGE_DIR)
-        digest.update(str(path.relative_to(PACKAGE_DIR) if inside else path.name).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _shared_backend_code() -> list[Path]:
-    return [BACKENDS_DIR / "base.py", *BACKENDS_DIR.glob("_*.py")]
-
-
-def code_hash(stage: str, format_name: str | None = None) -> str:
-    """Hash of the package modules a stage runs: Snakemake's code trigger only sees the script file."""
-    top = PACKAGE_DIR
-    files = {
-        "model": [top / "model.py", top / "atomic.py"],
-        "images": [top / "images.py", top / "atomic.py"],
-        "reference": [top / "model.py", top / "data.py", top / "reference.py", top / "atomic.py"],
-        "export": [top / "model.py", top / "export.py", top / "atomic.py", top / "isolation.py",
-                   *_shared_backend_code()],
-        "benchmark": [*top.glob("*.py"), *_shared_backend_code()],
-        "report": [*(top / "report").glob("*.py"), top / "atomic.py", top / "model.py"],  # model.describe
-    }[stage]
-    if format_name is not None:
-        files.append(backends.source_file(format_name))
-    return _hash_files(files)
-
-
-def library_versions(format_name: str) -> dict[str, str]:
-    return versions.versions(spec(format_name).libraries)
-
-
-def images_fingerprint(folder: str | None) -> str:
-    """Names, sizes and mtimes of a user's image folder, so added or changed files rerun the study."""
-    if not folder:
-        return "generated"
-    digest = hashlib.sha256()
-    for root, _, names in sorted(os.walk(folder)):
-        for name in sorted(names):
-            stat = os.stat(os.path.join(root, name))
-            digest.update(f"{root}/{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:16]

@@ -20,8 +20,8 @@ rule export:
     resources:
         gpu=lambda wc: 1 if wc.device == "cuda" else 0,
     params:
-        versions=lambda wc: study.library_versions(wc.format),
-        code=lambda wc: study.code_hash("export", wc.format),
+        versions=lambda wc: triggers.library_versions(wc.format),
+        code=lambda wc: triggers.code_hash("export", wc.format),
         hardware=lambda wc: hardware.gpu_fingerprint() if wc.device == "cuda" else "any",
         batch_sizes=export_batch_sizes,
         options=lambda wc: study.format_options(config, wc.format),  # exports serve every variant of a format

@@ -14,7 +14,7 @@ rule model:
         sha256=config["model"]["sha256"],
         seed=config["model"]["seed"],
         versions=versions.versions(["torch", "torchvision"]),
-        code=study.code_hash("model"),
+        code=triggers.code_hash("model"),
     script:
         "../scripts/fetch_model.py"
 
@@ -26,11 +26,11 @@ rule images:
         paths.IMAGES_LOG,
     params:
         folder=config["data"]["images"],
-        folder_state=study.images_fingerprint(config["data"]["images"]),
+        folder_state=triggers.images_fingerprint(config["data"]["images"]),
         n_images=config["data"]["num_images"],
         seed=config["data"]["seed"],
         versions=versions.versions(["torchvision", "pillow", "matplotlib"]),
-        code=study.code_hash("images"),
+        code=triggers.code_hash("images"),
     script:
         "../scripts/make_images.py"
 
@@ -47,7 +47,7 @@ rule reference:
     params:
         n_images=config["data"]["accuracy_images"],
         versions=versions.versions(["torch", "torchvision"]),
-        code=study.code_hash("reference"),
+        code=triggers.code_hash("reference"),
         cores=CORES["cpu"],
     script:
         "../scripts/reference.py"

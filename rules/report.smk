@@ -42,6 +42,6 @@ rule report:
     params:
         baseline=config["baseline"],
         measurement=config["measurement"],
-        code=study.code_hash("report"),
+        code=triggers.code_hash("report"),
     script:
         "../scripts/report.py"

@@ -58,9 +58,14 @@ def names() -> tuple[str, ...]:
     return tuple(sorted(_modules()))
 
 
+def module_name(name: str) -> str:
+    """The import path of the backend's module."""
+    return _modules()[name]
+
+
 def source_file(name: str) -> Path:
-    """The backend's module file (the DAG hashes it, so that a change reruns that format)."""
-    return Path(importlib.util.find_spec(_modules()[name]).origin)
+    """The backend's module file (the DAG hashes its code, so that a change reruns that format)."""
+    return Path(importlib.util.find_spec(module_name(name)).origin)
 
 
 @cache
