@@ -10,7 +10,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 sys.path.insert(0, workflow.basedir)
 
-from fmtbench import hardware, integrity, study, versions
+from fmtbench import hardware, integrity, paths, study, triggers, versions
 
 
 configfile: "config.yaml"
@@ -30,12 +30,12 @@ JOBS = study.jobs(config)
 # workspace are missing (deleted, or set aside here), the report's completion mark goes: the report then
 # reruns, and Snakemake remakes what it needs that is missing, then exactly what depends on that.
 OWN = study.own_files(config, JOBS, HOST)
-FOREIGN = study.foreign_results(HOST)
+FOREIGN = paths.foreign_results(HOST)
 if workflow.is_main_process:
     MOVED = integrity.repair(**OWN)
     RETRY = integrity.weights_retry(
-        "artifacts/model/provenance.json",
-        "artifacts/model/resnet18.pt",
+        paths.MODEL_PROVENANCE,
+        paths.MODEL_WEIGHTS,
         config["model"]["weights"],
     )
     MOVED += [RETRY] if RETRY else []
@@ -45,7 +45,7 @@ if workflow.is_main_process:
         )
     integrity.check_foreign(FOREIGN)
     if MOVED or integrity.missing(**OWN):
-        Path(study.REPORT_COMPLETE).unlink(missing_ok=True)
+        Path(paths.REPORT_COMPLETE).unlink(missing_ok=True)
 # Which cores each kind of job runs on (recorded in every JSON): CPU rows beside, not on, a timed GPU job.
 CORES = hardware.core_plan(study.has_cuda_rows(config), config["cpu_threads"])
 

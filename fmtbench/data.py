@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fmtbench.atomic import read_json
-from fmtbench.backends.base import InputFormat
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -36,6 +35,13 @@ PREFETCH_FACTOR = 2
 # rate; waiting for the model time's interval to narrow under loader contention ran every such process to
 # its time cap on the H100 (2.0 s per process instead of ~0.4 s).
 ROUNDS_TIMED = 4
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """The tensor a session's `prepare` takes without a copy: dtype name and memory layout."""
+    dtype: str = "float32"          # "float16" | "float32"
+    channels_last: bool = False
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from fmtbench import hardware
+from fmtbench import hardware, paths
 
-LOCK_DIR = Path("artifacts/locks/gpu")
+LOCK_DIR = Path(paths.GPU_LOCKS)
 
 
 def candidates() -> list[str]:

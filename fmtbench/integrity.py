@@ -15,6 +15,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from fmtbench import paths
+
 DAMAGED = ".damaged"
 PREVIOUS = ".previous"
 # A row that failed transiently (its process killed, timed out, out of memory) is remeasured by the next plain
@@ -67,7 +69,7 @@ def result_problem(path: Path) -> tuple[str, str] | None:
 
 def export_problem(artifact: Path) -> str | None:
     """Why an export recorded as good cannot be what its provenance says (size), or None."""
-    provenance = _read_json(Path(str(artifact) + ".provenance.json"))
+    provenance = _read_json(Path(paths.provenance(artifact)))
     if isinstance(provenance, FileNotFoundError) or not artifact.exists():
         return None  # missing: the report rule asks for both files, so Snakemake remakes them
     if isinstance(provenance, Exception) or not isinstance(provenance, dict):
@@ -103,7 +105,7 @@ def _move(path: Path, suffix: str, why: str) -> SetAside:
 
 def set_aside_export(artifact: str | Path, why: str) -> SetAside:
     """An export and its provenance moved to `.damaged`: both missing, the export is made again."""
-    provenance = Path(str(artifact) + ".provenance.json")
+    provenance = Path(paths.provenance(artifact))
     moved = _move(Path(artifact), DAMAGED, why)
     if provenance.exists():
         _move(provenance, DAMAGED, why)
@@ -158,7 +160,7 @@ def missing(results: list[list[str]], exports: list[str], references: dict[int, 
                 used.add(("size", (record.get("config") or {}).get("image_size")))
     for artifact in exports:
         if ("artifact", artifact) in used:
-            gone += [path for path in (artifact, artifact + ".provenance.json") if not Path(path).exists()]
+            gone += [path for path in (artifact, paths.provenance(artifact)) if not Path(path).exists()]
     gone += [path for size, path in references.items() if ("size", size) in used and not Path(path).exists()]
     return gone
 

@@ -9,7 +9,7 @@ Two ways, one outcome type:
   be initialised inside a forked Snakemake process). `mark` there writes the stage to a progress file, so
   a crash names the step it happened in.
 
-A child that raises becomes an Outcome with the status `base.classify` gives; one that dies (a signal,
+A child that raises becomes an Outcome with the status `classify` gives; one that dies (a signal,
 os._exit) or hangs past its timeout becomes `failed`, naming the last stage it reached.
 """
 from __future__ import annotations
@@ -28,9 +28,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from fmtbench.backends.base import FormatSpec, classify
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +71,31 @@ def mark(name: str, **data) -> dict:
     return {}
 
 
-def _failure(err: BaseException, spec: FormatSpec | None, what: str) -> Outcome:
+class Unavailable(RuntimeError):
+    """This configuration cannot run on this machine (no CUDA, a library missing): recorded, not raised."""
+
+
+class OomMarkers(Protocol):
+    """What `classify` reads of a format's spec (backends.base.FormatSpec)."""
+    oom_markers: tuple[str, ...]
+
+
+OOM_MARKERS = ("outofmemory", "out of memory", "failed to allocate memory", "cudaerrormemoryallocation")
+
+
+def classify(err: BaseException, spec: OomMarkers | None = None) -> str:
+    """One rule for every stage: a missing library or device is `unavailable`, an exhausted device `oom`,
+    anything else `failed`. `spec` adds the format's own out-of-memory markers."""
+    if isinstance(err, (Unavailable, ImportError)):
+        return "unavailable"
+    text = f"{type(err).__name__} {err}".lower()
+    markers = OOM_MARKERS + (spec.oom_markers if spec else ())
+    if any(marker in text for marker in markers):
+        return "oom"
+    return "failed"
+
+
+def _failure(err: BaseException, spec: OomMarkers | None, what: str) -> Outcome:
     status = classify(err, spec)
     reason = f"{type(err).__name__}: {err}"[:2000]
     if status == "unavailable":
@@ -112,7 +134,7 @@ def _forked_child(conn, function, args, spec) -> None:
     conn.close()
 
 
-def run_forked(function: Callable, *args, timeout: float, spec: FormatSpec | None = None,
+def run_forked(function: Callable, *args, timeout: float, spec: OomMarkers | None = None,
                on_mark: Callable[[str, dict], dict] | None = None) -> Outcome:
     """`function(*args)` in a forked child; its return value (picklable) or its failure as an Outcome.
 
@@ -169,7 +191,7 @@ def run_forked(function: Callable, *args, timeout: float, spec: FormatSpec | Non
 
 # --- fresh interpreter ---------------------------------------------------------------------------------
 
-def run_interpreter(target: str, *args, timeout: float | None = None, spec: FormatSpec | None = None,
+def run_interpreter(target: str, *args, timeout: float | None = None, spec: OomMarkers | None = None,
                     env: dict | None = None) -> Outcome:
     """`module:function` called with `args` in `python -m fmtbench.isolation`; arguments and result are
     pickled through files. The child's stdout/stderr are this process's."""

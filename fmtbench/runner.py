@@ -28,7 +28,7 @@ from pathlib import Path
 from fmtbench import accuracy as accuracy_check
 from fmtbench import backends, data, env, gpus, hardware, integrity, isolation, memory, model, results, timing
 from fmtbench.atomic import read_json, sha256_artifact, write_json
-from fmtbench.backends.base import LoadRequest, Unavailable, classify
+from fmtbench.backends.base import LoadRequest, Unavailable
 from fmtbench.stats import Throughput, Timing, spread_of
 
 log = logging.getLogger(__name__)
@@ -310,7 +310,7 @@ def measure_group(job: JobRequest, plan: list[Planned]) -> dict:
         try:
             value = _measure_config(job, session, planned, accounting)
         except Exception as err:  # noqa: BLE001 - one configuration's failure is its row, the group goes on
-            status = classify(err, backends.spec(job.backend))
+            status = isolation.classify(err, backends.spec(job.backend))
             if status == "unavailable":
                 raise
             value = {"status": status, "reason": f"{type(err).__name__}: {err}"[:2000]}

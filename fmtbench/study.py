@@ -1,28 +1,17 @@
-"""The study as the Snakefile sees it: configurations, artifact paths and the params that drive reruns.
+"""The study as the Snakefile sees it: the config checked, and the jobs and files it asks for.
 
+Where files go is `paths`; what reruns a job besides its inputs is `triggers`.
 Light on purpose (no torch): the Snakefile imports it on every invocation.
 """
 from __future__ import annotations
 
 import difflib
-import glob
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmtbench import backends, data, hardware, versions
+from fmtbench import backends, data, hardware, paths
 from fmtbench.backends.base import FormatSpec, option_problem
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-BACKENDS_DIR = PACKAGE_DIR / "backends"
-ANY = "any"
-
-REFERENCE = "artifacts/reference/{size}.pt"
-RESULTS = "artifacts/results/{host}/{format}/{device}-{precision}/{size}/{loader}-bs{batch}.json"
-EXPORT = "artifacts/exports/{format}/{precision}-{device}-{size}.{ext}"
-# Written last by the report rule; removed when a workspace lacks files it had (integrity.missing).
-REPORT_COMPLETE = "report/.complete"
 
 
 class ConfigError(ValueError):
@@ -233,20 +222,14 @@ def batch_sizes(config: dict, device: str) -> list[int]:
 
 
 def result_paths(config: dict, job: Job, host_tag: str | None = None) -> list[str]:
-    return [RESULTS.format(host=host_tag or host(config), loader=loader, batch=batch, **job.wildcards)
+    return [paths.RESULTS.format(host=host_tag or host(config), loader=loader, batch=batch, **job.wildcards)
             for batch in batch_sizes(config, job.device) for loader in loaders_for(config, job.device)]
-
-
-def result_key(path: str) -> tuple[str, int]:
-    """(loader, batch size) of a result path (its file name is RESULTS' last part)."""
-    loader, batch = Path(path).stem.split("-bs")
-    return loader, int(batch)
 
 
 def export_keys(format_name: str, device: str, size: int | str) -> tuple[str, str]:
     """The (device, size) fields of an export path: 'any' where the artifact does not depend on them."""
     artifact = spec(format_name).artifact
-    return (device if artifact.per_device else ANY, str(size) if artifact.per_image_size else ANY)
+    return (device if artifact.per_device else paths.ANY, str(size) if artifact.per_image_size else paths.ANY)
 
 
 def export_path(format_name: str, precision: str, device: str, size: int | str) -> str | None:
@@ -254,8 +237,8 @@ def export_path(format_name: str, precision: str, device: str, size: int | str) 
     if artifact is None:
         return None
     export_device, export_size = export_keys(format_name, device, size)
-    return EXPORT.format(format=format_name, precision=precision, device=export_device, size=export_size,
-                         ext=artifact.ext)
+    return paths.EXPORT.format(format=format_name, precision=precision, device=export_device, size=export_size,
+                               ext=artifact.ext)
 
 
 def formats_with_artifact(kind: str) -> list[str]:
@@ -279,62 +262,5 @@ def own_files(config: dict, jobs_: list[Job], host_tag: str) -> dict[str, list[s
                and (path := export_path(backend_of(config, job.format), job.precision, job.device, job.size))}
     return {"results": [result_paths(config, job, host_tag) for job in jobs_],  # per job
             "exports": sorted(exports),
-            "references": {size: REFERENCE.format(size=size) for size in config["image_sizes"]}}
+            "references": {size: paths.REFERENCE.format(size=size) for size in config["image_sizes"]}}
 
-
-def foreign_results(host_tag: str) -> list[str]:
-    """Result JSONs copied from other machines under artifacts/results/."""
-    pattern = RESULTS.format(host="*", format="*", device="*", precision="*", size="*", loader="*", batch="*")
-    return sorted(path for path in glob.glob(pattern) if not path.startswith(f"artifacts/results/{host_tag}/"))
-
-
-def provenance_path(artifact: str) -> str:
-    return artifact + ".provenance.json"
-
-
-# --- what a job's outcome depends on, so that Snakemake reruns it when that changes -------------------
-
-def _hash_files(paths) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(set(paths)):
-        inside = path.is_relative_to(PACKAGE_DIR)
-        digest.update(str(path.relative_to(PACKAGE_DIR) if inside else path.name).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _shared_backend_code() -> list[Path]:
-    return [BACKENDS_DIR / "base.py", *BACKENDS_DIR.glob("_*.py")]
-
-
-def code_hash(stage: str, format_name: str | None = None) -> str:
-    """Hash of the package modules a stage runs: Snakemake's code trigger only sees the script file."""
-    top = PACKAGE_DIR
-    files = {
-        "model": [top / "model.py", top / "atomic.py"],
-        "images": [top / "images.py", top / "atomic.py"],
-        "reference": [top / "model.py", top / "data.py", top / "reference.py", top / "atomic.py"],
-        "export": [top / "model.py", top / "export.py", top / "atomic.py", top / "isolation.py",
-                   *_shared_backend_code()],
-        "benchmark": [*top.glob("*.py"), *_shared_backend_code()],
-        "report": [*(top / "report").glob("*.py"), top / "atomic.py", top / "model.py"],  # model.describe
-    }[stage]
-    if format_name is not None:
-        files.append(backends.source_file(format_name))
-    return _hash_files(files)
-
-
-def library_versions(format_name: str) -> dict[str, str]:
-    return versions.versions(spec(format_name).libraries)
-
-
-def images_fingerprint(folder: str | None) -> str:
-    """Names, sizes and mtimes of a user's image folder, so added or changed files rerun the study."""
-    if not folder:
-        return "generated"
-    digest = hashlib.sha256()
-    for root, _, names in sorted(os.walk(folder)):
-        for name in sorted(names):
-            stat = os.stat(os.path.join(root, name))
-            digest.update(f"{root}/{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:16]

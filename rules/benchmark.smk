@@ -8,7 +8,7 @@ rule benchmark:
     output:
         benchmark_outputs("cpu"),
     log:
-        "artifacts/logs/benchmark/{host}/{format}-{device}-{precision}-{size}.log",
+        paths.BENCHMARK_LOG,
     wildcard_constraints:
         device="cpu",
     threads: lambda wc: len(CORES[wc.device])
@@ -21,9 +21,11 @@ rule benchmark:
         loader_workers=lambda wc: loader_workers(wc.device),
         options=lambda wc: study.format_options(config, wc.format),
         backend=lambda wc: study.backend_of(config, wc.format),
-        versions=lambda wc: study.library_versions(study.backend_of(config, wc.format)),
+        versions=lambda wc: triggers.library_versions(
+            study.backend_of(config, wc.format)
+        ),
         hardware=lambda wc: hardware.device_fingerprint(wc.device),
-        code=lambda wc: study.code_hash(
+        code=lambda wc: triggers.code_hash(
             "benchmark", study.backend_of(config, wc.format)
         ),
         cores=lambda wc: CORES[wc.device],  # what the job runs on, whatever --cores caps `threads` at

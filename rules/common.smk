@@ -12,7 +12,7 @@ def benchmark_inputs(wildcards):
         "weights": rules.model.output.weights,
         "model": rules.model.output.provenance,
         "manifest": rules.images.output.manifest,
-        "reference": study.REFERENCE.format(size=wildcards.size),
+        "reference": paths.REFERENCE.format(size=wildcards.size),
     }
     artifact = study.export_path(
         study.backend_of(config, wildcards.format),
@@ -22,13 +22,13 @@ def benchmark_inputs(wildcards):
     )
     if artifact and study.runs_here(wildcards.device):
         inputs["artifact"] = artifact
-        inputs["provenance"] = study.provenance_path(artifact)
+        inputs["provenance"] = paths.provenance(artifact)
     return inputs
 
 
 def benchmark_outputs(device):
     return expand(
-        study.RESULTS,
+        paths.RESULTS,
         host="{host}",
         format="{format}",
         device="{device}",
@@ -62,12 +62,15 @@ def loader_workers(device):
 
 
 def report_results():
-    """This machine's result JSONs, and every other machine's found under artifacts/results/."""
+    """This machine's result JSONs, and every other machine's found under the results directory."""
     return [path for job in OWN["results"] for path in job] + FOREIGN
 
 
 def report_exports():
-    """Every export this machine's rows ran, with its provenance."""
-    # those of rows that run here (none for CUDA rows on a machine without a GPU)
-    artifacts = OWN["exports"]
-    return sorted(artifacts + [study.provenance_path(path) for path in artifacts])
+    """Every export this machine's rows ran (none for CUDA rows on a machine without a GPU)."""
+    return OWN["exports"]
+
+
+def report_export_provenance():
+    """What each export of report_exports() wrote about it."""
+    return [paths.provenance(path) for path in OWN["exports"]]

@@ -7,10 +7,10 @@ rule export:
     input:
         weights=rules.model.output.weights,
     output:
-        artifact="artifacts/exports/{format}/{precision}-{device}-{size}.{ext}",
-        provenance="artifacts/exports/{format}/{precision}-{device}-{size}.{ext}.provenance.json",
+        artifact=paths.EXPORT,
+        provenance=paths.provenance(paths.EXPORT),
     log:
-        "artifacts/logs/export/{format}-{precision}-{device}-{size}.{ext}.log",
+        paths.EXPORT_LOG,
     wildcard_constraints:
         format="|".join(study.formats_with_artifact("file")),
         device="cpu|cuda|any",
@@ -20,8 +20,8 @@ rule export:
     resources:
         gpu=lambda wc: 1 if wc.device == "cuda" else 0,
     params:
-        versions=lambda wc: study.library_versions(wc.format),
-        code=lambda wc: study.code_hash("export", wc.format),
+        versions=lambda wc: triggers.library_versions(wc.format),
+        code=lambda wc: triggers.code_hash("export", wc.format),
         hardware=lambda wc: hardware.gpu_fingerprint() if wc.device == "cuda" else "any",
         batch_sizes=export_batch_sizes,
         options=lambda wc: study.format_options(config, wc.format),  # exports serve every variant of a format
@@ -32,10 +32,8 @@ rule export:
 
 use rule export as export_directory with:
     output:
-        artifact=directory(
-            "artifacts/exports/{format}/{precision}-{device}-{size}.{ext}"
-        ),
-        provenance="artifacts/exports/{format}/{precision}-{device}-{size}.{ext}.provenance.json",
+        artifact=directory(paths.EXPORT),
+        provenance=paths.provenance(paths.EXPORT),
     wildcard_constraints:
         format="|".join(study.formats_with_artifact("directory")),
         device="cpu|cuda|any",

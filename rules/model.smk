@@ -5,32 +5,32 @@ rule model:
     input:
         weights_file,
     output:
-        weights="artifacts/model/resnet18.pt",
-        provenance="artifacts/model/provenance.json",
+        weights=paths.MODEL_WEIGHTS,
+        provenance=paths.MODEL_PROVENANCE,
     log:
-        "artifacts/logs/model.log",
+        paths.MODEL_LOG,
     params:
         weights=config["model"]["weights"],
         sha256=config["model"]["sha256"],
         seed=config["model"]["seed"],
         versions=versions.versions(["torch", "torchvision"]),
-        code=study.code_hash("model"),
+        code=triggers.code_hash("model"),
     script:
         "../scripts/fetch_model.py"
 
 
 rule images:
     output:
-        manifest="artifacts/images/manifest.json",
+        manifest=paths.MANIFEST,
     log:
-        "artifacts/logs/images.log",
+        paths.IMAGES_LOG,
     params:
         folder=config["data"]["images"],
-        folder_state=study.images_fingerprint(config["data"]["images"]),
+        folder_state=triggers.images_fingerprint(config["data"]["images"]),
         n_images=config["data"]["num_images"],
         seed=config["data"]["seed"],
         versions=versions.versions(["torchvision", "pillow", "matplotlib"]),
-        code=study.code_hash("images"),
+        code=triggers.code_hash("images"),
     script:
         "../scripts/make_images.py"
 
@@ -40,14 +40,14 @@ rule reference:
         weights=rules.model.output.weights,
         manifest=rules.images.output.manifest,
     output:
-        study.REFERENCE,
+        paths.REFERENCE,
     log:
-        "artifacts/logs/reference/{size}.log",
+        paths.REFERENCE_LOG,
     threads: len(CORES["cpu"])
     params:
         n_images=config["data"]["accuracy_images"],
         versions=versions.versions(["torch", "torchvision"]),
-        code=study.code_hash("reference"),
+        code=triggers.code_hash("reference"),
         cores=CORES["cpu"],
     script:
         "../scripts/reference.py"

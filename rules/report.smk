@@ -6,15 +6,16 @@
 rule report:
     input:
         results=report_results(),
-        exports=report_exports(),
-        # not read: asked for so that a deleted or damaged one is remade (and what used it rerun)
-        references=list(OWN["references"].values()),
+        export_provenance=report_export_provenance(),
         model=rules.model.output.provenance,
+        # not read: asked for so that a deleted or damaged one is remade (and what used it rerun)
+        exports=report_exports(),
+        references=list(OWN["references"].values()),
     output:
-        report="report/report.md",
-        complete=study.REPORT_COMPLETE,
+        report=paths.REPORT,
+        complete=paths.REPORT_COMPLETE,
         plots=report(
-            directory("report/plots"),
+            directory(paths.PLOTS),
             patterns=[items.FIGURE_PATTERN],
             caption="report/figure.rst",
             category=items.figure_category,
@@ -22,7 +23,7 @@ rule report:
             labels=items.figure_labels,
         ),
         tables=report(
-            directory("report/tables"),
+            directory(paths.TABLES),
             patterns=[items.TABLE_PATTERN],
             caption="report/table.rst",
             category=lambda wildcards: items.size_category(wildcards.size),
@@ -30,17 +31,17 @@ rule report:
             labels=items.table_labels,
         ),
         csv=report(
-            "report/results.csv",
+            paths.RESULTS_CSV,
             caption="report/results.rst",
             category=items.ALL_SIZES,
             subcategory=items.ALL_FORMATS,
             labels=items.csv_labels,
         ),
     log:
-        "artifacts/logs/report.log",
+        paths.REPORT_LOG,
     params:
         baseline=config["baseline"],
         measurement=config["measurement"],
-        code=study.code_hash("report"),
+        code=triggers.code_hash("report"),
     script:
         "../scripts/report.py"

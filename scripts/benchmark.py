@@ -1,5 +1,5 @@
 """Snakemake `benchmark` rule: every batch size and loader of one (format, device, precision, size)."""
-from fmtbench import gpus, hardware, logs, runner, study, timing
+from fmtbench import gpus, hardware, logs, paths, runner, timing
 
 sm = snakemake  # noqa: F821 - set by Snakemake's script preamble
 
@@ -18,7 +18,7 @@ def main():
         measurement=timing.Settings.from_config(params.measurement), noisy_iqr_ratio=params.noisy_iqr_ratio,
         unstable_spread=params.unstable_spread, loader_workers=params.loader_workers,
         threads=len(cores) if wc.device == "cpu" else None, options=dict(params.options),
-        outputs={study.result_key(path): path for path in sm.output}, model_provenance=sm.input.model,
+        outputs={paths.result_key(path): path for path in sm.output}, model_provenance=sm.input.model,
     )
     with gpus.claim_for(wc.device):
         runner.run_job(job)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fmtbench import paths
 from fmtbench.atomic import read_json
 
 PROCESS_STAGES = [("start", None, "started"), ("init", "started", "baseline"), ("load", "baseline", "loaded"),
@@ -38,7 +39,7 @@ def _spans(stages: dict, spans) -> dict:
 def process_rows(workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per configuration per measuring process, one row per measuring process)."""
     rows, processes = [], {}
-    for path in sorted((workdir / "artifacts" / "results").rglob("*.json")):
+    for path in sorted((workdir / paths.RESULTS_DIR).rglob("*.json")):
         result = read_json(path)
         config = result["config"]
         for process in result.get("processes") or []:
@@ -112,10 +113,10 @@ def main():
                   table.to_markdown(index=False), "",
                   configs[labels].sum().round(1).to_frame("seconds").T.to_markdown(index=False), ""]
     exports = []
-    for path in sorted((args.workdir / "artifacts" / "exports").rglob("*.provenance.json")):
+    for path in sorted((args.workdir / paths.EXPORTS).rglob(f"*{paths.PROVENANCE}")):
         provenance = read_json(path)
         details = provenance.get("details") or {}
-        exports.append({"export": path.name.removesuffix(".provenance.json"), "status": provenance["status"],
+        exports.append({"export": path.name.removesuffix(paths.PROVENANCE), "status": provenance["status"],
                         "export seconds": provenance.get("export_seconds"),
                         "cache load in a fresh process (s)": (details.get("warm_load") or {}).get("seconds")})
     if exports:

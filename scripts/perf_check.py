@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from fmtbench import backends, data, export, gpus, isolation, model, runner, study, timing
+from fmtbench import backends, data, export, gpus, isolation, model, paths, runner, study, timing
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = study.check(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / "schemas" / "config.schema.yaml")
@@ -179,7 +179,7 @@ def artifact_for(name, backend, options, weights, size, workspace, scratch):
     path = study.export_path(backend, "fp16", "cuda", size)
     if workspace and name not in EXTRA and Path(workspace, path).exists():
         artifact = Path(workspace, path)
-        return artifact, Path(study.provenance_path(str(artifact)))
+        return artifact, Path(paths.provenance(artifact))
     device, size_key = study.export_keys(backend, "cuda", size)
     artifact = Path(scratch, f"{name}.{spec.artifact.ext}")
     provenance = Path(scratch, f"{name}.json")
@@ -291,7 +291,7 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp())
-    weights = Path(args.workspace, "artifacts/model/resnet18.pt") if args.workspace else scratch / "w.pt"
+    weights = Path(args.workspace, paths.MODEL_WEIGHTS) if args.workspace else scratch / "w.pt"
     if not weights.exists():  # in a process of its own: this one forks measuring children and runs no torch op
         isolation.run_interpreter("fmtbench.model:save_random", str(weights))
     batches = sorted(set(CONFIG["batch_sizes"]) | {args.batch})
@@ -329,7 +329,7 @@ def main():
     result = {"size": args.size, "batch": args.batch, "batch_sizes": batches, "repeats": args.repeats,
               "settings": CONFIG["measurement"]["cuda"], "rows": list(rows.values())}
     if args.loaders and args.workspace:
-        manifest = str(Path(args.workspace, "artifacts/images/manifest.json"))
+        manifest = str(Path(args.workspace, paths.MANIFEST))
         result["loaders"] = {}
         for loader_name in ("real", "real_gpu_decode"):
             outcome = isolation.run_forked(loader_only, loader_name, manifest, args.size, args.batch, args.workers,

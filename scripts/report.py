@@ -7,9 +7,8 @@ sm = snakemake  # noqa: F821 - set by Snakemake's script preamble
 
 def main():
     logs.setup(sm.log)
-    provenance = [path for path in sm.input.exports if path.endswith(".provenance.json")]
     render.render(sm.input.results, sm.input.model, sm.output.report, baseline=sm.params.baseline,
-                  measurement=sm.params.measurement, export_provenance=provenance,
+                  measurement=sm.params.measurement, export_provenance=list(sm.input.export_provenance),
                   tables_dir=sm.output.tables, results_csv=sm.output.csv)
     with open(sm.output.complete, "w", encoding="utf-8") as mark:
         mark.write(f"{len(sm.input.results)} results\n")

@@ -1,7 +1,7 @@
 """Deterministic result JSONs for report tests (two machines, CPU and CUDA rows, failures)."""
 from fmtbench import accuracy, model, results, stats
 from fmtbench.atomic import write_json
-from fmtbench.study import RESULTS
+from fmtbench.paths import RESULTS
 
 ENVIRONMENTS = {
     "cpu-box": {"hostname": "a", "cpu_model": "Test CPU 8C", "cpu_count": 8, "torch_threads": 8,

@@ -116,10 +116,12 @@ def test_unknown_backend_option_is_named():
 
 
 def test_every_backend_module_declares_a_light_spec():
-    """The Snakefile imports the specs on every run: no module may import torch at import time."""
+    """The Snakefile imports the specs and hashes each stage's code on every run: no module may import torch at
+    import time, and the hashes import nothing."""
     import subprocess
     import sys
-    code = ("import sys; from fmtbench import study; [study.spec(f) for f in study.available_formats()]; "
+    code = ("import sys; from fmtbench import study, triggers; [study.spec(f) for f in study.available_formats()]; "
+            "[triggers.code_hash(s, f) for s in ('export', 'benchmark') for f in study.available_formats()]; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "False"

@@ -6,7 +6,8 @@ import torch
 
 from fmtbench import backends, data
 from fmtbench.atomic import write_json
-from fmtbench.backends.base import InputFormat, LoadRequest
+from fmtbench.backends.base import LoadRequest
+from fmtbench.data import InputFormat
 
 DECODE_S = 0.02   # per image, in a worker
 

@@ -7,7 +7,8 @@ import torch
 from fmtbench import accuracy, backends, data, export, isolation, memory, model, study
 from fmtbench.backends import onnx as onnx_backend
 from fmtbench.backends import torch as torch_backend
-from fmtbench.backends.base import InputFormat, LoadRequest
+from fmtbench.backends.base import LoadRequest
+from fmtbench.data import InputFormat
 
 pytestmark = pytest.mark.gpu
 

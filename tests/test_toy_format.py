@@ -98,8 +98,13 @@ def test_a_toy_format_from_outside_the_package_runs_through_the_workflow(tmp_pat
     report = (workdir / "report" / "report.md").read_text()
     assert "| toy " in report
 
-    # The toy's own code is hashed like a built-in backend's: an edit reruns its export and rows, nothing else.
-    (package / "toy_backend.py").write_text(textwrap.dedent(TOY_BACKEND) + "\n# an edit\n")
+    # The toy's own code is hashed like a built-in backend's: a comment or docstring edit reruns nothing, a code
+    # edit its export and rows (and the report), nothing else.
+    reworded = textwrap.dedent(TOY_BACKEND).replace("run eagerly on the CPU", "run eagerly on a CPU")
+    (package / "toy_backend.py").write_text("# a comment\n" + reworded)
+    dry = snakemake(REPO, workdir, "-n", env=env, configfile=config)
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
+    (package / "toy_backend.py").write_text(reworded + "\n_A_CHANGE = 1\n")
     dry = snakemake(REPO, workdir, "-n", env=env, configfile=config)
     planned = {line.split()[1].rstrip(":") for line in (dry.stdout + dry.stderr).splitlines()
                if line.startswith(("rule ", "localrule "))}

@@ -194,10 +194,54 @@ def _edit(path: Path, line: str):
     return original
 
 
+def _edit_docstrings_and_comments(path: Path) -> str:
+    """Every docstring of a module reworded, a comment and a blank line added: its code unchanged."""
+    import ast
+    original = path.read_text(encoding="utf-8")
+    lines = original.encode().splitlines(keepends=True)
+    documented = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    docstrings = [node.body[0].value for node in ast.walk(ast.parse(original)) if isinstance(node, documented)
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+                  and isinstance(node.body[0].value.value, str)]
+    for string in sorted(docstrings, key=lambda node: (node.end_lineno, node.end_col_offset), reverse=True):
+        line = lines[string.end_lineno - 1]  # positions are in UTF-8 bytes
+        quotes = 3 if line[:string.end_col_offset].endswith((b'"""', b"'''")) else 1
+        at = string.end_col_offset - quotes
+        lines[string.end_lineno - 1] = line[:at] + b" Reworded." + line[at:]
+    path.write_bytes(b"# a comment\n\n" + b"".join(lines) + b"\n# another comment\n")
+    return original
+
+
+def test_docstring_and_comment_edits_anywhere_in_the_package_rerun_nothing(study):
+    repo, workdir = study
+    modules = sorted((repo / "fmtbench").rglob("*.py"))
+    originals = {}
+    try:
+        for path in modules:
+            originals[path] = _edit_docstrings_and_comments(path)
+        assert all("Reworded." in path.read_text() for path in modules)
+        assert planned_jobs(repo, workdir) == set()
+    finally:
+        for path, text in originals.items():
+            path.write_text(text, encoding="utf-8")
+
+
+def test_timing_code_edit_reruns_every_benchmark_and_the_report_no_export(study):
+    repo, workdir = study
+    timing = repo / "fmtbench" / "timing.py"
+    original = _edit(timing, "\n_A_TIMING_CHANGE = 1\n")
+    try:
+        assert planned_jobs(repo, workdir) == {
+            *(benchmark(fmt, "cpu", "fp32", size) for fmt in ("torch", "onnx", "torchscript") for size in (32, 64)),
+            *(benchmark(fmt, "cuda", "fp16", size) for fmt in ("torch", "torch_trt") for size in (32, 64)), REPORT}
+    finally:
+        timing.write_text(original)
+
+
 def test_report_code_edit_rebuilds_only_the_report(study):
     repo, workdir = study
     renderer = repo / "fmtbench" / "report" / "render.py"
-    original = _edit(renderer, "\n# a report tweak\n")
+    original = _edit(renderer, "\n_A_REPORT_CHANGE = 1\n")
     try:
         assert planned_jobs(repo, workdir) == {REPORT}
     finally:
@@ -208,7 +252,7 @@ def test_report_code_edit_rebuilds_only_the_report(study):
 def test_backend_code_edit_reruns_that_backend_only(study):
     repo, workdir = study
     backend = repo / "fmtbench" / "backends" / "torchscript.py"
-    original = _edit(backend, "\n# a backend change\n")
+    original = _edit(backend, "\n_A_BACKEND_CHANGE = 1\n")
     try:
         assert planned_jobs(repo, workdir) == {export_job("torchscript", "fp32", "cpu", "any", "ts"),
                                                benchmark("torchscript", "cpu", "fp32", 32),

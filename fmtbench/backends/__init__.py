@@ -58,9 +58,14 @@ def names() -> tuple[str, ...]:
     return tuple(sorted(_modules()))
 
 
+def module_name(name: str) -> str:
+    """The import path of the backend's module."""
+    return _modules()[name]
+
+
 def source_file(name: str) -> Path:
-    """The backend's module file (the DAG hashes it, so that a change reruns that format)."""
-    return Path(importlib.util.find_spec(_modules()[name]).origin)
+    """The backend's module file (the DAG hashes its code, so that a change reruns that format)."""
+    return Path(importlib.util.find_spec(module_name(name)).origin)
 
 
 @cache
@@ -71,7 +76,7 @@ def get(name: str):
         raise UnknownFormat(f"unknown format {name!r}; known formats: {', '.join(names())}")
     module = importlib.import_module(_modules()[name])
     missing = [attr for attr in ("SPEC", *REQUIRED) if not hasattr(module, attr)]
-    if module.SPEC.artifact is not None and not hasattr(module, "export"):
+    if hasattr(module, "SPEC") and module.SPEC.artifact is not None and not hasattr(module, "export"):
         missing.append("export")
     if missing:
         raise TypeError(f"{module.__name__} does not fulfil the contract in fmtbench/backends/base.py: "

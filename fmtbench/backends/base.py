@@ -21,6 +21,9 @@ and may define (`fmtbench.backends.get` fills in the defaults below):
     input_format(request) -> InputFormat  the dtype and layout `Session.prepare` wants; inputs are made in it
                                           before the memory baseline, so no harness staging is measured.
 
+A backend that cannot run here raises `Unavailable` (from `isolation`, which classifies failures; named here
+as the contract's word). `InputFormat` belongs to the data module, which makes inputs in it.
+
 Everything else (which libraries to import before forking, which versions invalidate results, where the
 artifact goes, how a failure is classified) is derived from SPEC by the rest of the package.
 """
@@ -31,12 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from fmtbench import paths
+from fmtbench.data import InputFormat
+from fmtbench.isolation import Unavailable  # noqa: F401 - what a backend raises when it cannot run here
+
 PRECISIONS = ("fp16", "fp32")
 DEVICES = ("cpu", "cuda")
-
-
-class Unavailable(RuntimeError):
-    """This configuration cannot run on this machine (no CUDA, a library missing): recorded, not raised."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class FormatSpec:
     # The values an option may take where they are a list (else: the default's type; None admits any).
     choices: Mapping[str, tuple] = field(default_factory=dict)
     # Lower-case fragments of an exception's text that mean the device ran out of memory, besides the
-    # generic ones (OOM_MARKERS).
+    # generic ones (isolation.OOM_MARKERS).
     oom_markers: tuple[str, ...] = ()
     # The options that reproduce the library's own out-of-the-box behaviour (the report marks such rows), e.g.
     # PyTorch and ONNX Runtime compute fp32 convolutions in TF32 by default on Ampere and later.
@@ -94,15 +97,8 @@ class ExportRequest:
     image_size: int | None  # None when the artifact is shape-independent
     batch_sizes: tuple[int, ...]
     options: Mapping[str, Any]
-    cache_dir: Path = Path("artifacts/cache")  # persistent compiler caches shared across exports (TensorRT)
+    cache_dir: Path = Path(paths.CACHE)  # persistent compiler caches shared across exports (TensorRT)
     weights: Path | None = None                 # the state dict the model was built from
-
-
-@dataclass(frozen=True)
-class InputFormat:
-    """The tensor a session's `prepare` takes without a copy: dtype name and memory layout."""
-    dtype: str = "float32"          # "float16" | "float32"
-    channels_last: bool = False
 
 
 # What a session's convolutions compute in, recorded as `Session.info["math"]`: one of these keys, with the one
@@ -164,21 +160,6 @@ def option_problem(spec: FormatSpec, key: str, value) -> str | None:
     if default is None or type(value) is type(default) or (type(default) is float and type(value) is int):
         return None
     return f"{value!r} is a {type(value).__name__}, the option takes a {type(default).__name__} (default {default!r})"
-
-
-OOM_MARKERS = ("outofmemory", "out of memory", "failed to allocate memory", "cudaerrormemoryallocation")
-
-
-def classify(err: BaseException, spec: FormatSpec | None = None) -> str:
-    """One rule for every stage: a missing library or device is `unavailable`, an exhausted device `oom`,
-    anything else `failed`."""
-    if isinstance(err, (Unavailable, ImportError)):
-        return "unavailable"
-    text = f"{type(err).__name__} {err}".lower()
-    markers = OOM_MARKERS + (spec.oom_markers if spec else ())
-    if any(marker in text for marker in markers):
-        return "oom"
-    return "failed"
 
 
 # --- defaults for the optional functions --------------------------------------------------------------

@@ -1,0 +1,158 @@
+"""What a job's outcome depends on besides its input files, given to Snakemake as params so that a change
+reruns the job (and what depends on it), and nothing else: the code a stage runs, the versions of a format's
+libraries, the state of a user's image folder.
+
+The code of a stage is what its script imports inside this package, followed statically (`ast`, nothing is
+imported): the import closure of the stage's script, plus, for a per-format stage, the format's backend
+module and what that imports. `fmtbench.backends` reaches backends by name at run time, so one format's
+closure holds no other backend: a change to one backend reruns that format only. Importing a submodule runs
+its packages' `__init__`, so those count too. Each module counts by its code without docstrings and comments
+(the `ast.dump` of its parse, docstrings removed; positions are not dumped): a docstring, a comment or a blank
+line reruns nothing. The hash is of the dump, so another Python version (another AST) reruns everything once.
+
+Light on purpose (no torch): the Snakefile calls this for every job on every invocation.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from fmtbench import backends, versions
+
+PACKAGE = __name__.partition(".")[0]
+PACKAGE_DIR = Path(__file__).resolve().parent
+SCRIPTS_DIR = PACKAGE_DIR.parent / "scripts"
+# The script each stage's rule runs (rules/*.smk `script:`).
+STAGE_SCRIPTS = {"model": "fetch_model.py", "images": "make_images.py", "reference": "reference.py",
+                 "export": "export.py", "benchmark": "benchmark.py", "report": "report.py"}
+
+_DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+_parsed: dict[Path, tuple[tuple[int, int], str, frozenset[str]]] = {}
+_hashes: dict[tuple, tuple[tuple, str]] = {}
+
+
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    for node in ast.walk(tree):
+        if isinstance(node, _DOCUMENTED) and node.body and isinstance(node.body[0], ast.Expr) \
+                and isinstance(node.body[0].value, ast.Constant) and isinstance(node.body[0].value.value, str):
+            node.body = node.body[1:]
+    return tree
+
+
+def _absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    """The module a `from ... import` names, relative imports resolved against `module`."""
+    if not node.level:
+        return node.module or ""
+    parts = module.split(".") if is_package else module.split(".")[:-1]
+    parts = parts[:len(parts) - (node.level - 1)]
+    return ".".join(parts + ([node.module] if node.module else []))
+
+
+def _imported(tree: ast.Module, module: str, is_package: bool) -> frozenset[str]:
+    """Every name an import statement of the module (at any depth: in functions too) could be a module of this
+    package by: `from a import b` may import module `a.b` or an attribute of `a`; `_file` tells them apart."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(node, module, is_package)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return frozenset(name for name in names if name == PACKAGE or name.startswith(PACKAGE + "."))
+
+
+def _parse(path: Path, module: str) -> tuple[str, frozenset[str]]:
+    """(digest of the module's code without docstrings and comments, the package modules it may import);
+    parsed once per version of the file."""
+    stat = path.stat()
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    cached = _parsed.get(path)
+    if cached and cached[0] == stamp:
+        return cached[1], cached[2]
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    imported = _imported(tree, module, path.name == "__init__.py")
+    digest = hashlib.sha256(ast.dump(_without_docstrings(tree)).encode()).hexdigest()
+    _parsed[path] = (stamp, digest, imported)
+    return digest, imported
+
+
+def _file(module: str) -> Path | None:
+    """The source file of a module of this package, or None (an attribute, not a module)."""
+    base = PACKAGE_DIR.joinpath(*module.split(".")[1:])
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _with_packages(module: str) -> list[str]:
+    """A module and the packages whose `__init__` importing it runs."""
+    parts = module.split(".")
+    return [".".join(parts[:end]) for end in range(1, len(parts) + 1)]
+
+
+def _closure(roots: Iterable[tuple[str, Path]]) -> dict[str, Path]:
+    """module name -> file: the roots and every package module they import, directly or not."""
+    found: dict[str, Path] = {}
+    todo = list(roots)
+    while todo:
+        module, path = todo.pop()
+        if module in found:
+            continue
+        found[module] = path
+        for imported in _parse(path, module)[1]:
+            todo += [(name, file) for name in _with_packages(imported) if name not in found and (file := _file(name))]
+    return found
+
+
+def stage_modules(stage: str, format_name: str | None = None) -> dict[str, Path]:
+    """What a stage runs: its script (as `scripts/<name>`) and the package modules in its import closure, plus,
+    for a per-format stage, the format's backend module (inside the package or not, `backend_modules`) and its
+    closure."""
+    script = STAGE_SCRIPTS[stage]
+    roots = [(f"scripts/{script}", SCRIPTS_DIR / script)]
+    if format_name is not None:
+        module = backends.module_name(format_name)
+        roots.append((module, _file(module) if module.startswith(PACKAGE + ".") else backends.source_file(format_name)))
+    return dict(sorted(_closure(roots).items()))
+
+
+def _stamps(files: Iterable[Path]) -> tuple:
+    return tuple((path, path.stat().st_mtime_ns, path.stat().st_size) for path in files)
+
+
+def code_hash(stage: str, format_name: str | None = None) -> str:
+    """Hash of the code a stage runs (see the module's docstring): Snakemake's own code trigger sees only the
+    script file, by its modification time. Kept per process until one of the files changes (the Snakefile asks
+    once per job)."""
+    key = (stage, format_name, backends.module_name(format_name) if format_name else None)
+    cached = _hashes.get(key)
+    if cached and cached[0] == _stamps(path for path, _, _ in cached[0]):
+        return cached[1]
+    modules = stage_modules(stage, format_name)
+    digest = hashlib.sha256()
+    for module, path in modules.items():
+        digest.update(f"{module}\0{_parse(path, module)[0]}\n".encode())
+    _hashes[key] = (_stamps(modules.values()), digest.hexdigest()[:16])
+    return _hashes[key][1]
+
+
+def library_versions(format_name: str) -> dict[str, str]:
+    """The versions of the distributions a format declares (SPEC.libraries)."""
+    return versions.versions(backends.spec(format_name).libraries)
+
+
+def images_fingerprint(folder: str | None) -> str:
+    """Names, sizes and mtimes of a user's image folder, so added or changed files rerun the study."""
+    if not folder:
+        return "generated"
+    digest = hashlib.sha256()
+    for root, _, names in sorted(os.walk(folder)):
+        for name in sorted(names):
+            stat = os.stat(os.path.join(root, name))
+            digest.update(f"{root}/{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,68 @@
+"""The package's floors: a module imports only modules on floors below its own (no upward import, no cycle).
+A new module must be given a floor here."""
+import ast
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent / "fmtbench"
+FORMATS = {f"backends.{path.stem}" for path in (PACKAGE_DIR / "backends").glob("*.py")
+           if path.stem != "base" and not path.stem.startswith("_")}
+LAYERS = [
+    # words and tools: where files go, atomic files, logging, versions, the machine, statistics, memory, accuracy
+    {"paths", "atomic", "logs", "versions", "hardware", "stats", "memory", "accuracy", "report"},
+    # one concern each: images, the model, the clock, processes and their failures, file checks, GPU claims
+    {"images", "model", "timing", "isolation", "integrity", "gpus"},
+    {"data"},                                   # loaders and the tensors they make (InputFormat)
+    {"backends.base"},                          # the format contract
+    {"backends", "backends._torchutil"},        # the registry (backends by name, never imported statically), helpers
+    FORMATS,                                    # one module per format
+    # stages and the DAG's view: environment record, result records, export, reference logits, config, triggers
+    {"env", "results", "export", "reference", "study", "triggers"},
+    {"runner", "report.frame", "report.findings", "report.items"},   # a job; the report's words (from results)
+    {"report.plots"},
+    {"report.render"},
+]
+
+
+def _name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE_DIR).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(name: str) -> bool:
+    base = PACKAGE_DIR.joinpath(*name.split(".")) if name else PACKAGE_DIR
+    return (base / "__init__.py").is_file() or base.with_suffix(".py").is_file()
+
+
+def imports(path: Path) -> set[str]:
+    """The package modules a module names in its import statements (anywhere in it), package-relative."""
+    module = _name(path)
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(["fmtbench", *package[:len(package) - node.level + 1], *filter(None, [node.module])])
+            for alias in node.names:  # `from a import b`: module a.b if there is one, else a name of a
+                found.add(f"{base}.{alias.name}" if _is_module(f"{base}.{alias.name}"[9:]) else base)
+    return {name[len("fmtbench."):] for name in found if name.startswith("fmtbench.")} - {module}
+
+
+def floor_of() -> dict[str, int]:
+    return {module: index for index, layer in enumerate(LAYERS) for module in layer}
+
+
+def test_every_module_has_one_floor():
+    modules = {_name(path) for path in PACKAGE_DIR.rglob("*.py")} - {""}
+    assert sum(len(layer) for layer in LAYERS) == len(floor_of()), "a module on two floors"
+    assert modules == set(floor_of())
+
+
+def test_no_module_imports_one_on_its_floor_or_above():
+    floors = floor_of()
+    upward = [f"{_name(path)} (floor {floors[_name(path)]}) imports {name} (floor {floors[name]})"
+              for path in sorted(PACKAGE_DIR.rglob("*.py")) if _name(path)
+              for name in sorted(imports(path)) if floors[name] >= floors[_name(path)]]
+    assert not upward, "\n".join(upward)
