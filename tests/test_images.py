@@ -117,3 +117,20 @@ def test_a_folder_mixing_8_and_16_bit_files_gives_normalised_batches_and_says_wh
     batch = source.next()
     source.close()
     assert batch.shape == (10, 3, 16, 16) and -2.2 < float(batch.min()) and float(batch.max()) < 2.7
+
+
+def test_torchvisions_codec_deprecation_notice_is_filtered_once_and_nothing_else():
+    """torchvision >= 0.29 points its image codecs to TorchCodec on every call; the filter takes that notice only
+    (added once, not a catch_warnings per call: that is not thread-safe and the GPU decode thread calls it)."""
+    import warnings
+
+    from fmtbench import images
+    with warnings.catch_warnings(record=True) as seen:
+        images.torchvision_io()
+        before = len(warnings.filters)
+        images.torchvision_io()
+        assert len(warnings.filters) == before, "added once"
+        warnings.warn("The image decoding and encoding capabilities of TorchVision are deprecated",
+                      DeprecationWarning)
+        warnings.warn("another deprecation", DeprecationWarning)
+    assert [str(w.message) for w in seen] == ["another deprecation"]

@@ -309,3 +309,22 @@ def test_a_process_that_dies_loses_only_the_configuration_it_was_measuring(weigh
     assert "exit code 9" in rows[4]["reason"] and "measuring process 1" in rows[4]["reason"]
     assert rows[2]["status"] == rows[6]["status"] == "ok"
     assert rows[6]["processes"][0]["process"] == 2, "the rest of the group went to the next process"
+
+
+def test_a_damaged_export_is_set_aside_and_no_row_is_written(weights, tmp_path):
+    """The benchmark hashes a file export before measuring: bytes changed after the export stop the job before it
+    writes a row, and the export is set aside for the next plain run to rebuild."""
+    from dataclasses import replace
+
+    from fmtbench import integrity
+    from fmtbench.atomic import sha256_artifact, write_json
+    artifact = tmp_path / "model.onnx"
+    artifact.write_bytes(b"exported bytes")
+    provenance = tmp_path / "model.onnx.provenance.json"
+    write_json(provenance, {"status": "ok", "sha256": sha256_artifact(str(artifact)), "reason": None})
+    artifact.write_bytes(b"exported bytes, then damaged")
+    job = replace(_cpu_job(weights, tmp_path, (2,)), artifact=str(artifact), provenance=str(provenance))
+    with pytest.raises(runner.DamagedArtifact, match="sha256"):
+        runner.run_job(job)
+    assert not artifact.exists() and (tmp_path / f"model.onnx{integrity.DAMAGED}").exists()
+    assert not any(tmp_path.glob("dummy-bs*.json"))
