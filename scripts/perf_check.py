@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from fmtbench import backends, data, export, gpus, isolation, model, runner, study, timing
+from fmtbench.backends import onnx as onnx_backend
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = study.check(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / "schemas" / "config.schema.yaml")
@@ -98,7 +99,7 @@ def minimal_call(name, weights, artifact, size, batch, options):
     session = ort.InferenceSession(str(artifact), providers=[("CUDAExecutionProvider", {
         "cudnn_conv_algo_search": "EXHAUSTIVE", "prefer_nhwc": "1"}), "CPUExecutionProvider"])
     xc = x.contiguous()
-    out = torch.empty(batch, 1000, dtype=torch.float16, device="cuda")
+    out = torch.empty(batch, onnx_backend.output_classes(session), dtype=torch.float16, device="cuda")
     binding = session.io_binding()
     binding.bind_input("input", "cuda", 0, np.float16, list(xc.shape), xc.data_ptr())
     binding.bind_output("logits", "cuda", 0, np.float16, list(out.shape), out.data_ptr())
