@@ -345,6 +345,7 @@ def _interrupt_during_onnx_benchmark(repo, workdir, env, interrupt, configfile):
         time.sleep(0.02)
     interrupt(process)
     assert process.wait(timeout=120) != 0, output.read_text()[-3000:]
+    return output.read_text()
 
 
 def _ctrl_c(process):
@@ -373,7 +374,10 @@ def test_interrupted_run_resumes_with_the_plain_command(study, interrupt):
     repo, workdir = study
     env = {"FMTBENCH_VERSION_OVERRIDES": f"onnxruntime=98.{interrupt.__name__}"}
     slow = _slow_config(workdir)
-    _interrupt_during_onnx_benchmark(repo, workdir, env, interrupt, slow)
+    console = _interrupt_during_onnx_benchmark(repo, workdir, env, interrupt, slow)
+    if interrupt is _ctrl_c:  # every process of the job got it: one calm line, no traceback from any of them
+        assert "Traceback" not in console and "KeyboardInterrupt" not in console, console[-3000:]
+        assert "rule benchmark interrupted (Ctrl-C): stopped, nothing half-written left" in console, console[-3000:]
     for path in result_paths(workdir):
         results.validate(json.loads(path.read_text()))  # never a half-written JSON
     assert not list((workdir / "artifacts").rglob("*.part*"))
