@@ -134,6 +134,15 @@ def num_classes(state_dict: Mapping) -> int:
     return int(head.shape[0]) if _is_tensor(head) and head.dim() == 2 else RESNET18_CLASSES
 
 
+def with_batch_norm_counters(state_dict: dict) -> dict:
+    """State dicts written before PyTorch 0.4.1 (torchvision's own ImageNet file among them) have no
+    `num_batches_tracked`; load_state_dict adds them as 0, and so does this, so that the saved file is complete."""
+    import torch
+    added = {key.rsplit(".", 1)[0] + ".num_batches_tracked": torch.tensor(0)
+             for key in state_dict if key.endswith(".running_mean")}
+    return {**added, **state_dict}
+
+
 def _listed(keys) -> str:
     keys = sorted(map(str, keys))
     shown = ", ".join(keys[:LISTED_KEYS])
@@ -176,6 +185,7 @@ def _from_file(path: Path, expected_sha256: str | None) -> Weights:
         raise WeightsError(f"{path}: holds a {type(loaded).__name__}, not a state dict (a mapping of parameter "
                            "names to tensors, as `torch.save(model.state_dict(), path)` writes)")
     state_dict, unwrapped = unwrap(loaded)
+    state_dict = with_batch_norm_counters(state_dict)
     problem = resnet18_problem(state_dict)
     if problem:
         took = f" (after taking off {', '.join(unwrapped)})" if unwrapped else ""

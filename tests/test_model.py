@@ -126,6 +126,16 @@ def test_checkpoints_as_training_code_saves_them_load_and_say_what_was_unwrapped
     assert f"took off {', '.join(unwrapped)}" in line and line.endswith(", 1000 classes")
 
 
+def test_a_state_dict_from_before_batch_norm_counters_loads_as_torch_loads_it(tmp_path):
+    """torchvision's own ImageNet file has no num_batches_tracked: load_state_dict accepts that, and so must we."""
+    old = {key: value for key, value in model.random_state_dict(0).items() if "num_batches_tracked" not in key}
+    torch.save(old, tmp_path / "old.pt")
+    loaded = model.resolve(str(tmp_path / "old.pt"))
+    assert set(loaded.state_dict) == set(model.random_state_dict(0)) and loaded.detail["unwrapped"] == []
+    model.save(loaded, tmp_path / "resnet18.pt")
+    model.build(tmp_path / "resnet18.pt")
+
+
 def test_a_fine_tuned_resnet18_with_another_head_is_built_with_that_head(tmp_path):
     from torchvision.models import resnet18
     torch.manual_seed(0)
