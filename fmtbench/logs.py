@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import warnings
@@ -42,4 +43,10 @@ def run(main: Callable[[], None], what: str) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         logging.getLogger("fmtbench").warning("%s interrupted (Ctrl-C): stopped, nothing half-written left; "
                                               "the same command resumes", what)
-        sys.exit(INTERRUPTED)
+        # Out at once: the clean-up ran while the interrupt unwound `main`, and the interpreter's own shutdown
+        # (torch's exit handlers) took another second, during which Snakemake, waiting for its job, crashed on the
+        # user's second Ctrl-C with a traceback of its own.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(INTERRUPTED)
