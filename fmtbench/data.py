@@ -224,7 +224,12 @@ class _Recording:
     """What both real sources record: per batch, the wait for data and the producer's seconds."""
 
     def _init_recording(self, request: SourceRequest, producers: int, producer: str, concurrent: bool):
+        from fmtbench.images import distinct_per_batch
         self.request, self.producers, self.producer, self.concurrent = request, producers, producer, concurrent
+        manifest = read_json(request.manifest)
+        # the loaders cycle through the set in order: a batch larger than the set repeats images
+        self.distinct = distinct_per_batch(manifest.get("distinct_images", len(manifest["images"])),
+                                           request.batch_size)
         self.waits: list[float] = []
         self.produce_seconds: list[float] = []
         self._timed_from = 0
@@ -241,7 +246,7 @@ class _Recording:
         return {"data_wait_ms": _ms_summary(waits), "batches_timed": len(waits),
                 "producer": self.producer, "producers": self.producers, "concurrent": self.concurrent,
                 "produce_ms_per_batch": _ms_summary(produced),
-                "decode_capacity_fps": capacity}
+                "decode_capacity_fps": capacity, "distinct_images_per_batch": self.distinct}
 
 
 class RealSource(_Recording):

@@ -82,9 +82,14 @@ def run(format_name: str, precision: str, device: str, size: str, weights_path, 
         # Some writers insist on the extension (AOTInductor wants ".pt2"): the temporary name keeps it.
         target = artifact_path if directory else artifact_path.with_name(
             f".{artifact_path.stem}.part{artifact_path.suffix}")
-        with gpus.claim_for(request.device):
-            outcome = isolation.run_interpreter("fmtbench.export:export_child", format_name, request, str(target),
-                                                threads, timeout=EXPORT_TIMEOUT_S, spec=backend.SPEC)
+        try:
+            with gpus.claim_for(request.device):
+                outcome = isolation.run_interpreter("fmtbench.export:export_child", format_name, request,
+                                                    str(target), threads, timeout=EXPORT_TIMEOUT_S, spec=backend.SPEC)
+        except BaseException:  # Ctrl-C: the child is gone (subprocess.run kills it); so is its half-written file
+            if not directory:
+                _clear(target)
+            raise
         if outcome.status == "ok" and not directory:
             target.replace(artifact_path)
         elif not directory:

@@ -1,13 +1,21 @@
-"""The image set: a user's folder of JPEG/PNG files, or a deterministic set made from packaged photographs."""
+"""The image set: a user's folder of image files, or a deterministic set made from packaged photographs."""
 from __future__ import annotations
 
+import io as _io
+import logging
 import os
 import warnings
 from pathlib import Path
 
 from fmtbench.atomic import sha256_file
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+log = logging.getLogger(__name__)
+
+# What torchvision.io.decode_image reads (an animated GIF: its first frame), and what Pillow reads where
+# torchvision has no decoder. Any other file in data.images is skipped, and the log names each one.
+TORCHVISION_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp"}
+PILLOW_SUFFIXES = {".bmp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = TORCHVISION_SUFFIXES | PILLOW_SUFFIXES
 # Photographs (not drawings) that matplotlib ships in mpl-data/sample_data.
 KNOWN_PHOTOGRAPHS = ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")
 PHOTO_SIZE = (375, 500)      # height, width: a typical 4:3 photo
@@ -25,7 +33,7 @@ def packaged_photographs() -> list[Path]:
     photos = [sample_data / name for name in KNOWN_PHOTOGRAPHS if (sample_data / name).is_file()]
     if not photos:
         raise ImageError(f"{sample_data}: none of the packaged photographs {KNOWN_PHOTOGRAPHS} is installed; "
-                         "set data.images to a folder of JPEG/PNG files")
+                         "set data.images to a folder of image files")
     return photos
 
 
@@ -40,16 +48,45 @@ def torchvision_io():
     return torchvision.io
 
 
+def _one_line(err: BaseException) -> str:
+    return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)[:200]
+
+
+def decode_with_pillow(data: bytes):
+    """8-bit RGB tensor (3, H, W) of a file torchvision has no decoder for (BMP, TIFF), EXIF orientation applied;
+    16-bit grey rounded to 8 bits as decode_bytes does."""
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+    with Image.open(_io.BytesIO(data)) as opened:
+        image = ImageOps.exif_transpose(opened)
+        if image.mode.startswith("I;16") or image.mode == "I":
+            grey = np.asarray(image, dtype=np.int64)
+            if image.mode == "I" and grey.max(initial=0) > 65535:
+                raise ValueError("32-bit integer samples (8- and 16-bit images only)")
+            grey = ((grey.clip(0, 65535) * 255 + 32767) // 65535).astype(np.uint8)
+            rgb = np.repeat(grey[..., None], 3, axis=-1)
+        else:
+            rgb = np.asarray(image.convert("RGB"))
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
 def decode_bytes(data, path: str | os.PathLike):
-    """8-bit RGB tensor (3, H, W) from a file's bytes (a uint8 tensor), whatever the file holds: 8- or 16-bit,
-    grey, grey + alpha, palette, RGBA (alpha dropped), CMYK; EXIF orientation applied. ImageError naming the
-    file if it cannot be decoded."""
+    """8-bit RGB tensor (3, H, W) from a file's bytes (a uint8 tensor), whatever the file holds: JPEG, PNG, GIF
+    (its first frame), WebP through torchvision, BMP and TIFF through Pillow; 8- or 16-bit, grey, grey + alpha,
+    palette, RGBA (alpha dropped), CMYK; EXIF orientation applied. ImageError naming the file if it cannot be
+    decoded."""
     import torch
     io = torchvision_io()
     try:
         image = io.decode_image(data, mode=io.ImageReadMode.RGB, apply_exif_orientation=True)
     except Exception as err:  # torchvision raises RuntimeError/ValueError depending on the decoder
-        raise ImageError(f"{path}: unreadable image ({err})") from err
+        try:  # a format torchvision has no decoder for
+            image = decode_with_pillow(data.numpy().tobytes())
+        except Exception:  # noqa: BLE001 - Pillow cannot read it either: torchvision's reason is the one to give
+            raise ImageError(f"{path}: unreadable image ({_one_line(err)})") from err
+    if image.dim() == 4:  # an animated GIF: every frame; the first is the picture
+        image = image[0]
     if image.dtype == torch.uint16:  # 16-bit PNG: round to the nearest 8-bit value
         return ((image.to(torch.int32) * 255 + 32767) // 65535).to(torch.uint8)
     if image.dtype != torch.uint8:
@@ -78,14 +115,23 @@ def nvjpeg_decodable(path: str | os.PathLike) -> bool:
         return False
 
 
-def find_images(folder: str | os.PathLike) -> list[Path]:
+def scan_folder(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """(the image files of a folder tree, the other files), each sorted; every skipped file is logged once."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageError(f"{folder}: data.images is not a folder")
-    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    found = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    skipped = [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+    for path in skipped:
+        log.warning("%s: skipped, not an image file fmtbench reads (%s)", path, ", ".join(sorted(IMAGE_SUFFIXES)))
     if not found:
-        raise ImageError(f"{folder}: no .jpg, .jpeg or .png files in data.images")
-    return found
+        raise ImageError(f"{folder}: no image files in data.images (it reads {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return found, skipped
+
+
+def find_images(folder: str | os.PathLike) -> list[Path]:
+    return scan_folder(folder)[0]
 
 
 def generate(out_dir: str | os.PathLike, count: int, seed: int) -> list[Path]:
@@ -112,12 +158,22 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int) -> list[Path]:
     return paths
 
 
-def manifest(paths: list[Path], source: str) -> dict:
-    """Checks that every image decodes (naming the first that does not) and records sizes and hashes."""
+def distinct_per_batch(n_images: int, batch_size: int) -> int:
+    """How many different images a batch holds: the loaders cycle through the manifest's images in order, so a
+    batch larger than the set repeats them (2 images, batch 4: a, b, a, b)."""
+    if n_images < 1 or batch_size < 1:
+        raise ValueError(f"distinct_per_batch: {n_images} images, batch {batch_size}: both must be positive")
+    return min(n_images, batch_size)
+
+
+def manifest(paths: list[Path], source: str, skipped: list[Path] = ()) -> dict:
+    """Checks that every image decodes (naming the first that does not) and records sizes and hashes, how many
+    different pictures the files hold (identical files count once) and the files that were skipped."""
     entries = []
     for path in paths:
         image = decode(path)
         entries.append({"path": str(path), "sha256": sha256_file(path),
                         "height": int(image.shape[1]), "width": int(image.shape[2]),
                         "nvjpeg": nvjpeg_decodable(path)})
-    return {"source": source, "count": len(entries), "images": entries}
+    return {"source": source, "count": len(entries), "distinct_images": len({e["sha256"] for e in entries}),
+            "images": entries, "skipped": [str(path) for path in skipped]}

@@ -119,6 +119,9 @@ def _signal_name(exit_code: int | None) -> str:
 
 def _forked_child(conn, function, args, spec) -> None:
     global _CHANNEL
+    # Ctrl-C reaches the whole process group: the child dies of it at once, silently (the parent, its job,
+    # says so in one line), instead of multiprocessing printing the child's KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     _CHANNEL = conn
     try:
         outcome = Outcome("ok", value=function(*args))
@@ -244,5 +247,6 @@ def _interpreter_child(request: str, result: str, progress: str) -> None:
 if __name__ == "__main__":
     # Run as `python -m`, this file is __main__: use the importable module, so that what the child pickles
     # (Outcome) and the globals `mark` reads are the ones the parent knows.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the job that started it says so, in one line
     from fmtbench import isolation
     isolation._interpreter_child(*sys.argv[1:4])

@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 import warnings
+from collections.abc import Callable
+
+INTERRUPTED = 130  # a shell's exit status for a process ended by SIGINT
 
 
 def setup(log_files) -> None:
@@ -19,3 +24,29 @@ def setup(log_files) -> None:
     logging.getLogger("fmtbench").setLevel(logging.DEBUG)
     logging.captureWarnings(True)
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
+
+
+def _interrupted(signum, frame):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C pressed again must not cut the clean-up short
+    raise KeyboardInterrupt
+
+
+def run(main: Callable[[], None], what: str) -> None:
+    """A job's `main`. Ctrl-C (SIGINT to the whole process group) unwinds it once (temporary files removed, locks
+    released; outputs are only ever renamed into place whole) and ends it with one calm line and exit status 130,
+    not a KeyboardInterrupt traceback. Where SIGINT is ignored (a job started in the background) it stays ignored."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupted)
+    try:
+        main()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        logging.getLogger("fmtbench").warning("%s interrupted (Ctrl-C): stopped, nothing half-written left; "
+                                              "the same command resumes", what)
+        # Out at once: the clean-up ran while the interrupt unwound `main`, and the interpreter's own shutdown
+        # (torch's exit handlers) took another second, during which Snakemake, waiting for its job, crashed on the
+        # user's second Ctrl-C with a traceback of its own.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(INTERRUPTED)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,12 @@ from fmtbench.atomic import atomic_path, sha256_file
 log = logging.getLogger(__name__)
 
 IMAGENET_HASH_PREFIX = "f37072fd"  # torchvision's ResNet18_Weights.IMAGENET1K_V1 file name carries it
+# What training code wraps a state dict in: a checkpoint dict holding it under one of these keys, and the
+# prefixes that DataParallel/DistributedDataParallel ("module.") and torch.compile ("_orig_mod.") add to every key.
+WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
+KEY_PREFIXES = ("module.", "_orig_mod.")
+RESNET18_CLASSES = 1000
+LISTED_KEYS = 3  # keys named in a refusal before "and N more"
 
 
 class WeightsError(RuntimeError):
@@ -47,7 +54,17 @@ def _load_state_dict(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for a corrupt file
-        raise WeightsError(f"{path}: cannot be read as a state dict ({err})") from err
+        raise WeightsError(f"{path}: cannot be read as a state dict ({one_line(err)})") from err
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def one_line(err: BaseException, limit: int = 200) -> str:
+    """An exception's first non-empty line, without terminal colours, cut to `limit` characters."""
+    text = ANSI_ESCAPE.sub("", str(err))
+    line = next((part.strip() for part in text.splitlines() if part.strip()), type(err).__name__)
+    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 def _imagenet(seed: int) -> Weights:
@@ -60,7 +77,8 @@ def _imagenet(seed: int) -> Weights:
             raise WeightsError(f"{cached}: sha256 {digest[:16]}... does not start with {IMAGENET_HASH_PREFIX}; "
                                "the file is corrupt or not torchvision's ResNet-18 ImageNet weights. "
                                "Delete it to download it again.")
-        return Weights(_load_state_dict(cached), "imagenet-cache", {"path": str(cached), "sha256": digest})
+        return Weights(_load_state_dict(cached), "imagenet-cache",
+                       {"path": str(cached), "sha256": digest, "num_classes": RESNET18_CLASSES})
     cached.parent.mkdir(parents=True, exist_ok=True)
     try:
         # download_url_to_file writes to a temporary file and raises on a hash mismatch.
@@ -72,14 +90,88 @@ def _imagenet(seed: int) -> Weights:
     except OSError as err:  # URLError, timeouts, DNS: offline
         return _fallback(seed, f"download of {imagenet_url()} failed: {err}")
     return Weights(_load_state_dict(cached), "imagenet-download",
-                   {"path": str(cached), "sha256": sha256_file(cached), "url": imagenet_url()})
+                   {"path": str(cached), "sha256": sha256_file(cached), "url": imagenet_url(),
+                    "num_classes": RESNET18_CLASSES})
 
 
 def _fallback(seed: int, reason: str) -> Weights:
     log.warning("ImageNet weights unavailable (%s): FALLING BACK to seeded random init (seed %d). "
                 "Accuracy figures then measure numerical agreement with PyTorch, not ImageNet accuracy.",
                 reason, seed)
-    return Weights(random_state_dict(seed), "random-fallback", {"reason": reason, "seed": seed, "url": imagenet_url()})
+    return Weights(random_state_dict(seed), "random-fallback",
+                   {"reason": reason, "seed": seed, "url": imagenet_url(), "num_classes": RESNET18_CLASSES})
+
+
+def _is_tensor(value) -> bool:
+    import torch
+    return isinstance(value, torch.Tensor)
+
+
+def unwrap(state_dict: Mapping) -> tuple[dict, list[str]]:
+    """The state dict inside a checkpoint as training code saves it, and what was taken off, in order: a wrapper
+    dict's key (`{'state_dict': ..., 'epoch': 3}`), a prefix shared by every key (`module.`, `_orig_mod.`)."""
+    unwrapped = []
+    while not any(_is_tensor(value) for value in state_dict.values()):
+        key = next((key for key in WRAPPER_KEYS if isinstance(state_dict.get(key), Mapping)), None)
+        if key is None:
+            break
+        unwrapped.append(f"wrapper key {key!r}")
+        state_dict = state_dict[key]
+    stripped = True
+    while stripped and state_dict:
+        stripped = False
+        for prefix in KEY_PREFIXES:
+            if all(isinstance(key, str) and key.startswith(prefix) for key in state_dict):
+                state_dict = {key[len(prefix):]: value for key, value in state_dict.items()}
+                unwrapped.append(f"prefix {prefix!r}")
+                stripped = True
+    return dict(state_dict), unwrapped
+
+
+def num_classes(state_dict: Mapping) -> int:
+    """The classes of a ResNet-18 state dict's head (fc.weight is classes x 512); ImageNet's 1000 if it has none."""
+    head = state_dict.get("fc.weight")
+    return int(head.shape[0]) if _is_tensor(head) and head.dim() == 2 else RESNET18_CLASSES
+
+
+def with_batch_norm_counters(state_dict: dict) -> dict:
+    """State dicts written before PyTorch 0.4.1 (torchvision's own ImageNet file among them) have no
+    `num_batches_tracked`; load_state_dict adds them as 0, and so does this, so that the saved file is complete."""
+    import torch
+    added = {key.rsplit(".", 1)[0] + ".num_batches_tracked": torch.tensor(0)
+             for key in state_dict if key.endswith(".running_mean")}
+    return {**added, **state_dict}
+
+
+def _listed(keys) -> str:
+    keys = sorted(map(str, keys))
+    shown = ", ".join(keys[:LISTED_KEYS])
+    return shown + (f" and {len(keys) - LISTED_KEYS} more" if len(keys) > LISTED_KEYS else "")
+
+
+def resnet18_problem(state_dict: Mapping) -> str | None:
+    """Why a state dict is not a ResNet-18's (with any head), cause first: keys it should not have (a wrapper,
+    another architecture), then keys it lacks, then tensors of the wrong shape; None if it is one."""
+    import torch
+    from torchvision.models import resnet18
+    with torch.device("meta"):
+        expected = resnet18(weights=None, num_classes=num_classes(state_dict)).state_dict()
+    unexpected = set(state_dict) - set(expected)
+    missing = set(expected) - set(state_dict)
+    if unexpected:
+        hint = (f"; a checkpoint wrapper is unwrapped under the keys {', '.join(WRAPPER_KEYS)}, and the key prefixes "
+                f"{', '.join(KEY_PREFIXES)} are taken off" if not any(map(_is_tensor, state_dict.values())) else "")
+        return (f"unexpected keys {_listed(unexpected)}"
+                + (f" (and missing keys {_listed(missing)})" if missing else "") + hint)
+    if missing:
+        return f"missing keys {_listed(missing)}"
+    for key, tensor in expected.items():
+        value = state_dict[key]
+        if not _is_tensor(value):
+            return f"{key} is a {type(value).__name__}, not a tensor"
+        if tuple(value.shape) != tuple(tensor.shape):
+            return f"{key} has shape {tuple(value.shape)}, ResNet-18 takes {tuple(tensor.shape)}"
+    return None
 
 
 def _from_file(path: Path, expected_sha256: str | None) -> Weights:
@@ -88,23 +180,27 @@ def _from_file(path: Path, expected_sha256: str | None) -> Weights:
     digest = sha256_file(path)
     if expected_sha256 and not digest.startswith(expected_sha256):
         raise WeightsError(f"{path}: sha256 {digest[:16]}... does not match model.sha256 {expected_sha256}")
-    state_dict = _load_state_dict(path)
-    if not isinstance(state_dict, Mapping):
-        raise WeightsError(f"{path}: holds a {type(state_dict).__name__}, not a state dict (a mapping of parameter "
+    loaded = _load_state_dict(path)
+    if not isinstance(loaded, Mapping):
+        raise WeightsError(f"{path}: holds a {type(loaded).__name__}, not a state dict (a mapping of parameter "
                            "names to tensors, as `torch.save(model.state_dict(), path)` writes)")
-    from torchvision.models import resnet18
-    try:
-        resnet18(weights=None).load_state_dict(state_dict)
-    except (RuntimeError, TypeError, AttributeError) as err:
-        raise WeightsError(f"{path}: not a ResNet-18 state dict ({str(err)[:300]})") from err
-    return Weights(state_dict, "file", {"path": str(path), "sha256": digest})
+    state_dict, unwrapped = unwrap(loaded)
+    state_dict = with_batch_norm_counters(state_dict)
+    problem = resnet18_problem(state_dict)
+    if problem:
+        took = f" (after taking off {', '.join(unwrapped)})" if unwrapped else ""
+        raise WeightsError(f"{path}: not a ResNet-18 state dict{took}: {problem}")
+    if unwrapped:
+        log.info("%s: took off %s", path, ", ".join(unwrapped))
+    return Weights(state_dict, "file", {"path": str(path), "sha256": digest, "unwrapped": unwrapped,
+                                        "num_classes": num_classes(state_dict)})
 
 
 def resolve(setting: str, seed: int = 0, expected_sha256: str | None = None) -> Weights:
     if setting == "imagenet":
         return _imagenet(seed)
     if setting == "random":
-        return Weights(random_state_dict(seed), "random", {"seed": seed})
+        return Weights(random_state_dict(seed), "random", {"seed": seed, "num_classes": RESNET18_CLASSES})
     return _from_file(Path(setting), expected_sha256)
 
 
@@ -130,22 +226,29 @@ def weights_record(provenance: dict) -> dict:
 
 
 def describe(provenance: dict) -> str:
-    """One line for reports: where the weights came from."""
+    """One line for reports: where the weights came from, what was unwrapped, and the classes of the head."""
     source = provenance["source"]
     if source == "random-fallback":
-        return f"random init (seed {provenance['seed']}; ImageNet weights unavailable: {provenance['reason']})"
-    if source == "random":
-        return f"random init (seed {provenance['seed']})"
-    if source == "file":
-        return f"file {provenance['path']} (sha256 {provenance['sha256'][:12]})"
-    return f"ImageNet (torchvision IMAGENET1K_V1, sha256 {provenance['sha256'][:12]})"
+        line = f"random init (seed {provenance['seed']}; ImageNet weights unavailable: {provenance['reason']})"
+    elif source == "random":
+        line = f"random init (seed {provenance['seed']})"
+    elif source == "file":
+        unwrapped = provenance.get("unwrapped") or []
+        took = f"; took off {', '.join(unwrapped)}" if unwrapped else ""
+        line = f"file {provenance['path']} (sha256 {provenance['sha256'][:12]}{took})"
+    else:
+        line = f"ImageNet (torchvision IMAGENET1K_V1, sha256 {provenance['sha256'][:12]})"
+    # A provenance written before the class count was recorded comes from a model that had to have 1000.
+    return f"{line}, {provenance.get('num_classes', RESNET18_CLASSES)} classes"
 
 
 def build(state_dict_path: str | os.PathLike):
-    """ResNet-18 in eval mode, fp32, on the CPU; built on the meta device so the weights exist once."""
+    """ResNet-18 in eval mode, fp32, on the CPU, with the state dict's head (its number of classes); built on the
+    meta device so the weights exist once."""
     import torch
     from torchvision.models import resnet18
+    state_dict = torch.load(state_dict_path, map_location="cpu", weights_only=True)
     with torch.device("meta"):
-        model = resnet18(weights=None)
-    model.load_state_dict(torch.load(state_dict_path, map_location="cpu", weights_only=True), assign=True)
+        model = resnet18(weights=None, num_classes=num_classes(state_dict))
+    model.load_state_dict(state_dict, assign=True)
     return model.eval()

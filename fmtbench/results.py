@@ -101,6 +101,7 @@ def throughput(batch_size: int, timing: stats.Timing, processes: list[dict]) -> 
         "data_wait_ms": {key: _median(w[key] for w in waits) for key in ("median", "mean", "p90", "max")}
         if waits else None,
         "producer": loaders[0]["producer"],
+        "distinct_images_per_batch": loaders[0].get("distinct_images_per_batch"),
     }
 
 

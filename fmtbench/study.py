@@ -6,6 +6,7 @@ Light on purpose (no torch): the Snakefile imports it on every invocation.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,7 @@ def _scalar(text: str, types: set[str]):
         return value if "boolean" in types else text
     if isinstance(value, int) and types & {"integer", "number"}:
         return value
-    if isinstance(value, float) and "number" in types:
+    if isinstance(value, float) and ("number" in types or ("integer" in types and value.is_integer())):
         return value
     return text
 
@@ -82,7 +83,9 @@ def coerce(value, schema: dict, root: dict | None = None):
     types = schema.get("type", [])
     types = {types} if isinstance(types, str) else set(types)
     if isinstance(value, str) and types and "string" not in types:
-        return _scalar(value, types)
+        value = _scalar(value, types)
+    if isinstance(value, float) and value.is_integer() and "integer" in types and "number" not in types:
+        return int(value)  # `batch_sizes: [2.0]`: the integer meant (JSON schema's integer admits 2.0 as is)
     return value
 
 
@@ -118,16 +121,84 @@ def unknown_keys(value, schema: dict, root: dict | None = None, where: str = "")
             unknown_keys(item, extra, root, path)
 
 
+def key_path(path) -> str:
+    """`formats.torch.cuda[0]` from a sequence of keys and list indices."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def short(value, limit: int = 40) -> str:
+    """A value as a config message quotes it, cut short (a 5,000-character string must not drown its key)."""
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]).rstrip("'\"") + "…" + repr(value)[0]
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def leaves(value, path=()):
+    """(path, value) of every scalar in a config."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from leaves(item, (*path, index))
+    else:
+        yield path, value
+
+
+def non_finite(config: dict) -> None:
+    """`.inf` and `.nan` anywhere (JSON schema compares nan with nothing, and `maximum` is all that refuses inf)."""
+    for path, value in leaves(config):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config: {key_path(path)}: {value} is not a finite number")
+
+
+def _schema_message(error) -> str:
+    """One line for a jsonschema error: where, then what, with the offending value cut short."""
+    kind, expected = error.validator, error.validator_value
+    if kind == "enum":
+        what = f"{short(error.instance)} is not one of {', '.join(map(str, expected))}"
+    elif kind == "type":
+        types = expected if isinstance(expected, list) else [expected]
+        what = f"{short(error.instance)} is not of type {' or '.join(types)}"
+    else:
+        what = error.message.replace(repr(error.instance), short(error.instance))
+        what = " ".join(what.split())
+        what = what if len(what) <= 200 else what[:200] + "…"
+    where = key_path(error.absolute_path)
+    return f"config: {where}: {what}" if where else f"config: {what}"
+
+
+def schema_problem(config: dict, schema: dict) -> str | None:
+    """jsonschema's best match among the config's errors as one line, then the others (at most 5), one a line;
+    None if the config is valid."""
+    from jsonschema.exceptions import best_match
+    from jsonschema.validators import validator_for
+    errors = list(validator_for(schema)(schema).iter_errors(config))
+    if not errors:
+        return None
+    first = best_match(errors)
+    others = [_schema_message(error) for error in errors if error is not first][:5]
+    return "\n".join([_schema_message(first), *(f"  also {line}" for line in others)])
+
+
 def check(config: dict, schema_path: str | os.PathLike) -> dict:
     """Everything the Snakefile does to a config before planning: `--config` strings typed, unknown keys
-    named, the JSON schema (with its defaults filled in), then the checks it cannot express. Raises
-    ConfigError or Snakemake's WorkflowError, each naming the key."""
+    named, non-finite numbers refused, the JSON schema (its best-matching error as the first line), its defaults
+    filled in, then the checks it cannot express. Raises ConfigError, naming the key on the first line."""
     import yaml
     from snakemake.utils import validate as validate_schema
     schema = yaml.safe_load(Path(schema_path).read_text())
     config.update(coerce(config, schema))
     unknown_keys(config, schema)
-    validate_schema(config, str(schema_path))  # also fills in the schema's defaults
+    non_finite(config)
+    problem = schema_problem(config, schema)
+    if problem:
+        raise ConfigError(problem)
+    validate_schema(config, str(schema_path))  # fills in the schema's defaults (the config is valid by now)
     use_backend_modules(config)
     validate(config)
     return config

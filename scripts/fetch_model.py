@@ -17,4 +17,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    logs.run(main, f"rule {sm.rule}")

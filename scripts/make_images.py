@@ -11,14 +11,15 @@ def main():
     logs.setup(sm.log)
     params = sm.params
     manifest_path = Path(sm.output.manifest)
+    skipped = []
     if params.folder:
-        paths, source = images.find_images(params.folder), f"folder {params.folder}"
+        (paths, skipped), source = images.scan_folder(params.folder), f"folder {params.folder}"
     else:
         paths = images.generate(manifest_path.parent / "generated", params.n_images, params.seed)
         source = (f"generated: {params.n_images} seeded crops/flips (seed {params.seed}) of "
                   + ", ".join(p.name for p in images.packaged_photographs()))
-    write_json(manifest_path, images.manifest(paths, source))
+    write_json(manifest_path, images.manifest(paths, source, skipped))
 
 
 if __name__ == "__main__":
-    main()
+    logs.run(main, f"rule {sm.rule}")

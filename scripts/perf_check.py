@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from fmtbench import backends, data, export, gpus, isolation, model, paths, runner, study, timing
+from fmtbench.backends import onnx as onnx_backend
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = study.check(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / "schemas" / "config.schema.yaml")
@@ -125,7 +126,7 @@ def minimal_call(name, weights, artifact, size, batch, options):
         "cudnn_conv_algo_search": "EXHAUSTIVE", "prefer_nhwc": "1", "enable_cuda_graph": "1" if graph else "0"}),
         "CPUExecutionProvider"])
     xc = x.contiguous()
-    out = torch.empty(batch, 1000, dtype=torch.float16, device="cuda")
+    out = torch.empty(batch, onnx_backend.output_classes(session), dtype=torch.float16, device="cuda")
     binding = session.io_binding()
     binding.bind_input("input", "cuda", 0, np.float16, list(xc.shape), xc.data_ptr())
     binding.bind_output("logits", "cuda", 0, np.float16, list(out.shape), out.data_ptr())

@@ -6,7 +6,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from fmtbench import study
+from fmtbench import paths, study
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
@@ -235,3 +235,163 @@ def test_option_values_are_checked_naming_the_option_and_what_it_takes():
     config = default_config()
     config["options"] = {"onnx": {"prefer_nhwc": "true", "opset": "21"}}  # as --config gives them: strings
     study.check(config, SCHEMA)
+
+
+# --- numeric domains: any value the schema accepts runs, or it is refused before the first job naming its key ---
+
+def _numeric_keys(schema: dict, kinds=("integer", "number")) -> list[tuple]:
+    """The path of every number in the config schema (a list's first item standing for its items)."""
+    found = []
+
+    def walk(node, path):
+        node = study._resolve(node, schema)
+        types = node.get("type", [])
+        types = {types} if isinstance(types, str) else set(types)
+        if types & set(kinds) and not (types - set(kinds)) & {"integer", "number"}:
+            found.append(path)
+        for key, child in node.get("properties", {}).items():
+            walk(child, (*path, key))
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], (*path, 0))
+    walk(schema, ())
+    return found
+
+
+NUMERIC_KEYS = _numeric_keys(yaml.safe_load(open(SCHEMA)))
+INTEGER_KEYS = _numeric_keys(yaml.safe_load(open(SCHEMA)), kinds=("integer",))
+numbers = st.one_of(st.integers(-2**80, 2**80), st.integers(-3, 5000),
+                    st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 5000).map(float),
+                    st.sampled_from([0, 1, 2**31, 2**32 - 1, 2**32, 2**62, 2**63, 2**64, 2**70, 10**12, 0.5, 1e-300,
+                                     1e300, float("inf"), float("-inf"), float("nan")]))
+
+
+def _set(config: dict, path: tuple, value) -> None:
+    for key in path[:-1]:
+        config = config.setdefault(key, {}) if isinstance(key, str) else config[key]
+    config[path[-1]] = value
+
+
+def _get(config: dict, path: tuple):
+    for key in path:
+        config = config[key]
+    return config
+
+
+def _runs(config: dict) -> None:
+    """What the jobs do with the numbers, short of running them: seeds seed torch and numpy, sizes and batches name
+    files and shape tensors, cores are planned, timing settings are built, and every duration is finite."""
+    import math
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from fmtbench import hardware, runner, timing
+    for _, value in study.leaves(config):
+        assert not isinstance(value, float) or math.isfinite(value)
+    for seed in (config["model"]["seed"], config["data"]["seed"]):
+        torch.manual_seed(seed)
+        torch.Generator().manual_seed(seed * 1_000_003 + config["data"]["num_images"])  # images.generate's seeds
+        np.random.seed(seed)
+    assert config["data"]["num_images"] <= 10_000 and config["data"]["accuracy_images"] <= 256
+    for job in study.jobs(config):
+        for path in study.result_paths(config, job, "host"):
+            assert paths.result_key(path)[1] in study.batch_sizes(config, job.device)
+        assert isinstance(job.size, int) and paths.REFERENCE.format(size=job.size).endswith(f"/{job.size}.pt")
+    cores = list(range(16))
+    for cuda_rows in (False, True):
+        plan = hardware.core_plan(cuda_rows, config["cpu_threads"], cores)
+        assert plan["cpu"] and set(plan["cpu"]) <= set(cores)
+    for device in ("cpu", "cuda"):
+        section = config["measurement"][device]
+        settings = timing.Settings.from_config(section)
+        assert all(isinstance(section[key], int) for key in ("warmup_iters", "min_iters", "processes",
+                                                             "max_processes"))
+        assert settings.warmup_seconds + max(settings.min_seconds, settings.max_seconds) <= 2 * 3600
+        assert runner.stall_timeout(SimpleNamespace(measurement=settings)) < 24 * 3600  # finite: a hang is caught
+    assert config["loader"]["workers"] <= 256 and config["loader"]["cuda_workers"] <= 256
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(NUMERIC_KEYS), value=numbers)
+def test_any_number_the_schema_accepts_runs_or_is_refused_naming_its_key(path, value):
+    config = default_config()
+    _set(config, path, value)
+    try:
+        study.check(config, SCHEMA)
+    except study.ConfigError as error:
+        first = str(error).splitlines()[0]
+        where = study.key_path(path[:-1] if isinstance(path[-1], int) else path)
+        assert first.startswith(f"config: {where}"), first
+        assert len(first) < 160, first
+        return
+    _runs(config)
+    assert _get(config, path) == value
+    if path in INTEGER_KEYS:
+        assert type(_get(config, path)) is int, "an integer where an integer is meant (2.0 taken as 2)"
+
+
+def test_every_numeric_key_is_covered_and_has_a_finite_bound():
+    schema = yaml.safe_load(open(SCHEMA))
+    assert ("measurement", "cpu", "warmup_seconds") in NUMERIC_KEYS and ("batch_sizes", 0) in NUMERIC_KEYS
+    for path in NUMERIC_KEYS:
+        node = schema
+        for key in path:
+            node = study._resolve(node, schema)
+            node = node["items"] if isinstance(key, int) else node["properties"][key]
+        node = study._resolve(node, schema)
+        if path[-1] not in ("noisy_iqr_ratio", "unstable_spread"):  # shares: any finite threshold runs
+            assert "maximum" in node, path
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["measurement"]["cpu"].update(warmup_seconds=float("inf")),
+     "config: measurement.cpu.warmup_seconds: inf is not a finite number"),
+    (lambda c: c["measurement"]["cpu"].update(max_seconds=float("nan")),
+     "config: measurement.cpu.max_seconds: nan is not a finite number"),
+    (lambda c: c["model"].update(seed=2**70),
+     "config: model.seed: 1180591620717411303424 is greater than the maximum of 4294967295"),
+    (lambda c: c.update(data={"seed": 2**62}),
+     "config: data.seed: 4611686018427387904 is greater than the maximum of 4294967295"),
+    (lambda c: c.update(data={"num_images": 10**12}),
+     "config: data.num_images: 1000000000000 is greater than the maximum of 10000"),
+    (lambda c: c.update(batch_sizes=[2.5]), "config: batch_sizes[0]: 2.5 is not of type integer"),
+])
+def test_the_values_that_broke_jobs_are_refused_in_one_line_naming_the_key(change, message):
+    config = default_config()
+    change(config)
+    with pytest.raises(study.ConfigError) as error:
+        study.check(config, SCHEMA)
+    assert str(error.value) == message
+
+
+def test_integers_written_as_floats_are_the_integers_meant():
+    config = default_config()
+    config.update(batch_sizes=[2.0, 4], image_sizes=[32.0], cpu_threads=1.0)
+    config["measurement"]["cpu"]["min_iters"] = 5.0
+    study.check(config, SCHEMA)
+    assert config["batch_sizes"] == [2, 4] and config["image_sizes"] == [32] and config["cpu_threads"] == 1
+    assert all(type(value) is int for value in (*config["batch_sizes"], *config["image_sizes"], config["cpu_threads"],
+                                                config["measurement"]["cpu"]["min_iters"]))
+    assert study.result_paths(config, study.jobs(config)[0], "h")[0].endswith("-bs2.json")
+
+
+def test_a_schema_error_is_one_line_naming_the_key_with_the_value_cut_short():
+    config = default_config()
+    config["formats"]["torch"]["cuda"] = ["x" * 5000]
+    with pytest.raises(study.ConfigError) as error:
+        study.check(config, SCHEMA)
+    assert str(error.value) == f"config: formats.torch.cuda[0]: '{'x' * 40}…' is not one of fp16, fp32"
+    config = default_config()
+    del config["image_sizes"]
+    with pytest.raises(study.ConfigError) as error:
+        study.check(config, SCHEMA)
+    assert str(error.value) == "config: 'image_sizes' is a required property"
+    config = default_config()
+    config.update(batch_sizes=[-4], image_sizes=[8])
+    with pytest.raises(study.ConfigError) as error:
+        study.check(config, SCHEMA)
+    lines = str(error.value).splitlines()
+    assert len(lines) == 2 and lines[1].startswith("  also config: ")
+    assert {lines[0][:len("config: batch_sizes[0]")], lines[1].strip()[5:][:len("config: image_sizes[0]")]} == {
+        "config: batch_sizes[0]", "config: image_sizes[0]"}

@@ -66,6 +66,24 @@ def test_onnx_fp32_runs_in_onnxruntime_and_matches_torch(weights, tmp_path):
     _assert_matches_eager_at_an_unseen_batch_size(session, weights)
 
 
+def test_a_ten_class_resnet18_exports_and_runs_with_its_own_head(tmp_path):
+    """A fine-tuned checkpoint's head (10 classes) reaches the exports and ONNX Runtime's output binding."""
+    from torchvision.models import resnet18
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet18-10.pt"
+    torch.save(resnet18(weights=None, num_classes=10).state_dict(), weights)
+    artifact, provenance = _export(weights, tmp_path, "onnx", "fp32")
+    assert provenance["status"] == "ok", provenance["reason"]
+    request = LoadRequest(precision="fp32", device="cpu", image_size=32, batch_sizes=(2, 4), state_dict=weights,
+                          artifact=artifact, options=onnx_backend.SPEC.options, threads=1)
+    session = onnx_backend.load(request)
+    assert session.classes == 10
+    _assert_matches_eager_at_an_unseen_batch_size(session, weights)
+    artifact, provenance = _export(weights, tmp_path, "torchscript", "fp32", device="cpu", size="any")
+    assert provenance["status"] == "ok", provenance["reason"]
+    assert torchscript.read(artifact)[0](torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
 def test_torchscript_export_on_cpu_is_frozen_and_exact(weights, tmp_path):
     artifact, provenance = _export(weights, tmp_path, "torchscript", "fp32", device="cpu", size="any")
     assert provenance["status"] == "ok", provenance["reason"]

@@ -24,7 +24,7 @@ def test_folder_is_searched_recursively_for_images(tmp_path):
     assert images.find_images(tmp_path) == sorted(generated)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(images.ImageError, match="no .jpg"):
+    with pytest.raises(images.ImageError, match="no image files in data.images"):
         images.find_images(empty)
 
 
@@ -43,6 +43,7 @@ def test_real_loader_yields_normalised_batches_without_end(tmp_path):
     manifest = tmp_path / "manifest.json"
     write_json(manifest, images.manifest([Path(p) for p in paths], "test"))
     source = data.RealSource(data.SourceRequest("cpu", 64, 2, 0, str(manifest)))
+    source.start()  # after the memory baseline, in a measuring process
     batches = [source.next() for _ in range(7)]   # 14 images from a set of 5: the sampler never ends
     source.close()
     assert all(batch.shape == (2, 3, 64, 64) and str(batch.dtype) == "torch.float32" for batch in batches)
@@ -114,6 +115,7 @@ def test_a_folder_mixing_8_and_16_bit_files_gives_normalised_batches_and_says_wh
     write_json(tmp, entries)
     assert {Path(e["path"]).name for e in entries["images"] if e["nvjpeg"]} == {"rgb.jpg"}
     source = data.RealSource(data.SourceRequest("cpu", 16, len(entries["images"]), 0, str(manifest)))
+    source.start()
     batch = source.next()
     source.close()
     assert batch.shape == (10, 3, 16, 16) and -2.2 < float(batch.min()) and float(batch.max()) < 2.7
@@ -131,6 +133,56 @@ def test_torchvisions_codec_deprecation_notice_is_filtered_once_and_nothing_else
         images.torchvision_io()
         assert len(warnings.filters) == before, "added once"
         warnings.warn("The image decoding and encoding capabilities of TorchVision are deprecated",
-                      DeprecationWarning)
-        warnings.warn("another deprecation", DeprecationWarning)
+                      DeprecationWarning, stacklevel=1)
+        warnings.warn("another deprecation", DeprecationWarning, stacklevel=1)
     assert [str(w.message) for w in seen] == ["another deprecation"]
+
+
+def test_every_format_the_decoders_read_is_taken_and_any_other_file_is_named_once(photo_folder, caplog):
+    """A folder of a.webp + b.jpg measured one image and never mentioned the WebP."""
+    import logging
+
+    import numpy as np
+    from PIL import Image
+    folder, rgb = photo_folder
+    picture = Image.fromarray(rgb)
+    picture.save(folder / "lossless.webp", lossless=True)
+    picture.save(folder / "lossy.webp", quality=95)
+    picture.save(folder / "bitmap.bmp")
+    picture.save(folder / "scan.tif")
+    picture.save(folder / "scan_lzw.tiff", compression="tiff_lzw")
+    Image.fromarray(np.asarray(picture.convert("L")).astype(np.uint16) * 257).save(folder / "grey16.tif")
+    picture.save(folder / "still.gif")
+    picture.save(folder / "animated.gif", save_all=True, append_images=[picture.transpose(Image.FLIP_LEFT_RIGHT)])
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "raw.cr2").write_bytes(b"II*\x00 a camera raw file")
+    with caplog.at_level(logging.WARNING, logger="fmtbench.images"):
+        found, skipped = images.scan_folder(folder)
+    assert [p.name for p in skipped] == ["notes.txt", "raw.cr2"]
+    for name in ("notes.txt", "raw.cr2"):
+        assert sum(name in record.getMessage() and "skipped" in record.getMessage()
+                   for record in caplog.records) == 1, "each skipped file is logged once"
+    original = torch.from_numpy(rgb).permute(2, 0, 1)
+    decoded = {path.name: images.decode(path) for path in found}
+    for name in ("lossless.webp", "bitmap.bmp", "scan.tif", "scan_lzw.tiff"):
+        assert torch.equal(decoded[name], original), name
+    assert (decoded["lossy.webp"].int() - original.int()).abs().float().mean() < 8
+    for name in ("still.gif", "animated.gif"):  # 256 colours; an animation's first frame
+        assert decoded[name].shape == (3, 24, 40) and (decoded[name].int() - original.int()).abs().float().mean() < 64
+    assert torch.equal(decoded["grey16.tif"], images.decode(folder / "grey.png"))
+    manifest = images.manifest(found, "folder", skipped)
+    assert manifest["count"] == len(found) and manifest["skipped"] == [str(p) for p in skipped]
+    assert {"path", "nvjpeg", "sha256", "height", "width"} <= set(manifest["images"][0])
+
+
+def test_the_manifest_counts_distinct_images_and_a_batch_says_how_many_it_held(tmp_path):
+    import shutil
+    first, second = images.generate(tmp_path, count=2, seed=0)
+    shutil.copy(first, tmp_path / "copy_of_first.jpg")
+    manifest = images.manifest([first, second, tmp_path / "copy_of_first.jpg"], "folder")
+    assert manifest["count"] == 3 and manifest["distinct_images"] == 2
+    assert images.distinct_per_batch(2, 4) == 2   # a, b, a, b
+    assert images.distinct_per_batch(256, 64) == 64
+    assert images.distinct_per_batch(5, 5) == 5
+    with pytest.raises(ValueError, match="both must be positive"):
+        images.distinct_per_batch(0, 4)

@@ -54,7 +54,7 @@ def test_user_state_dict_is_hash_checked_and_must_be_resnet18(tmp_path):
     with pytest.raises(model.WeightsError, match="does not match model.sha256"):
         model.resolve(str(path), expected_sha256="deadbeef")
     torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pt")
-    with pytest.raises(model.WeightsError, match="not a ResNet-18"):
+    with pytest.raises(model.WeightsError, match="not a ResNet-18 state dict: missing keys"):
         model.resolve(str(tmp_path / "other.pt"))
     with pytest.raises(model.WeightsError, match="names no file"):
         model.resolve(str(tmp_path / "missing.pt"))
@@ -94,3 +94,92 @@ def test_a_random_fallback_is_retried_once_the_download_host_answers(tmp_path):
     moved = integrity.weights_retry(str(provenance), str(weights), "imagenet", can_reach=lambda host: True)
     assert moved and not provenance.exists() and not weights.exists(), "set aside: the next run fetches them"
     assert (tmp_path / "provenance.json.previous").exists()
+
+
+def _checkpoints(state_dict):
+    """The layouts training code writes, and what taking them apart must say."""
+    prefixed = {f"module.{key}": value for key, value in state_dict.items()}
+    compiled = {f"_orig_mod.{key}": value for key, value in state_dict.items()}
+    return {
+        "wrapped.pt": ({"state_dict": state_dict, "epoch": 3, "best_acc1": 0.7}, ["wrapper key 'state_dict'"]),
+        "model_key.pt": ({"model": state_dict, "optimizer": {"lr": 0.1}}, ["wrapper key 'model'"]),
+        "dataparallel.pt": (prefixed, ["prefix 'module.'"]),
+        "compiled.pt": (compiled, ["prefix '_orig_mod.'"]),
+        "ddp_of_compiled_in_a_checkpoint.pt": (
+            {"state_dict": {f"module._orig_mod.{key}": value for key, value in state_dict.items()}, "epoch": 9},
+            ["wrapper key 'state_dict'", "prefix 'module.'", "prefix '_orig_mod.'"]),
+    }
+
+
+@pytest.mark.parametrize("name", list(_checkpoints({})))
+def test_checkpoints_as_training_code_saves_them_load_and_say_what_was_unwrapped(tmp_path, name):
+    plain = model.random_state_dict(2)
+    checkpoint, unwrapped = _checkpoints(plain)[name]
+    path = tmp_path / name
+    torch.save(checkpoint, path)
+    loaded = model.resolve(str(path))
+    assert loaded.detail["unwrapped"] == unwrapped
+    assert loaded.detail["num_classes"] == 1000
+    assert set(loaded.state_dict) == set(plain)
+    assert all(torch.equal(loaded.state_dict[key], plain[key]) for key in plain)
+    line = model.describe({"source": loaded.source, **loaded.detail})
+    assert f"took off {', '.join(unwrapped)}" in line and line.endswith(", 1000 classes")
+
+
+def test_a_state_dict_from_before_batch_norm_counters_loads_as_torch_loads_it(tmp_path):
+    """torchvision's own ImageNet file has no num_batches_tracked: load_state_dict accepts that, and so must we."""
+    old = {key: value for key, value in model.random_state_dict(0).items() if "num_batches_tracked" not in key}
+    torch.save(old, tmp_path / "old.pt")
+    loaded = model.resolve(str(tmp_path / "old.pt"))
+    assert set(loaded.state_dict) == set(model.random_state_dict(0)) and loaded.detail["unwrapped"] == []
+    model.save(loaded, tmp_path / "resnet18.pt")
+    model.build(tmp_path / "resnet18.pt")
+
+
+def test_a_fine_tuned_resnet18_with_another_head_is_built_with_that_head(tmp_path):
+    from torchvision.models import resnet18
+    torch.manual_seed(0)
+    fine_tuned = resnet18(weights=None, num_classes=10).eval()
+    path = tmp_path / "cifar10.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in fine_tuned.state_dict().items()}}, path)
+    loaded = model.resolve(str(path))
+    assert loaded.detail["num_classes"] == 10
+    assert "10 classes" in model.describe({"source": loaded.source, **loaded.detail})
+    model.save(loaded, tmp_path / "resnet18.pt")
+    net = model.build(tmp_path / "resnet18.pt")
+    batch = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(net(batch), fine_tuned(batch)) and net(batch).shape == (2, 10)
+    assert model.describe({"source": "random", "seed": 0}) == "random init (seed 0), 1000 classes"
+
+
+@pytest.mark.parametrize("make, cause", [
+    (lambda sd: {**sd, "extra.weight": torch.zeros(1)}, "unexpected keys extra.weight"),
+    (lambda sd: {"weights": sd, "epoch": 3}, "unexpected keys epoch, weights (and missing keys bn1.bias, bn1."),
+    (lambda sd: {k: v for k, v in sd.items() if k != "layer4.1.bn2.bias"}, "missing keys layer4.1.bn2.bias"),
+    (lambda sd: {**{k: v for k, v in sd.items() if not k.startswith("layer1.")},
+                 **{"layer1.0.conv9.weight": torch.zeros(1)}},
+     "unexpected keys layer1.0.conv9.weight (and missing keys layer1.0.bn1.bias, layer1.0.bn1.num_batches_tracked, "
+     "layer1.0.bn1.running_mean and 21 more)"),
+    (lambda sd: {**sd, "conv1.weight": torch.zeros(64, 3, 3, 3)},
+     "conv1.weight has shape (64, 3, 3, 3), ResNet-18 takes (64, 3, 7, 7)"),
+])
+def test_anything_else_is_refused_in_one_line_with_the_cause_first(tmp_path, make, cause):
+    path = tmp_path / "other.pt"
+    torch.save(make(model.random_state_dict(0)), path)
+    with pytest.raises(model.WeightsError) as error:
+        model.resolve(str(path))
+    message = str(error.value)
+    assert message.startswith(f"{path}: not a ResNet-18 state dict") and cause in message, message
+    assert "\n" not in message and "\x1b" not in message
+
+
+def test_a_pickled_module_is_refused_in_one_line(tmp_path):
+    from torchvision.models import resnet18
+    path = tmp_path / "module.pt"
+    torch.save(resnet18(weights=None), path)  # the whole module: weights_only loading refuses it
+    with pytest.raises(model.WeightsError) as error:
+        model.resolve(str(path))
+    message = str(error.value)
+    assert message.startswith(f"{path}: cannot be read as a state dict (") and "\n" not in message, message
+    assert len(message) < 400 and "\x1b" not in message

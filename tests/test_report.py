@@ -87,7 +87,7 @@ def test_a_row_whose_processes_disagree_is_marked_and_counted(tmp_path):
     """Eager fp16 measured 1.79 ms in one process and 2.59 in another on the H100: a reader sees it now."""
     text = _render(tmp_path).read_text()
     gpu = text.split("## Results on `gpu-box`")[1].split("### 64×64")[0]
-    row = next(line for line in gpu.splitlines() if re.match(r"\| torch +\| fp16 +\| 4 ", line))
+    row = next(line for line in gpu.splitlines() if re.match(r"\| torch +\| cuda +\| fp16 +\| 4 ", line))
     assert "‡" in row and "39.6% (3)" in row  # (7.0 - 5.0) / 5.05
     assert re.search(r"\d+ of \d+ measured configurations whose per-process medians spread by more than 5%", text)
 

@@ -392,6 +392,7 @@ def _interrupt_during_onnx_benchmark(repo, workdir, env, interrupt, configfile):
         time.sleep(0.02)
     interrupt(process)
     assert process.wait(timeout=120) != 0, output.read_text()[-3000:]
+    return output.read_text()
 
 
 def _ctrl_c(process):
@@ -420,7 +421,10 @@ def test_interrupted_run_resumes_with_the_plain_command(study, interrupt):
     repo, workdir = study
     env = {"FMTBENCH_VERSION_OVERRIDES": f"onnxruntime=98.{interrupt.__name__}"}
     slow = _slow_config(workdir)
-    _interrupt_during_onnx_benchmark(repo, workdir, env, interrupt, slow)
+    console = _interrupt_during_onnx_benchmark(repo, workdir, env, interrupt, slow)
+    if interrupt is _ctrl_c:  # every process of the job got it: one calm line, no traceback from any of them
+        assert "Traceback" not in console and "KeyboardInterrupt" not in console, console[-3000:]
+        assert "rule benchmark interrupted (Ctrl-C): stopped, nothing half-written left" in console, console[-3000:]
     for path in result_paths(workdir):
         results.validate(json.loads(path.read_text()))  # never a half-written JSON
     assert not list((workdir / "artifacts").rglob("*.part*"))
@@ -468,3 +472,21 @@ def test_invalid_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "artifacts").exists()
     out = snakemake(REPO, tmp_path, "--config", "formats={tensorrt: {cuda: [fp16]}}", check=False)
     assert out.returncode != 0 and "formats.tensorrt: unknown format" in out.stderr
+    out = snakemake(REPO, tmp_path, "--config", "measurement={cpu: {warmup_iters: 1, warmup_seconds: .inf, "
+                    "min_iters: 1, min_seconds: 0, max_seconds: 1}}", check=False)
+    assert out.returncode != 0
+    assert "config: measurement.cpu.warmup_seconds: inf is not a finite number" in out.stderr.splitlines()
+    assert not (tmp_path / "artifacts").exists()
+
+
+def test_a_schema_error_is_one_line_naming_the_key_not_the_schema(tmp_path):
+    import yaml
+    config = yaml.safe_load((REPO / "tests" / "data" / "tiny_config.yaml").read_text())
+    del config["image_sizes"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    out = snakemake(REPO, tmp_path / "work", configfile=tmp_path / "config.yaml", check=False)
+    lines = out.stderr.splitlines()
+    assert out.returncode != 0 and "config: 'image_sizes' is a required property" in lines
+    assert lines.index("config: 'image_sizes' is a required property") <= 2, out.stderr
+    assert len(lines) < 15, out.stderr  # it printed the whole schema and config: 265 lines
+    assert not (tmp_path / "work" / "artifacts").exists()

@@ -126,6 +126,14 @@ def session_options(threads: int | None):
     return so
 
 
+def output_classes(session) -> int:
+    """The class count of the exported model's logits (the head of the checkpoint it was exported from)."""
+    shape = next(output.shape for output in session.get_outputs() if output.name == OUTPUT)
+    if len(shape) != 2 or not isinstance(shape[1], int):
+        raise ValueError(f"ONNX output {OUTPUT!r} has shape {shape}, expected (batch, classes)")
+    return shape[1]
+
+
 class OrtSession:
     """IO binding by pointer on torch tensors. With CUDA graphs ORT replays the graph captured on the
     first run of each shape, so every shape keeps fixed buffers (and its own graph id) and new inputs are
@@ -139,11 +147,12 @@ class OrtSession:
         self.info = info
         self.cuda_graph = cuda_graph
         self._static: dict = {}
+        self.classes = output_classes(session)
 
     def _bind(self, inputs):
         import numpy as np
         import torch
-        output = torch.empty((inputs.shape[0], 1000), dtype=self.dtype, device=self.device)
+        output = torch.empty((inputs.shape[0], self.classes), dtype=self.dtype, device=self.device)
         binding = self.session.io_binding()
         device_type, device_id = ("cuda", inputs.device.index or 0) if self.device == "cuda" else ("cpu", 0)
         binding.bind_input(INPUT, device_type, device_id, np.dtype(self.numpy_dtype), list(inputs.shape),

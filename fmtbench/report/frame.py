@@ -101,6 +101,7 @@ def _row(result: dict) -> dict:
         "e2e_above_model": throughput.get("above_model_fps"),
         "data_wait_median_ms": _get(throughput, "data_wait_ms", "median"),
         "data_wait_p90_ms": _get(throughput, "data_wait_ms", "p90"),
+        "distinct_images_per_batch": throughput.get("distinct_images_per_batch"),
         "memory_mb": memory.get("allocated_mb"),
         "memory_load_mb": memory.get("load_mb"),
         "memory_first_run_mb": memory.get("first_run_mb"),

@@ -252,6 +252,13 @@ def _method(ok: pd.DataFrame, baseline: dict) -> list[str]:
     for name in sorted(ok["loader"].unique()):
         loader = data.loader(name)
         text = f"- **`{name}` loader:** {loader.description}."
+        rows = ok[(ok["loader"] == name) & ok["distinct_images_per_batch"].notna()]
+        repeated = rows[rows["distinct_images_per_batch"] < rows["batch_size"]]
+        if not repeated.empty:
+            text += (" Batches larger than the image set repeat its images: "
+                     + ", ".join(f"batch {int(b)} held {int(d)} distinct images" for b, d in
+                                 repeated[["batch_size", "distinct_images_per_batch"]].drop_duplicates()
+                                 .sort_values("batch_size").itertuples(index=False)) + ".")
         if loader.end_to_end:
             text += (f" One endless sampler feeds warm-up and timing, so the workers never drain; the timed phase "
                      f"spans {data.ROUNDS_TIMED} rounds of the workers. *Decode capacity* = images per second the "
