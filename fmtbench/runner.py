@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from fmtbench import accuracy as accuracy_check
 from fmtbench import backends, data, env, gpus, hardware, integrity, isolation, memory, model, results, timing
 from fmtbench.atomic import read_json, sha256_artifact, write_json
 from fmtbench.backends.base import LoadRequest, Unavailable
+from fmtbench.contention import Watch, row_summary
 from fmtbench.stats import Timing
 
 log = logging.getLogger(__name__)
@@ -146,7 +148,10 @@ def measure_child(job: JobRequest, loader_name: str, batch_size: int, with_accur
         prepared = session.prepare(source.next())
         return clock.time(lambda: session.run(prepared))
 
+    watch = Watch(job.device, hardware.usable_cores(), os.getpid())  # what else used the machine
+
     def timing_starts() -> None:
+        watch.start()
         source.start_timing()
         isolation.mark("timing_start")
 
@@ -157,6 +162,7 @@ def measure_child(job: JobRequest, loader_name: str, batch_size: int, with_accur
                              noisy_iqr_ratio=job.noisy_iqr_ratio, on_timing_start=timing_starts)
     _synchronize(job.device)
     readings = isolation.mark("timing_end")
+    busy = watch.stop()
     used = readings.get("memory") or tracker.stop()
     if job.device == "cuda":
         used.update(memory.torch_peaks())
@@ -172,7 +178,7 @@ def measure_child(job: JobRequest, loader_name: str, batch_size: int, with_accur
     source.close()
     isolation.mark("closed")
     return {"timing": process, "clock": clock.name, "first_run_ms": first_run_ms, "memory": used,
-            "gpu": readings.get("gpu"),
+            "gpu": readings.get("gpu"), "contention": busy,
             "loader": loader_stats, "accuracy": checked, "backend": dict(session.info),
             "environment": env.capture(job.device, cuda_ready=job.device == "cuda")}
 
@@ -220,7 +226,7 @@ def _process_record(outcome: isolation.Outcome) -> dict:
     value = outcome.value
     stages = {name: round(seconds, 4) for name, seconds in outcome.stages.items()}  # forked_at: epoch s
     return {"stages_s": stages, "first_run_ms": value["first_run_ms"], "memory": value["memory"],
-            "gpu": value["gpu"], "loader": value["loader"]}
+            "gpu": value["gpu"], "loader": value["loader"], "contention": value.get("contention")}
 
 
 def _row(job: JobRequest, loader: str, batch: int, outcomes: list[isolation.Outcome], accuracy: dict | None,
@@ -239,13 +245,15 @@ def _row(job: JobRequest, loader: str, batch: int, outcomes: list[isolation.Outc
     processes = [_process_record(o) for o in outcomes]
     row_timing = Timing.of([v["timing"] for v in values], values[0]["clock"], job.noisy_iqr_ratio,
                            job.unstable_spread)
-    return results.record(
+    row = results.record(
         config, "ok", timing=row_timing.to_json(),
         throughput=results.throughput(batch, row_timing.median, processes),
         memory=results.memory_summary([p["memory"] for p in processes]),
         gpu=results.gpu_summary([p["gpu"] for p in processes], batch, [v["timing"] for v in values]),
         accuracy=accuracy, environment=values[0]["environment"], artifact=artifact,
         backend={**extra, **values[0]["backend"]}, processes=processes)
+    row["contention"] = row_summary([p["contention"] for p in processes])  # (results.py is not mine)
+    return row
 
 
 class DamagedArtifact(RuntimeError):

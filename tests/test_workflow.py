@@ -421,3 +421,30 @@ def test_invalid_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "artifacts").exists()
     out = snakemake(REPO, tmp_path, "--config", "formats={tensorrt: {cuda: [fp16]}}", check=False)
     assert out.returncode != 0 and "formats.tensorrt: unknown format" in out.stderr
+
+
+def test_a_cpu_hog_beside_the_study_is_said_at_its_start_and_marks_its_rows(tmp_path):
+    """Another process busy on the core the CPU rows are pinned to: the study warns when it starts, the rows'
+    JSONs say `contended` and name the hog, the report marks their times § and counts them in its findings."""
+    import pandas as pd
+    config = tiny_config(tmp_path / "config.yaml", cpu_min_seconds=1.5, formats={"torch": {"cpu": ["fp32"]}},
+                         image_sizes=[32], loaders=["dummy"])
+    core = max(os.sched_getaffinity(0))  # CPU rows take the last of the usable cores (cpu_threads: 1)
+    hog = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
+    try:
+        out = snakemake(REPO, tmp_path / "work", configfile=config, cores="1")
+    finally:
+        hog.kill()
+        hog.wait()
+    assert "fmtbench: the machine is not quiet: other processes kept" in out.stderr
+    result = json.loads((tmp_path / "work/artifacts/results" / HOST / "torch/cpu-fp32/32/dummy-bs2.json").read_text())
+    assert result["status"] == "ok", result["reason"]
+    assert result["contention"]["contended"] is True, result["contention"]
+    assert result["contention"]["others_share_max"] > 0.3
+    assert any(entry["pid"] == hog.pid for entry in result["contention"]["busiest_others"])
+    assert result["processes"][0]["contention"]["cores"] == [core]
+    report = (tmp_path / "work/report/report.md").read_text()
+    row = next(line for line in report.splitlines() if re.match(r"\| torch +\| dummy +\| fp32", line))
+    assert "§" in row.split("|")[6], row
+    assert "1 of 1 configurations measured while other processes used the machine (marked §" in report
+    assert pd.read_csv(tmp_path / "work/report/results.csv")["contended"].tolist() == [True]

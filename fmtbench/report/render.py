@@ -36,6 +36,7 @@ def _precision_label(row) -> str:
 def _time_text(row) -> str:
     marks = ("~" if row["noisy"] else "") + ("‡" if row["unstable"] else "") + ("†" if row["throttled"] is True
                                                                                 else "")
+    marks += "§" if row.get("contended") == True else ""  # noqa: E712 - a numpy bool, or None in older results
     number = f"{row['median_ms']:.1f}" if row["median_ms"] >= 100 else f"{row['median_ms']:.2f}"
     return number + (f" {marks}" if marks else "")
 
@@ -88,7 +89,8 @@ def _shown(rows: pd.DataFrame) -> pd.DataFrame:
 LEGEND = (
     "*function* = format (or a variant of one); *precision* = the arithmetic (fp32 strict = TF32 off); "
     "*time* = median of the per-process median model times per batch (`~` a process was noisy, `‡` the processes "
-    "disagree by more than {unstable:.0%}, `†` timed while the GPU reported power or thermal clock limits); "
+    "disagree by more than {unstable:.0%}, `†` timed while the GPU reported power or thermal clock limits, `§` timed "
+    "while other processes used its cores or its GPU); "
     "*spread* = (slowest − fastest) / median of the per-process medians (number of processes), or, with one "
     "process, the median's distribution-free interval (its coverage where below 95 %); *allocated_memory* = peak "
     "growth over the baseline of device memory in use (CUDA) or of the process's resident set (CPU); "
