@@ -7,7 +7,9 @@ says so. `Watch` records, over a configuration's timed phase:
   system, irq, softirq), minus the CPU time of our own process tree (the measuring process and its children,
   the DataLoader workers; on CUDA rows also the job process that samples the GPU through NVML for this
   measurement), as a share of those cores' capacity over the phase; the hypervisor's steal time on those cores
-  (a VM whose host is busy); the 1-minute load average; the busiest other processes of the machine;
+  (a VM whose host is busy); the 1-minute load average; the busiest other processes (anywhere on the machine,
+  with their command lines); the run-queue wait of the measuring process's threads (/proc/<pid>/task/*/schedstat:
+  time they were runnable but had no CPU, its own workers' competition included, so a figure, not a criterion);
 - the GPU (CUDA rows): the compute and graphics processes on our GPU that are not ours (NVML), and their SM
   utilisation over the phase where the driver reports per-process utilisation.
 
@@ -110,7 +112,13 @@ def _busiest(before: dict, after: dict, seconds: float) -> list[dict]:
         if delta >= 2 * TICK_S:
             used.append({"pid": pid, "name": name, "cpu_s": round(delta, 3),
                          "cpu_share": round(delta / seconds, 3) if seconds > 0 else None})
-    return sorted(used, key=lambda entry: -entry["cpu_s"])[:TOP_OTHERS]
+    busiest = sorted(used, key=lambda entry: -entry["cpu_s"])[:TOP_OTHERS]
+    for entry in busiest:  # the command line says more than "python"
+        try:
+            entry["command"] = " ".join(psutil.Process(entry["pid"]).cmdline())[:120] or None
+        except psutil.Error:
+            entry["command"] = None
+    return busiest
 
 
 def _run_queue_wait_ns(pid: int) -> dict[int, int]:
@@ -359,7 +367,7 @@ def study_start_warning(cores: list[int] | None = None, seconds: float = 0.5) ->
     problems = []
     if capacity > 0 and max(0.0, busy - own - resolution) / capacity > OTHERS_SHARE_MAX:
         busiest = _busiest(before_others, _others(ours), elapsed)
-        names = ", ".join(f"{b['name']} (pid {b['pid']}) {b['cpu_share']:.0%}" for b in busiest)
+        names = ", ".join(f"{b['name']} (pid {b['pid']}) {b['cpu_share']:.0%} of a CPU" for b in busiest)
         problems.append(f"other processes kept {max(0.0, busy - own) / capacity:.0%} of {_core_text(present)} busy"
                         + (f" (busiest: {names})" if names else ""))
     if capacity > 0 and max(0.0, steal - resolution) / capacity > STEAL_SHARE_MAX:

@@ -1,9 +1,11 @@
 """What else used the machine while a configuration was timed (fmtbench.contention)."""
+import json
 import os
 import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from fmtbench import contention
@@ -23,15 +25,28 @@ def _spin(seconds: float | None, core: int = CORE, child: bool = False) -> subpr
     return subprocess.Popen([sys.executable, "-c", body])
 
 
-def _watched(hog: bool, work_in_child: bool = False) -> dict:
-    """A process busy on CORE, watched for SECONDS, with or without a hog pinned to the same core."""
+def _cpu(process: psutil.Process) -> float:
+    """CPU seconds of a process and its live children."""
+    total = 0.0
+    for each in [process, *process.children(recursive=True)]:
+        times = each.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def _watched(hog: bool, work_in_child: bool = False) -> tuple[dict, float, float]:
+    """A process busy on CORE, watched for SECONDS, with or without a hog pinned to the same core; the record, and
+    the CPU seconds the hog and the watched process tree used meanwhile (as psutil counts them)."""
     hog_process = _spin(None) if hog else None
     work = _spin(SECONDS + 1.5, child=work_in_child)
     try:
         time.sleep(0.5)  # both running (and the child of a worker started)
+        hog_info, work_info = psutil.Process(hog_process.pid) if hog else None, psutil.Process(work.pid)
+        hog_before, work_before = _cpu(hog_info) if hog else 0.0, _cpu(work_info)
         watch = contention.Watch("cpu", [CORE], work.pid).start()
         time.sleep(SECONDS)
-        return watch.stop()
+        record = watch.stop()
+        return record, (_cpu(hog_info) - hog_before if hog else 0.0), _cpu(work_info) - work_before
     finally:
         work.kill()
         work.wait()
@@ -40,25 +55,32 @@ def _watched(hog: bool, work_in_child: bool = False) -> dict:
             hog_process.wait()
 
 
+# The clock-tick resolution of the counters (and the few ms between psutil's reading and the watch's).
+TOLERANCE_S = 0.06
+
+
 def test_a_hog_on_our_core_marks_the_configuration_and_is_named():
-    quiet, busy = _watched(hog=False), _watched(hog=True)
-    assert busy["contended"] is True and busy["cpu_contended"] is True
-    # Whatever else this (possibly shared) machine runs, the hog took about half of the core on top of it.
-    assert busy["others_share"] - quiet["others_share"] > 0.3, (quiet, busy)
-    assert busy["run_queue_wait_s"] > quiet["run_queue_wait_s"]
-    assert any(entry["name"].startswith("python") and entry["cpu_share"] > 0.3 for entry in busy["busiest_others"])
+    """Robust on a shared machine: whatever else runs, the hog's time is counted as others', ours as ours, and more
+    load only raises the share (the unmarked case is test_the_judgement_uses_the_thresholds...)."""
+    busy, hog_cpu, work_cpu = _watched(hog=True)
+    assert busy["contended"] is True and busy["cpu_contended"] is True, busy
+    assert hog_cpu > 0.1 * SECONDS, "the hog ran"
+    assert busy["others_busy_s"] >= hog_cpu - TOLERANCE_S, (busy, hog_cpu)
+    assert busy["own_cpu_s"] == pytest.approx(work_cpu, abs=TOLERANCE_S)
+    assert busy["run_queue_wait_s"] > 0.05, "the watched process waited for its core"
+    assert any(entry["name"].startswith("python") and "while True" in (entry["command"] or "")
+               for entry in busy["busiest_others"]), busy["busiest_others"]
     assert busy["cores"] == [CORE] and busy["seconds"] == pytest.approx(SECONDS, abs=0.3)
     assert "/proc/stat" in busy["method"]
-    import json
     json.dumps(busy)  # JSON-able as it is
 
 
 def test_our_own_children_are_ours_not_others():
     """The measuring process's DataLoader workers use its cores: that is the measurement, not contention."""
-    record = _watched(hog=False, work_in_child=True)
-    hogged = _watched(hog=True, work_in_child=True)
-    assert record["own_cpu_s"] > 0.7 * SECONDS, record
-    assert hogged["others_share"] - record["others_share"] > 0.3, (record, hogged)
+    record, _, work_cpu = _watched(hog=False, work_in_child=True)
+    assert work_cpu > 0.1 * SECONDS, "the child ran"
+    assert record["own_cpu_s"] == pytest.approx(work_cpu, abs=TOLERANCE_S), record
+    assert record["others_busy_s"] <= record["cores_busy_s"] - work_cpu + TOLERANCE_S
 
 
 def _fake_counters(monkeypatch, busy_ticks, steal_ticks, own_seconds, seconds=2.0):
@@ -117,7 +139,7 @@ def test_study_start_warning_names_a_busy_machine():
             hog.wait()
     assert warning is not None and "\n" not in warning
     assert warning.startswith("fmtbench: the machine is not quiet: other processes kept")
-    assert "python" in warning and "marked §" in warning
+    assert "(busiest: " in warning and "of a CPU" in warning and "marked §" in warning
 
 
 @pytest.mark.gpu
