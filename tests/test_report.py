@@ -149,3 +149,12 @@ def test_rows_timed_beside_other_work_are_marked_and_counted(tmp_path):
             "other processes took up to 48% of their cores") in " ".join(lines)
     marked = results[busy].iloc[0]
     assert render._time_text(marked).endswith(" §") and "§" not in render._time_text(results[~busy].iloc[0])
+
+
+def test_the_random_weights_warning_gives_the_one_class_share_per_image_size():
+    """The CSV said 0.875 at 224² and 0.9375 at 256² while the warning said 100 %: each size is said."""
+    from fixtures import MODEL_PROVENANCE
+    ok = pd.DataFrame({"image_size": [224, 224, 256, 512], "reference_top1_share": [0.875, 0.875, 0.9375, None]})
+    text = " ".join(render._warnings(MODEL_PROVENANCE, ok))
+    assert ("With these weights 87.5 % of the accuracy images share one predicted class at 224², 93.8 % at 256², so "
+            "top-1 agreement is not reported") in text

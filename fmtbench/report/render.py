@@ -231,9 +231,12 @@ def _formats(ok: pd.DataFrame) -> list[str]:
 def _warnings(model_provenance: dict, ok: pd.DataFrame) -> list[str]:
     if not is_random(model_provenance):
         return []
-    share = ok["reference_top1_share"].dropna()
-    concentration = (f" With these weights {share.max():.0%} of the accuracy images share one predicted class, so "
-                     "top-1 agreement is not reported as a finding." if not share.empty else "")
+    # The reference logits are per image size (the images resized to it): say the share at each size.
+    shares = ok.dropna(subset=["reference_top1_share"]).groupby("image_size")["reference_top1_share"].max()
+    parts = [f"{share * 100:.3g} %" + (" of the accuracy images share one predicted class" if not index else "")
+             + f" at {int(size)}²" for index, (size, share) in enumerate(shares.items())]
+    concentration = (f" With these weights {', '.join(parts)}, so top-1 agreement is not reported as a finding."
+                     if parts else "")
     return ["> **Warning — random weights.** This study ran on a seeded random initialisation, not on trained "
             f"ImageNet weights: {describe(model_provenance)}. Speed and memory do not depend on the weights' values; "
             "the accuracy figures then measure numerical agreement with PyTorch, not ImageNet accuracy."
