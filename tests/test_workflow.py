@@ -153,6 +153,40 @@ def test_snakemake_html_report_registers_plots_and_tables_by_image_size_and_form
     assert text.count("random weights: random init (seed 0)") >= len(added)
 
 
+def test_the_html_report_renders_in_a_browser_without_script_errors(study):
+    """Headless Chromium opens `snakemake --report`'s page as a reader would: the front page with the random-weights
+    warning and the formats, one results table and one plot render, and no script error reaches the console."""
+    import browser
+    if browser.chromium() is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium): the HTML report was not opened "
+                    "in a browser")
+    repo, workdir = study
+    html_report = workdir / "report" / "browser.html"
+    snakemake(repo, workdir, "--report", str(html_report), cores=None)
+    shots = workdir / "browser"
+    shots.mkdir(exist_ok=True)
+    copy = browser.instrumented(html_report, shots)
+
+    front = browser.open_view(copy, shots / "front.png")
+    assert front.get("errors") == [] and front["console"] == [], front
+    assert "Random weights." in front["text"] and "not ImageNet accuracy" in front["text"]
+    assert "torch.compile" in front["text"] and "AOTInductor" not in front["text"]
+    assert all(category in front["text"] for category in ("32×32", "64×64", "All image sizes"))
+
+    table = f"report/tables/32/torch/torch_32_{HOST}.html"
+    shown = browser.open_view(copy, shots / "table.png", view="table", path=table)
+    assert shown.get("errors") == [] and shown["console"] == [], shown
+    assert shown["shown"] and shown["shows_item"] and shown["box"][2] > 600 and shown["box"][3] > 300, shown
+    # The table's own page is drawn in the frame (a blank frame has no dark pixel): its header, rows, warning.
+    assert browser.dark_pixels(shots / "table.png", shown["box"]) > 2000
+
+    plot = f"report/plots/{HOST}/end_to_end_32_{HOST}.png"
+    drawn = browser.open_view(copy, shots / "plot.png", view="plot", path=plot)
+    assert drawn.get("errors") == [] and drawn["console"] == [], drawn
+    assert drawn["shown"] and drawn["shows_item"] and drawn["complete"] and drawn["natural_width"] > 400, drawn
+    print(f"browser screenshots: {shots}")
+
+
 def test_second_run_does_nothing_quickly(study):
     repo, workdir = study
     started = time.perf_counter()
