@@ -10,7 +10,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 sys.path.insert(0, workflow.basedir)
 
-from fmtbench import hardware, integrity, paths, study, triggers, versions
+from fmtbench import contention, hardware, integrity, paths, study, triggers, versions
 
 
 configfile: "config.yaml"
@@ -48,6 +48,14 @@ if workflow.is_main_process:
         Path(paths.REPORT_COMPLETE).unlink(missing_ok=True)
 # Which cores each kind of job runs on (recorded in every JSON): CPU rows beside, not on, a timed GPU job.
 CORES = hardware.core_plan(study.has_cuda_rows(config), config["cpu_threads"])
+
+
+# A study on a busy machine times the other work too: say so at its start (only when there are jobs to run; each
+# row also records what else ran while it was timed, and the report marks it §).
+onstart:
+    busy = contention.study_start_warning(sorted(set().union(*CORES.values())))
+    if busy:
+        logger.warning(busy)
 
 
 wildcard_constraints:

@@ -31,7 +31,7 @@ class Config:
 
 def record(config: Config, status: str, reason: str | None = None, *, timing=None, throughput=None,
            memory=None, gpu=None, accuracy=None, environment=None, artifact=None, backend=None,
-           processes=None, transient: bool = False, attempt: int = 1, measurement=None) -> dict:
+           processes=None, transient: bool = False, attempt: int = 1, measurement=None, contention=None) -> dict:
     if status not in STATUSES:
         raise ValueError(f"status {status!r} is not one of {STATUSES}")
     return {
@@ -53,6 +53,8 @@ def record(config: Config, status: str, reason: str | None = None, *, timing=Non
         "processes": processes or [],
         # the settings it was measured with (timing.Settings.record): the report's method text reads them
         "measurement": measurement,
+        # what else used the machine while the row was timed (fmtbench.contention.row_summary)
+        "contention": contention,
     }
 
 

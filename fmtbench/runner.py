@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from fmtbench import accuracy as accuracy_check
 from fmtbench import backends, data, env, gpus, hardware, integrity, isolation, memory, model, results, timing
 from fmtbench.atomic import read_json, sha256_artifact, write_json
 from fmtbench.backends.base import LoadRequest, Unavailable
+from fmtbench.contention import Watch, row_summary
 from fmtbench.stats import Throughput, Timing, spread_of
 
 log = logging.getLogger(__name__)
@@ -231,7 +233,10 @@ def _measure_config(job: JobRequest, session, planned: Planned, accounting: _Acc
             accounting.stage("first_run")
         isolation.mark("first_run")
 
+        watch = Watch(job.device, hardware.usable_cores(), os.getpid())  # what else used the machine
+
         def timing_starts() -> None:
+            watch.start()
             source.start_timing()
             isolation.mark("timing_start")
 
@@ -248,6 +253,7 @@ def _measure_config(job: JobRequest, session, planned: Planned, accounting: _Acc
                                      on_timing_start=timing_starts)
             process = replace(process, throughput=_throughput(job, session, source, planned, process, clock))
         _synchronize(job.device)
+        busy = watch.stop()
         readings = isolation.mark("config_end")
         used = readings.get("memory") or accounting.end_config()
         shared = getattr(session, "memory_shared", None)
@@ -267,7 +273,7 @@ def _measure_config(job: JobRequest, session, planned: Planned, accounting: _Acc
     finally:
         source.close()
     return {"status": "ok", "timing": process, "clock": clock.name, "first_run_ms": first_run_ms, "memory": used,
-            "gpu": readings.get("gpu"), "loader": loader_stats, "accuracy": checked}
+            "gpu": readings.get("gpu"), "loader": loader_stats, "accuracy": checked, "contention": busy}
 
 
 def _first_call(session, source, clock) -> float:
@@ -385,7 +391,7 @@ def _process_record(value: dict, stages: dict, config_stages: dict, position: in
     stages = {name: stages[name] for name in PROCESS_STAGES if name in stages}
     return {"process": index + 1, "position": position + 1, "configurations": size, "stages_s": stages,
             "config_stages_s": config_stages, "first_run_ms": value["first_run_ms"], "memory": value["memory"],
-            "gpu": value["gpu"], "loader": value["loader"]}
+            "gpu": value["gpu"], "loader": value["loader"], "contention": value.get("contention")}
 
 
 class _Job:
@@ -507,7 +513,8 @@ def _row(job: JobRequest, loader: str, batch: int, row: _Row, extra: dict, envir
         memory=results.memory_summary([p["memory"] for p in row.processes]),
         gpu=results.gpu_summary([p["gpu"] for p in row.processes], batch, [v["timing"] for v in values]),
         accuracy=accuracy, environment=environment, artifact=artifact, backend=backend,
-        processes=row.processes, measurement=job.measurement.record())
+        processes=row.processes, measurement=job.measurement.record(),
+        contention=row_summary([p["contention"] for p in row.processes]))
 
 
 class DamagedArtifact(RuntimeError):

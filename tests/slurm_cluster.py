@@ -6,6 +6,7 @@ Accounting as the executor plugin needs it (it asks `sacct` for job states): slu
 its own (a data directory in the temporary directory, TCP on 127.0.0.1), so `sacct` lists every job."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -31,6 +32,8 @@ def missing_requirements() -> str | None:
                 "apt-get install slurm-wlm slurmdbd munge mariadb-server)")
     if os.geteuid() != 0:
         return "slurmd must run as root to start jobs"
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return 'the SLURM executor plugin is not installed (pip install -e ".[slurm]"; .ci/run installs it)'
     return None
 
 

@@ -7,8 +7,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / "fmtbench"
 FORMATS = {f"backends.{path.stem}" for path in (PACKAGE_DIR / "backends").glob("*.py")
            if path.stem != "base" and not path.stem.startswith("_")}
 LAYERS = [
-    # words and tools: where files go, atomic files, logging, versions, the machine, statistics, memory, accuracy
-    {"paths", "atomic", "logs", "versions", "hardware", "stats", "memory", "accuracy", "report"},
+    # words and tools: where files go, atomic files, logging, versions, the machine, statistics, memory, accuracy,
+    # what else used the machine
+    {"paths", "atomic", "logs", "versions", "hardware", "stats", "memory", "accuracy", "report", "contention"},
     # one concern each: images, the model, the clock, processes and their failures, file checks, GPU claims
     {"images", "model", "timing", "isolation", "integrity", "gpus"},
     {"data"},                                   # loaders and the tensors they make (InputFormat)

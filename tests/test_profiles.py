@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +44,8 @@ def test_multi_gpu_resources_one_gpu_per_cuda_job(tmp_path):
 
 
 def test_slurm_profile_parses_and_requests_gpus(tmp_path):
+    pytest.importorskip("snakemake_executor_plugin_slurm",
+                        reason='the SLURM executor plugin is not installed (pip install -e ".[slurm]")')
     jobs = job_resources(dry_run(tmp_path, "--profile", str(REPO / "profiles" / "slurm")))
     cuda = [res for key, res in jobs.items() if key[0] == "benchmark_cuda"]
     assert cuda and all("gpu=1" in res and "slurm_partition=gpu" in res for res in cuda)

@@ -165,3 +165,26 @@ def test_html_report_figures_are_grouped_by_image_size_or_under_all_sizes(tmp_pa
     assert labels["figure"] == "best configuration of each format per machine" and labels["machine"] == "all machines"
     assert labels["weights"].startswith(items.RANDOM_WEIGHTS_MARK)
     assert items.figure_labels(wildcards("h100", "end_to_end_160"), inputs)["figure"].startswith("model vs end-to-end")
+
+
+def test_rows_timed_beside_other_work_are_marked_and_counted(tmp_path):
+    results = frame.load(write_results(tmp_path))
+    assert results["contended"].isna().all(), "results written without the field read as not known"
+    busy = (results["format"] == "onnx") & (results["device"] == "cpu") & (results["status"] == "ok")
+    results.loc[busy, "contended"] = True
+    results.loc[busy, "others_cpu_share_max"] = 0.48
+    lines = findings.all_findings(results, "torch", 0.05)
+    ok = int((results["status"] == "ok").sum())
+    assert (f"{int(busy.sum())} of {ok} configurations measured while other processes used the machine (marked §; "
+            "other processes took up to 48% of their cores") in " ".join(lines)
+    marked = results[busy].iloc[0]
+    assert render._marks(marked).endswith("§") and "§" not in render._marks(results[~busy].iloc[0])
+
+
+def test_the_random_weights_warning_gives_the_one_class_share_per_image_size():
+    """The CSV said 0.875 at 224² and 0.9375 at 256² while the warning said 100 %: each size is said."""
+    from fixtures import MODEL_PROVENANCE
+    ok = pd.DataFrame({"image_size": [224, 224, 256, 512], "reference_top1_share": [0.875, 0.875, 0.9375, None]})
+    text = " ".join(render._warnings(MODEL_PROVENANCE, ok))
+    assert ("With these weights 87.5 % of the accuracy images share one predicted class at 224², 93.8 % at 256², so "
+            "top-1 agreement is not reported") in text

@@ -156,6 +156,40 @@ def test_snakemake_html_report_registers_plots_and_tables_by_image_size_and_form
     assert text.count("random weights: random init (seed 0)") >= len(added)
 
 
+def test_the_html_report_renders_in_a_browser_without_script_errors(study):
+    """Headless Chromium opens `snakemake --report`'s page as a reader would: the front page with the random-weights
+    warning and the formats, one results table and one plot render, and no script error reaches the console."""
+    import browser
+    if browser.chromium() is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium): the HTML report was not opened "
+                    "in a browser")
+    repo, workdir = study
+    html_report = workdir / "report" / "browser.html"
+    snakemake(repo, workdir, "--report", str(html_report), cores=None)
+    shots = workdir / "browser"
+    shots.mkdir(exist_ok=True)
+    copy = browser.instrumented(html_report, shots)
+
+    front = browser.open_view(copy, shots / "front.png")
+    assert front.get("errors") == [] and front["console"] == [], front
+    assert "Random weights." in front["text"] and "not ImageNet accuracy" in front["text"]
+    assert "torch.compile" in front["text"] and "AOTInductor" not in front["text"]
+    assert all(category in front["text"] for category in ("32×32", "64×64", "All image sizes"))
+
+    table = f"report/tables/32/torch/torch_32_{HOST}.html"
+    shown = browser.open_view(copy, shots / "table.png", view="table", path=table)
+    assert shown.get("errors") == [] and shown["console"] == [], shown
+    assert shown["shown"] and shown["shows_item"] and shown["box"][2] > 600 and shown["box"][3] > 300, shown
+    # The table's own page is drawn in the frame (a blank frame has no dark pixel): its header, rows, warning.
+    assert browser.dark_pixels(shots / "table.png", shown["box"]) > 2000
+
+    plot = f"report/plots/{HOST}/end_to_end_32_{HOST}.png"
+    drawn = browser.open_view(copy, shots / "plot.png", view="plot", path=plot)
+    assert drawn.get("errors") == [] and drawn["console"] == [], drawn
+    assert drawn["shown"] and drawn["shows_item"] and drawn["complete"] and drawn["natural_width"] > 400, drawn
+    print(f"browser screenshots: {shots}")
+
+
 def test_second_run_does_nothing_quickly(study):
     repo, workdir = study
     started = time.perf_counter()
@@ -490,3 +524,30 @@ def test_a_schema_error_is_one_line_naming_the_key_not_the_schema(tmp_path):
     assert lines.index("config: 'image_sizes' is a required property") <= 2, out.stderr
     assert len(lines) < 15, out.stderr  # it printed the whole schema and config: 265 lines
     assert not (tmp_path / "work" / "artifacts").exists()
+
+
+def test_a_cpu_hog_beside_the_study_is_said_at_its_start_and_marks_its_rows(tmp_path):
+    """Another process busy on the core the CPU rows are pinned to: the study warns when it starts, the rows'
+    JSONs say `contended` and name the hog, the report marks their times § and counts them in its findings."""
+    import pandas as pd
+    config = tiny_config(tmp_path / "config.yaml", cpu_min_seconds=1.5, formats={"torch": {"cpu": ["fp32"]}},
+                         image_sizes=[32], loaders=["dummy"])
+    core = max(os.sched_getaffinity(0))  # CPU rows take the last of the usable cores (cpu_threads: 1)
+    hog = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
+    try:
+        out = snakemake(REPO, tmp_path / "work", configfile=config, cores="1")
+    finally:
+        hog.kill()
+        hog.wait()
+    assert "fmtbench: the machine is not quiet: other processes kept" in out.stderr
+    result = json.loads((tmp_path / "work/artifacts/results" / HOST / "torch/cpu-fp32/32/dummy-bs2.json").read_text())
+    assert result["status"] == "ok", result["reason"]
+    assert result["contention"]["contended"] is True, result["contention"]
+    assert result["contention"]["others_share_max"] > 0.3
+    assert any(entry["pid"] == hog.pid for entry in result["contention"]["busiest_others"])
+    assert result["processes"][0]["contention"]["cores"] == [core]
+    report = (tmp_path / "work/report/report.md").read_text()
+    row = next(line for line in report.splitlines() if re.match(r"\| torch +\| cpu +\| fp32 +\| 2 ", line))
+    assert "§" in row.split("|")[5], row  # latency p50
+    assert "1 of 1 configurations measured while other processes used the machine (marked §" in report
+    assert pd.read_csv(tmp_path / "work/report/results.csv")["contended"].tolist() == [True]

@@ -201,6 +201,13 @@ def reliability(ok: pd.DataFrame, unstable_spread: float) -> list[str]:
     if len(processes) > 1:
         lines.append("Processes per row: " + ", ".join(f"{count} rows in {n}" for n, count in processes.items())
                      + " (rows whose processes disagreed were measured in more).")
+    contended = ok["contended"].eq(True) if "contended" in ok else pd.Series(False, index=ok.index)
+    if contended.any():
+        share = ok.loc[contended, "others_cpu_share_max"].dropna() if "others_cpu_share_max" in ok else []
+        worst = f"; other processes took up to {max(share):.0%} of their cores" if len(share) else ""
+        lines.append(f"{int(contended.sum())} of {len(ok)} configurations measured while other processes used the "
+                     f"machine (marked §{worst}; the busiest are named in each result's `contention`): their times "
+                     "include that load — rerun them on a quiet machine before comparing them.")
     return lines
 
 

@@ -114,6 +114,8 @@ def _row(result: dict) -> dict:
         "sm_clock_min_mhz": _get(gpu, "sm_clock_mhz", "min"),
         "sm_clock_max_mhz": _get(gpu, "sm_clock_mhz", "max"),
         "clock_event_reasons": ",".join(gpu.get("clock_event_reasons") or []) or None,
+        "contended": _get(result, "contention", "contended"),
+        "others_cpu_share_max": _get(result, "contention", "others_share_max"),
         "max_rel_error": accuracy.get("max_rel_error"),
         "rel_error_limit": accuracy.get("rel_error_limit"),
         "within_limit": accuracy.get("within_limit"),

@@ -41,6 +41,7 @@ def _ms(value: float) -> str:
 def _marks(row) -> str:
     marks = ("~" if row["noisy"] else "") + ("‡" if row["unstable"] else "") + ("†" if row["throttled"] is True
                                                                                 else "")
+    marks += "§" if row.get("contended") == True else ""  # noqa: E712 - a numpy bool, or None in older results
     return f" {marks}" if marks else ""
 
 
@@ -107,7 +108,8 @@ def _split(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 MODEL_LEGEND = (
     "*Model alone (dummy loader).* *latency p50* = median over the row's processes of each process's median time "
     "of one call between two device-wide synchronisations (`~` a process was noisy, `‡` the processes disagree by "
-    "more than {unstable:.0%}, `†` timed while the GPU reported power or thermal clock limits); *p99* = median over "
+    "more than {unstable:.0%}, `†` timed while the GPU reported power or thermal clock limits, `§` timed while "
+    "other processes used its cores or its GPU); *p99* = median over "
     "the processes of their 99th percentile; *spread* = (slowest − fastest) / median of the per-process medians "
     "(number of processes), or, with one process, the interval of its median (its coverage where below 95 %); "
     "*throughput* = images / s with calls queued back to back, one synchronisation per block of calls (the model "
@@ -315,9 +317,12 @@ def _formats(ok: pd.DataFrame) -> list[str]:
 def _warnings(model_provenance: dict, ok: pd.DataFrame) -> list[str]:
     if not is_random(model_provenance):
         return []
-    share = ok["reference_top1_share"].dropna()
-    concentration = (f" With these weights {share.max():.0%} of the accuracy images share one predicted class, so "
-                     "top-1 agreement is not reported as a finding." if not share.empty else "")
+    # The reference logits are per image size (the images resized to it): say the share at each size.
+    shares = ok.dropna(subset=["reference_top1_share"]).groupby("image_size")["reference_top1_share"].max()
+    parts = [f"{share * 100:.3g} %" + (" of the accuracy images share one predicted class" if not index else "")
+             + f" at {int(size)}²" for index, (size, share) in enumerate(shares.items())]
+    concentration = (f" With these weights {', '.join(parts)}, so top-1 agreement is not reported as a finding."
+                     if parts else "")
     return ["> **Warning — random weights.** This study ran on a seeded random initialisation, not on trained "
             f"ImageNet weights: {describe(model_provenance)}. Speed and memory do not depend on the weights' values; "
             "the accuracy figures then measure numerical agreement with PyTorch, not ImageNet accuracy."
