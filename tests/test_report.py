@@ -188,3 +188,13 @@ def test_the_random_weights_warning_gives_the_one_class_share_per_image_size():
     text = " ".join(render._warnings(MODEL_PROVENANCE, ok))
     assert ("With these weights 87.5 % of the accuracy images share one predicted class at 224², 93.8 % at 256², so "
             "top-1 agreement is not reported") in text
+
+
+def test_a_row_whose_accuracy_check_failed_says_so(tmp_path):
+    results = frame.load(write_results(tmp_path))
+    broken = (results["format"] == "torch") & (results["status"] == "ok")
+    results.loc[broken, "accuracy_error"] = "RuntimeError: shape mismatch"
+    results.loc[broken, "rel_error_limit"] = None
+    lines = findings.all_findings(results, "torch", 0.05)
+    assert any(line.startswith("Accuracy not checked: torch") and "shape mismatch" in line for line in lines)
+    assert render._rel_error_text(results[broken].iloc[0]) == "check failed"

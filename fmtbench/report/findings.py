@@ -133,12 +133,17 @@ def lowest_memory(ok: pd.DataFrame) -> list[str]:
 
 
 def accuracy_outliers(ok: pd.DataFrame, random_weights: bool) -> list[str]:
-    """Every row is checked at its own batch size: outliers are named per format, precision and size."""
+    """Every row is checked at its own batch size: outliers are named per format, precision and size, and rows
+    whose check could not run say why."""
+    lines = []
+    if "accuracy_error" in ok:
+        for _, row in ok.dropna(subset=["accuracy_error"]).iterrows():
+            lines.append(f"Accuracy not checked: {row['format']} {precision_label(row)} on {row['device']} at "
+                         f"{row['image_size']}² batch {int(row['batch_size'])}: {row['accuracy_error'][:200]}.")
     rated = ok.dropna(subset=["rel_error_limit"])
     if rated.empty:
-        return []
+        return lines
     outliers = rated[~rated["within_limit"].astype(bool)]
-    lines = []
     if outliers.empty:
         lines.append(f"Accuracy: all {len(rated)} rows checked are within their precision's relative-error limit "
                      f"against PyTorch fp32 on the CPU (largest: {rated['max_rel_error'].max():.2g}; limits "

@@ -124,6 +124,7 @@ def _row(result: dict) -> dict:
         "reference_top1_share": accuracy.get("reference_top1_share"),
         "max_abs_diff": accuracy.get("max_abs_diff"),
         "accuracy_batch_size": accuracy.get("batch_size"),
+        "accuracy_error": backend.get("accuracy_error"),
         "cpu_model": environment.get("cpu_model"),
         "gpu_name": environment.get("gpu_name"),
         "driver": environment.get("driver"),

@@ -73,6 +73,8 @@ def _e2e_text(row) -> str:
 
 
 def _rel_error_text(row) -> str:
+    if isinstance(row.get("accuracy_error"), str):
+        return "check failed"
     if pd.isna(row["rel_error_limit"]):
         return "n/a"
     if row["non_finite_images"]:
