@@ -13,7 +13,7 @@ from fmtbench.atomic import atomic_path, read_json
 from fmtbench.model import describe, is_random
 from fmtbench.report import findings, items, plots
 from fmtbench.report import frame as frames
-from fmtbench.stats import CONFIDENCE
+from fmtbench.stats import CONFIDENCE, median_ci
 
 # Two tables per image size, so that every column means one thing: the model alone (dummy loader) and end to
 # end (real loaders, each with the model figure of its own run). The seed study's names are in the legend.
@@ -247,8 +247,9 @@ def _method(ok: pd.DataFrame, baseline: dict) -> list[str]:
         "- **latency** is the format's forward call alone (CUDA: `torch.cuda.synchronize()` of the whole device "
         "before and after, so a library's own stream is included; CPU: `time.perf_counter`); **throughput** comes "
         "from calls queued back to back. A row's figure is the median of its processes' medians; its interval is "
-        f"the distribution-free interval of that median from the processes' medians (coverage {CONFIDENCE:.0%} "
-        "needs 6 processes: 2 give 50 %, 3 give 75 %, 5 give 94 %); `pooled_*` CSV columns pool every sample.",
+        "the distribution-free interval of that median from the processes' medians (its coverage: "
+        + ", ".join(f"{median_ci(range(n))[2]:.0%} from {n} processes" for n in (2, 3, 5))
+        + f"; {CONFIDENCE:.0%} needs 6); `pooled_*` CSV columns pool every sample.",
         f"- **speedup** is against {baseline['format']} {baseline['precision']} "
         + ("(strict: TF32 off) " if baseline["precision"] == "fp32" else "")
         + "on the same machine, device, image size and batch size, from throughput (dummy loader only).",
