@@ -212,9 +212,11 @@ def _settings_lines(device: str, rows: pd.DataFrame) -> list[str]:
         model = group[group["timing_kind"] == "latency"]
         if not model.empty:
             stops = ", ".join(sorted(set(",".join(model["stops"].dropna()).split(","))))
+            target = (f"then until the median's 95 % interval is within ±{settings['target_ci']:.0%} of it or "
+                      f"{settings['max_seconds']} s had passed" if settings["target_ci"] > 0 else
+                      f"no interval target, at most {settings['max_seconds']} s")
             line += (f"; dummy loader: latency samples ≥ {settings['min_iters']} calls and ≥ "
-                     f"{settings['min_seconds']} s, then until the median's 95 % interval is within "
-                     f"±{settings['target_ci']:.0%} of it or {settings['max_seconds']} s had passed — in this run "
+                     f"{settings['min_seconds']} s, {target} — in this run "
                      f"{_range(model['iterations'] / model['processes'], '.0f')} calls per process over "
                      f"{_range(model['timed_seconds_min'].tolist() + model['timed_seconds_max'].tolist(), '.3g')} s "
                      f"(stopped on: {stops}; `min_iters` is a floor even past the time cap)")
@@ -239,11 +241,12 @@ def _method(ok: pd.DataFrame, baseline: dict) -> list[str]:
         if not rows.empty:
             lines += _settings_lines(device, rows)
     lines += [
-        "- **Shared within a measuring process** (as in a long-running server): the imported libraries, the CUDA "
-        "context and the cuDNN/cuBLAS handles (made before the process's memory baseline), the loaded model and its "
-        "compiled code, and autotuning results per input shape. **Not shared:** inputs, loaders, CUDA graphs "
-        "(captured anew per configuration), the allocator's cache and ONNX Runtime's arena (released between "
-        "configurations), so each configuration's memory figure is its own.",
+        "- **Shared within a measuring process** (as in a long-running server): the imported libraries and their "
+        "handles and thread pools (made before the process's memory baseline, with the CUDA context on CUDA rows), "
+        "the loaded model and its compiled code, and autotuning results per input shape. **Not shared:** inputs, "
+        "loaders, CUDA graphs (captured anew per configuration; torch.compile keeps a batch size's graph for the "
+        "next loader at that size, and its row's memory record says so), the allocator's cache and ONNX Runtime's "
+        "arena (released between configurations), so each configuration's memory figure is its own.",
         "- **latency** is the format's forward call alone (CUDA: `torch.cuda.synchronize()` of the whole device "
         "before and after, so a library's own stream is included; CPU: `time.perf_counter`); **throughput** comes "
         "from calls queued back to back. A row's figure is the median of its processes' medians; its interval is "
