@@ -239,8 +239,9 @@ def test_one_process_measures_every_configuration_and_each_memory_figure_is_its_
     baseline; the model's load and the library handles count alike in both. Measured here (64², 1 thread):
     batch 2 63.9-69.4 MB grouped in either order, 68.8-69.0 fresh (oneDNN keeps a scratch buffer grown by a
     larger batch: up to 5 MB of it can be shared); batch 64 94-120 grouped, 100-129 fresh (its RSS varies between
-    processes by more than the bound, so it is not compared). The jobs run in a fresh interpreter, as benchmark jobs do: a process that ran torch ops before
-    forking (this pytest process) leaves its children lazy state that lands in their first configuration."""
+    processes by more than the bound, so it is not compared). The jobs run in a fresh interpreter, as benchmark
+    jobs do: a process that ran torch ops before forking (this pytest process) leaves its children lazy state that
+    lands in their first configuration."""
     from dataclasses import replace
     jobs = [replace(_cpu_job(weights, tmp_path / "g", (2, 64), processes=2), image_size=64)]
     jobs += [replace(_cpu_job(weights, tmp_path / f"f{b}", (b,)), image_size=64) for b in (2, 64)]
