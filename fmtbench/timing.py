@@ -36,7 +36,6 @@ MIN_BLOCKS = 3
 
 class CpuClock:
     name = "time.perf_counter around the call"
-    events = False
 
     def time(self, fn: Callable[[], object]) -> float:
         start = time.perf_counter()
@@ -51,7 +50,6 @@ class CudaClock:
     """Synchronises the device before starting (queued work is not ours) and before reading the clock;
     device-wide, so work a library queues on its own stream (ONNX Runtime) is included."""
     name = "torch.cuda.synchronize (device-wide) + time.perf_counter around the call"
-    events = True
 
     def __init__(self):
         import torch
