@@ -122,6 +122,7 @@ def _forked_child(conn, function, args, spec) -> None:
     # Ctrl-C reaches the whole process group: the child dies of it at once, silently (the parent, its job,
     # says so in one line), instead of multiprocessing printing the child's KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the parent around the fork
     _CHANNEL = conn
     try:
         outcome = Outcome("ok", value=function(*args))
@@ -150,7 +151,13 @@ def run_forked(function: Callable, *args, timeout: float, spec: OomMarkers | Non
     started, forked_at = time.perf_counter(), time.time()
     _FORKED_AT = started
     process = context.Process(target=_forked_child, args=(child_end, function, args, spec))
-    process.start()
+    # Ctrl-C during the fork would raise KeyboardInterrupt inside an at-fork handler (logging's lock release),
+    # where it is printed as a traceback and swallowed (seen in the Ctrl-C test): held until the fork returns.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     child_end.close()
     stages: dict = {}
     last = "start"
