@@ -226,7 +226,8 @@ class _Recording:
     def _init_recording(self, request: SourceRequest, producers: int, producer: str, concurrent: bool):
         from fmtbench.images import distinct_per_batch
         self.request, self.producers, self.producer, self.concurrent = request, producers, producer, concurrent
-        manifest = read_json(request.manifest)
+        manifest = read_json(request.manifest)  # read once per source: its paths and counts
+        self._paths = [entry["path"] for entry in manifest["images"]]
         # the loaders cycle through the set in order: a batch larger than the set repeats images
         self.distinct = distinct_per_batch(manifest.get("distinct_images", len(manifest["images"])),
                                            request.batch_size)
@@ -255,7 +256,6 @@ class RealSource(_Recording):
                              f"{request.workers} DataLoader worker(s): decode + resize + crop per batch"
                              if request.workers else "the measuring process: decode + resize + crop per batch",
                              concurrent=request.workers > 0)
-        self._paths = image_paths(request.manifest)
         self._batches = None
         self._normalise = Normaliser(request.device, request.input_format)
 
@@ -331,7 +331,6 @@ class GpuDecodeSource(_Recording):
                                          "workers, the other runs nvJPEG batch decode + resize + crop + normalise "
                                          "on a side CUDA stream", concurrent=True)
         self.fetch_seconds: list[float] = []
-        self._paths = image_paths(request.manifest)
         self._nvjpeg = nvjpeg_paths(request.manifest)
         self._normalise = Normaliser(request.device, request.input_format)
         self._threads: list[threading.Thread] = []

@@ -164,9 +164,9 @@ def write_item_tables(ok: pd.DataFrame, tables_dir: Path) -> None:
             tmp.write_text(_html_table(rows, title), encoding="utf-8")
 
 
-def _machines(results: pd.DataFrame) -> list[str]:
+def _machines(table: pd.DataFrame) -> list[str]:
     lines = []
-    for host, group in results.groupby("host", sort=True):
+    for host, group in table.groupby("host", sort=True):
         first = group.iloc[0]
         gpus = sorted(set(group["gpu_name"].dropna()))
         gpu_text = ", ".join(f"{name} (driver {group['driver'].dropna().iloc[0]}, CUDA "
