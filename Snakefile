@@ -10,7 +10,16 @@ from snakemake.utils import min_version
 min_version("9.0")
 sys.path.insert(0, workflow.basedir)
 
-from fmtbench import contention, hardware, integrity, paths, study, triggers, versions
+from fmtbench import (
+    contention,
+    gpus,
+    hardware,
+    integrity,
+    paths,
+    study,
+    triggers,
+    versions,
+)
 
 
 configfile: "config.yaml"

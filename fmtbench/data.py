@@ -12,9 +12,14 @@ A source is made before its configuration's memory baseline (a dummy batch: the 
 started after it (`start`: workers, decoder threads and their queues are the loader's own memory, counted
 in the configuration's figure: a real-loader row's figure is the model's plus its loader's).
 
-The real loaders draw from one endless sampler over the image set for the whole measurement (warm-up and
-timing), so their workers never drain at an epoch boundary, and they record how long each batch waited for
-data and how fast the workers (or the GPU decoder) produce batches: their decode capacity.
+The real loaders' workers make chunks of a few images (`chunk_size`: a divisor of every batch size of the
+process), drawn from one endless sampler over the image set, and a batch is its chunks copied into one buffer
+on the target device (or, for GPU decode, one batched nvJPEG call over its chunks' bytes). Chunks do not depend
+on the batch size, so a measuring process keeps its workers running from one configuration to the next
+(`Feeds`, one pool per kind of work, started before the first configuration's baseline): no configuration pays
+for starting or stopping them, none sees their start-up burst, and they never drain at an epoch boundary. The
+sources record how long each batch waited for data and how fast the workers (or the GPU decoder) produce
+batches: their decode capacity.
 """
 from __future__ import annotations
 
@@ -53,6 +58,14 @@ class SourceRequest:
     manifest: str | None
     input_format: InputFormat = InputFormat()
     seed: int = 0
+    feeds: Feeds | None = None  # the process's running workers; None: the source starts and stops its own
+
+
+def _chunking(request: SourceRequest) -> int:
+    chunk = request.feeds.chunk if request.feeds else chunk_size([request.batch_size])
+    if request.batch_size % chunk:
+        raise ValueError(f"batch size {request.batch_size} is not a whole number of {chunk}-image chunks")
+    return chunk
 
 
 @dataclass(frozen=True)
@@ -152,11 +165,63 @@ def _as_is(batch):
     return batch
 
 
-def _endless_loader(dataset, batch_size: int, workers: int, pin_memory: bool = False):
+MAX_CHUNK = 8
+
+
+def chunk_size(batch_sizes) -> int:
+    """Images per worker task: the largest divisor of every batch size that is at most MAX_CHUNK (8 for the
+    default 32..64 step 8), so every batch is whole chunks."""
+    common = math.gcd(*(int(size) for size in batch_sizes))
+    return max(size for size in range(1, min(common, MAX_CHUNK) + 1) if common % size == 0)
+
+
+def _endless_loader(dataset, chunk: int, workers: int, pin_memory: bool = False):
     from torch.utils.data import BatchSampler, DataLoader
-    return DataLoader(dataset, batch_sampler=BatchSampler(Endless(len(dataset)), batch_size, drop_last=False),
+    return DataLoader(dataset, batch_sampler=BatchSampler(Endless(len(dataset)), chunk, drop_last=False),
                       num_workers=workers, collate_fn=_as_is, pin_memory=pin_memory,
                       prefetch_factor=PREFETCH_FACTOR if workers else None)
+
+
+class Feed:
+    """DataLoader workers making chunks of `chunk` images without end; `take(n)` returns the next n chunks and the
+    workers' seconds for each."""
+
+    def __init__(self, dataset, chunk: int, workers: int, pin_memory: bool = False):
+        self.chunk, self.workers = chunk, workers
+        self._chunks = iter(_endless_loader(dataset, chunk, workers, pin_memory=pin_memory))
+
+    def take(self, count: int) -> tuple[list, list[float]]:
+        pieces, seconds = [], []
+        for _ in range(count):
+            piece, spent = next(self._chunks)
+            pieces.append(piece)
+            seconds.append(spent)
+        return pieces, seconds
+
+    def close(self) -> None:
+        shutdown = getattr(self._chunks, "_shutdown_workers", None)
+        if shutdown:
+            shutdown()
+        self._chunks = None
+
+
+class Feeds:
+    """A measuring process's feeds, one per kind of work (decoded images at one size, or file bytes), kept from
+    one configuration to the next as a server keeps its input pipeline; closed when the process ends."""
+
+    def __init__(self, chunk: int):
+        self.chunk = chunk
+        self._open: dict = {}
+
+    def get(self, key, make: Callable[[], Feed]) -> Feed:
+        if key not in self._open:
+            self._open[key] = make()
+        return self._open[key]
+
+    def close(self) -> None:
+        for feed in self._open.values():
+            feed.close()
+        self._open.clear()
 
 
 def in_format(tensor, input_format: InputFormat, device: str | None = None):
@@ -250,33 +315,54 @@ class _Recording:
                 "decode_capacity_fps": capacity, "distinct_images_per_batch": self.distinct}
 
 
-class RealSource(_Recording):
+class _Fed(_Recording):
+    """A source whose batches are chunks from a feed: the process's (kept running) or its own."""
+
+    def _init_feed(self, make: Callable[[int], Feed], key) -> None:
+        self._chunk = _chunking(self.request)
+        self._per_batch = self.request.batch_size // self._chunk
+        self._make, self._own = make, None
+        # the process's feed is started before the configuration's baseline, and outlives it
+        self._feed = self.request.feeds.get(key, lambda: make(self._chunk)) if self.request.feeds else None
+
+    def _start_feed(self) -> None:
+        if self._feed is None:  # its own workers: started after the baseline, the configuration's
+            self._own = self._feed = self._make(self._chunk)
+
+    def _close_feed(self) -> None:
+        if self._own is not None:
+            self._own.close()
+        self._own = self._feed = None
+
+
+class RealSource(_Fed):
     def __init__(self, request: SourceRequest):
         self._init_recording(request, max(request.workers, 1),
-                             f"{request.workers} DataLoader worker(s): decode + resize + crop per batch"
+                             f"{request.workers} DataLoader worker(s): decode + resize + crop, a few images per task"
                              if request.workers else "the measuring process: decode + resize + crop per batch",
                              concurrent=request.workers > 0)
-        self._batches = None
+        self._init_feed(lambda chunk: Feed(ImageFiles(self._paths, request.image_size), chunk, request.workers,
+                                           pin_memory=request.device == "cuda"),
+                        ("decoded", request.image_size))
         self._normalise = Normaliser(request.device, request.input_format)
 
     def start(self) -> None:
-        """Starts the workers (after the configuration's memory baseline: their batches are the loader's)."""
-        self._batches = iter(_endless_loader(ImageFiles(self._paths, self.request.image_size),
-                                             self.request.batch_size, self.request.workers,
-                                             pin_memory=self.request.device == "cuda"))
+        self._start_feed()
 
     def next(self):
+        import torch
+        size, chunk = self.request.image_size, self._chunk
         start = time.perf_counter()
-        images, seconds = next(self._batches)
+        pieces, seconds = self._feed.take(self._per_batch)
         self.waits.append(time.perf_counter() - start)
-        self.produce_seconds.append(seconds)
-        return self._normalise(images)
+        self.produce_seconds.append(sum(seconds))
+        staged = torch.empty((self.request.batch_size, 3, size, size), dtype=torch.uint8, device=self.request.device)
+        for index, piece in enumerate(pieces):
+            staged[index * chunk:(index + 1) * chunk].copy_(piece, non_blocking=True)
+        return self._normalise(staged)
 
     def close(self) -> None:
-        shutdown = getattr(self._batches, "_shutdown_workers", None)
-        if shutdown:
-            shutdown()
-        self._batches = None
+        self._close_feed()
 
 
 class ManifestError(ValueError):
@@ -320,7 +406,7 @@ def decode_on_gpu(items, size: int, device: str = "cuda", nvjpeg: frozenset[str]
     return out
 
 
-class GpuDecodeSource(_Recording):
+class GpuDecodeSource(_Fed):
     """Two threads of the measuring process, a pipeline: one takes each batch's bytes from the workers, the
     other decodes it (nvJPEG, one batched call), resizes, crops and normalises on a side stream. The decode
     capacity is what the slower of the two stages sustains: batch / max(mean fetch, mean decode seconds)."""
@@ -334,12 +420,13 @@ class GpuDecodeSource(_Recording):
         self._nvjpeg = nvjpeg_paths(request.manifest)
         self._normalise = Normaliser(request.device, request.input_format)
         self._threads: list[threading.Thread] = []
-        self._batches = None
+        self._init_feed(lambda chunk: Feed(FileBytes(self._paths), chunk, request.workers), ("bytes",))
 
     def start(self) -> None:
-        """Workers and threads start after the configuration's memory baseline: their queues are the loader's."""
+        """Threads (and the source's own workers) start after the configuration's memory baseline: their queues and
+        the decoded batches are the loader's."""
         import torch
-        self._batches = iter(_endless_loader(FileBytes(self._paths), self.request.batch_size, self.request.workers))
+        self._start_feed()
         self._stream = torch.cuda.Stream()
         self._fetched: queue.Queue = queue.Queue(maxsize=self.QUEUE_DEPTH)
         self._ready: queue.Queue = queue.Queue(maxsize=self.QUEUE_DEPTH)
@@ -353,8 +440,8 @@ class GpuDecodeSource(_Recording):
         try:
             while not self._stop.is_set():
                 start = time.perf_counter()
-                items, _ = next(self._batches)
-                self._put(self._fetched, (items, time.perf_counter() - start))
+                pieces, _ = self._feed.take(self._per_batch)
+                self._put(self._fetched, ([item for piece in pieces for item in piece], time.perf_counter() - start))
         except Exception as err:  # noqa: BLE001 - handed to the consumer, which raises it
             self._put(self._fetched, (err, None))
 
@@ -418,19 +505,20 @@ class GpuDecodeSource(_Recording):
                     pending.get_nowait()
             for thread in self._threads:
                 thread.join(timeout=10)
-        shutdown = getattr(self._batches, "_shutdown_workers", None)
-        if shutdown:
-            shutdown()
+            self._threads = []
+        self._close_feed()
 
 
 LOADERS = {loader.name: loader for loader in (
     Loader("real", ("cpu", "cuda"), True,
            "DataLoader workers decode, resize (short side to size·256/224) and centre-crop the image files on "
-           "the CPU; the batch is normalised on the target device", RealSource),
+           "the CPU, a few images per task; a batch is its tasks' images copied into one buffer on the target "
+           "device and normalised there", RealSource),
     Loader("dummy", ("cpu", "cuda"), False,
            "one seeded random batch, made on the device in the format's input dtype and layout", DummySource),
     Loader("real_gpu_decode", ("cuda",), True,
-           "DataLoader workers read the files' bytes; a thread of the measuring process takes them, another "
+           "DataLoader workers read the files' bytes, a few files per task; a thread of the measuring process "
+           "takes a batch's worth, another "
            "decodes each batch with nvJPEG in one call, then resizes, crops and normalises on the GPU on a side "
            "stream, batches ahead of the model", GpuDecodeSource),
 )}

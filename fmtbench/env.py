@@ -20,6 +20,8 @@ def _gpu(device_index: int = 0) -> dict:
         "cuda_runtime": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        # which card, where a host has several of one model (a study may spread its jobs over them)
+        "gpu_uuid": str(getattr(props, "uuid", "") or "") or None,
     }
     info["driver"] = driver_version()
     return info

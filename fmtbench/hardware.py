@@ -123,6 +123,14 @@ def core_plan(cuda_rows: bool, cpu_threads: int | None = None, cores: list[int] 
     return {"cuda": rest[:len(rest) - cpu_count], "cpu": rest[len(rest) - cpu_count:], "export": export}
 
 
+def gpu_slices(cores: list[int], gpus: int) -> list[list[int]]:
+    """The CUDA jobs' cores split into one contiguous share per GPU, so that CUDA jobs running at once on
+    several GPUs (each with its DataLoader workers) never share a core; one share with one GPU or none."""
+    cores, count = list(cores), max(1, min(gpus, len(cores)))
+    size = len(cores) // count
+    return [cores[index * size:(index + 1) * size] for index in range(count)]
+
+
 def pin(cores) -> list[int]:
     """Runs this process (and what it starts) on `cores` where it may; returns the cores it runs on."""
     allowed = set(usable_cores())

@@ -30,7 +30,7 @@ MODEL_LOG = f"{LOGS}/model.log"
 IMAGES_LOG = f"{LOGS}/images.log"
 REFERENCE_LOG = f"{LOGS}/reference/{{size}}.log"
 EXPORT_LOG = f"{LOGS}/export/{{format}}-{{precision}}-{{device}}-{{size}}.{{ext}}.log"
-BENCHMARK_LOG = f"{LOGS}/benchmark/{{host}}/{{format}}-{{device}}-{{precision}}-{{size}}.log"
+BENCHMARK_LOG = f"{LOGS}/benchmark/{{host}}/{{format}}-{{device}}-{{precision}}.log"
 REPORT_LOG = f"{LOGS}/report.log"
 
 REPORT_DIR = "report"
@@ -51,6 +51,11 @@ def result_key(path: str | Path) -> tuple[str, int]:
     """(loader, batch size) of a result path (its file name is RESULTS' last part)."""
     loader, batch = Path(path).stem.split("-bs")
     return loader, int(batch)
+
+
+def result_size(path: str | Path) -> int:
+    """The image size of a result path (its folder is RESULTS' {size} part)."""
+    return int(Path(path).parent.name)
 
 
 def foreign_results(host_tag: str) -> list[str]:

@@ -7,7 +7,11 @@ shape, so autotuning at that shape is paid once), batch after batch. Between two
 process releases what the previous one held (its inputs and loader, its CUDA graphs, the allocator's cache,
 ONNX Runtime's arena: `Session.release`), so each configuration's memory figure is its own (memory.py).
 Shared within a process, as in a server: the imported libraries, the CUDA context and library handles, the
-loaded model and its compiled code, and autotuning results per shape.
+loaded model and its compiled code, autotuning results per shape, and the real loaders' DataLoader workers
+(data.Feeds: they make chunks of a few images, so they serve every batch size without a restart).
+
+A Snakemake job covers every image size of its (format, device, precision): `run_jobs` measures them one
+after the other in the one job process, whose imports are paid once.
 
 Every row is measured in `processes` such processes (CUDA: 2), each taking the configurations in another
 order (the batch sizes rotated, the loaders of a batch reversed every other process); rows whose processes
@@ -23,6 +27,7 @@ import gc
 import importlib
 import logging
 import os
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -211,13 +216,14 @@ def _release(session, device: str, next_batch_size: int | None) -> None:
         memory.release_free_heap()
 
 
-def _measure_config(job: JobRequest, session, planned: Planned, accounting: _Accounting | None) -> dict:
+def _measure_config(job: JobRequest, session, planned: Planned, accounting: _Accounting | None,
+                    feeds: data.Feeds | None = None) -> dict:
     """One configuration in a process that has the model loaded. Marks its stages for the parent."""
     loader = data.loader(planned.loader)
     settings = job.measurement
     request = data.SourceRequest(job.device, job.image_size, planned.batch, job.loader_workers, job.manifest,
-                                 backends.get(job.backend).input_format(job.load_request()))
-    source = loader.open(request)          # a dummy batch is made here, before the baseline
+                                 backends.get(job.backend).input_format(job.load_request()), feeds=feeds)
+    source = loader.open(request)  # before the baseline: a dummy batch, or the process's running workers
     _synchronize(job.device)
     if accounting:
         accounting.start_config()
@@ -312,18 +318,23 @@ def measure_group(job: JobRequest, plan: list[Planned]) -> dict:
     if accounting:
         accounting.loaded()
     isolation.mark("loaded")
-    for index, planned in enumerate(plan):
-        try:
-            value = _measure_config(job, session, planned, accounting)
-        except Exception as err:  # noqa: BLE001 - one configuration's failure is its row, the group goes on
-            status = isolation.classify(err, backends.spec(job.backend))
-            if status == "unavailable":
-                raise
-            value = {"status": status, "reason": f"{type(err).__name__}: {err}"[:2000]}
-            log.error("%s %s batch %d: %s: %s", job.format, planned.loader, planned.batch, status,
-                      value["reason"].splitlines()[0][:300])
-        isolation.mark("config_done", loader=planned.loader, batch=planned.batch, value=value)
-        _release(session, job.device, plan[index + 1].batch if index + 1 < len(plan) else None)
+    # the real loaders' workers, kept running from one configuration to the next (data.Feeds)
+    feeds = data.Feeds(data.chunk_size(job.batch_sizes))
+    try:
+        for index, planned in enumerate(plan):
+            try:
+                value = _measure_config(job, session, planned, accounting, feeds)
+            except Exception as err:  # noqa: BLE001 - one configuration's failure is its row, the group goes on
+                status = isolation.classify(err, backends.spec(job.backend))
+                if status == "unavailable":
+                    raise
+                value = {"status": status, "reason": f"{type(err).__name__}: {err}"[:2000]}
+                log.error("%s %s batch %d: %s: %s", job.format, planned.loader, planned.batch, status,
+                          value["reason"].splitlines()[0][:300])
+            isolation.mark("config_done", loader=planned.loader, batch=planned.batch, value=value)
+            _release(session, job.device, plan[index + 1].batch if index + 1 < len(plan) else None)
+    finally:
+        feeds.close()
     info = dict(session.info)
     isolation.mark("closed")
     return {"backend": info, "environment": env.capture(job.device, cuda_ready=job.device == "cuda")}
@@ -429,7 +440,7 @@ class _Job:
             if name == "config_done":
                 key = (mark_data["loader"], mark_data["batch"])
                 done[key] = mark_data["value"]
-                marks[key]["done"] = now
+                marks.setdefault(key, {})["done"] = now  # no config_start: it failed before its baseline
                 current[0] = None
                 return {}
             if current[0] is not None:
@@ -531,6 +542,17 @@ def _verify_artifact(path: str, provenance: dict) -> None:
     raise DamagedArtifact(f"{path}: sha256 {actual[:12]}… is not the export's {provenance['sha256'][:12]}… (damaged "
                           f"after export); set aside as {path}{integrity.DAMAGED}. Run the same command again: it "
                           "rebuilds the export and remeasures its rows.")
+
+
+def run_jobs(jobs: list[JobRequest]) -> list[dict]:
+    """A Snakemake job's image sizes one after the other, in one job process (its imports made once)."""
+    records = []
+    for job in jobs:
+        started = time.perf_counter()
+        records += run_job(job)
+        log.info("%s %s %s %s×%s: %d rows in %.1f s", job.format, job.device, job.precision, job.image_size,
+                 job.image_size, len(job.outputs), time.perf_counter() - started)
+    return records
 
 
 def run_job(job: JobRequest) -> list[dict]:

@@ -33,15 +33,17 @@ def spec(format_name: str) -> FormatSpec:
 
 @dataclass(frozen=True)
 class Job:
-    """One benchmark job: every batch size and loader of one (format, device, precision, image size)."""
+    """One benchmark job: every image size, batch size and loader of one (format, device, precision). One job
+    per row kind, not per image size: a job's fixed cost (the libraries' imports, the environment, the GPU
+    claim) is paid once for all its sizes."""
     format: str
     device: str
     precision: str
-    size: int
+    sizes: tuple[int, ...]
 
     @property
     def wildcards(self) -> dict:
-        return {"format": self.format, "device": self.device, "precision": self.precision, "size": self.size}
+        return {"format": self.format, "device": self.device, "precision": self.precision}
 
 
 def _resolve(schema: dict, root: dict) -> dict:
@@ -272,11 +274,10 @@ def format_options(config: dict, name: str) -> dict:
 
 
 def jobs(config: dict) -> list[Job]:
-    return [Job(fmt, device, precision, size)
+    return [Job(fmt, device, precision, tuple(config["image_sizes"]))
             for fmt, devices in config["formats"].items()
             for device, precisions in devices.items()
-            for precision in precisions
-            for size in config["image_sizes"]]
+            for precision in precisions]
 
 
 def host(config: dict) -> str:
@@ -293,7 +294,9 @@ def batch_sizes(config: dict, device: str) -> list[int]:
 
 
 def result_paths(config: dict, job: Job, host_tag: str | None = None) -> list[str]:
-    return [paths.RESULTS.format(host=host_tag or host(config), loader=loader, batch=batch, **job.wildcards)
+    return [paths.RESULTS.format(host=host_tag or host(config), size=size, loader=loader, batch=batch,
+                                 **job.wildcards)
+            for size in job.sizes
             for batch in batch_sizes(config, job.device) for loader in loaders_for(config, job.device)]
 
 
@@ -329,8 +332,8 @@ def runs_here(device: str) -> bool:
 
 def own_files(config: dict, jobs_: list[Job], host_tag: str) -> dict[str, list[str]]:
     """This machine's result JSONs, exports and reference logits: what integrity.repair checks."""
-    exports = {path for job in jobs_ if runs_here(job.device)
-               and (path := export_path(backend_of(config, job.format), job.precision, job.device, job.size))}
+    exports = {path for job in jobs_ if runs_here(job.device) for size in job.sizes
+               if (path := export_path(backend_of(config, job.format), job.precision, job.device, size))}
     return {"results": [result_paths(config, job, host_tag) for job in jobs_],  # per job
             "exports": sorted(exports),
             "references": {size: paths.REFERENCE.format(size=size) for size in config["image_sizes"]}}

@@ -1,5 +1,6 @@
-# One job per (format, device, precision, image size) measures every batch size and loader: its measuring
-# processes each load the model once and measure every configuration (fmtbench/runner.py); one JSON each.
+# One job per (format, device, precision) measures every image size, batch size and loader: per image size its
+# measuring processes each load the model once and measure every configuration (fmtbench/runner.py); one JSON
+# each. One job for all sizes: its fixed cost (imports, environment, GPU claim) is paid once.
 
 
 rule benchmark:
@@ -11,8 +12,10 @@ rule benchmark:
         paths.BENCHMARK_LOG,
     wildcard_constraints:
         device="cpu",
-    threads: lambda wc: len(CORES[wc.device])
+    threads: lambda wc: len(job_cores(wc.device))
     params:
+        sizes=config["image_sizes"],
+        artifacts=benchmark_artifacts,
         batch_sizes=lambda wc: study.batch_sizes(config, wc.device),
         loaders=lambda wc: study.loaders_for(config, wc.device),
         measurement=lambda wc: config["measurement"][wc.device],

@@ -7,23 +7,33 @@ def weights_file(wildcards):
     return [] if weights in ("imagenet", "random") else [weights]
 
 
+def benchmark_artifacts(wildcards):
+    """Image size -> the export a job's rows at that size run (none for formats without one, or CUDA rows on a
+    machine without a GPU)."""
+    if not study.runs_here(wildcards.device):
+        return {}
+    artifacts = {
+        size: study.export_path(
+            study.backend_of(config, wildcards.format),
+            wildcards.precision,
+            wildcards.device,
+            size,
+        )
+        for size in config["image_sizes"]
+    }
+    return {size: path for size, path in artifacts.items() if path}
+
+
 def benchmark_inputs(wildcards):
-    inputs = {
+    artifacts = sorted(set(benchmark_artifacts(wildcards).values()))
+    return {
         "weights": rules.model.output.weights,
         "model": rules.model.output.provenance,
         "manifest": rules.images.output.manifest,
-        "reference": paths.REFERENCE.format(size=wildcards.size),
+        "references": list(OWN["references"].values()),
+        "artifacts": artifacts,
+        "provenances": [paths.provenance(path) for path in artifacts],
     }
-    artifact = study.export_path(
-        study.backend_of(config, wildcards.format),
-        wildcards.precision,
-        wildcards.device,
-        wildcards.size,
-    )
-    if artifact and study.runs_here(wildcards.device):
-        inputs["artifact"] = artifact
-        inputs["provenance"] = paths.provenance(artifact)
-    return inputs
 
 
 def benchmark_outputs(device):
@@ -33,7 +43,7 @@ def benchmark_outputs(device):
         format="{format}",
         device="{device}",
         precision="{precision}",
-        size="{size}",
+        size=config["image_sizes"],
         loader=study.loaders_for(config, device),
         batch=study.batch_sizes(config, device),
     )
@@ -54,11 +64,19 @@ def export_batch_sizes(wildcards):
     )
 
 
+def job_cores(device):
+    """The cores one benchmark job runs on: the CPU rows' set, or one GPU's share of the CUDA jobs' set (the job
+    pins itself to the share of the GPU it claims)."""
+    if device == "cpu":
+        return CORES["cpu"]
+    return hardware.gpu_slices(CORES["cuda"], len(gpus.candidates()))[0]
+
+
 def loader_workers(device):
     """DataLoader workers of a job: the configured number, at most one fewer than the job's cores."""
     if device == "cpu":
         return config["loader"]["workers"]
-    return max(1, min(config["loader"]["cuda_workers"], len(CORES["cuda"]) - 1))
+    return max(1, min(config["loader"]["cuda_workers"], len(job_cores(device)) - 1))
 
 
 def report_results():

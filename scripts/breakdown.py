@@ -83,6 +83,16 @@ def snakemake_jobs(log: Path) -> pd.DataFrame:
     return frame
 
 
+def _gpu_cards(workdir: Path) -> int:
+    """Distinct cards the CUDA rows ran on (several when jobs ran at once on several GPUs)."""
+    cards = set()
+    for path in (workdir / paths.RESULTS_DIR).rglob("*.json"):
+        result = read_json(path)
+        if result["config"]["device"] == "cuda" and result["status"] == "ok":
+            cards.add((result.get("environment") or {}).get("gpu_uuid"))
+    return len(cards - {None})
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("workdir", type=Path)
@@ -130,23 +140,28 @@ def main():
                       by_rule.reset_index().to_markdown(index=False), ""]
             cuda = jobs[jobs["rule"] == "benchmark_cuda"].copy()
             if not processes.empty and not cuda.empty:
-                first = processes.dropna(subset=["forked_at"]).groupby(["format", "device", "precision",
-                                                                        "image_size"])["forked_at"].min()
-                overhead = []
+                first = processes.dropna(subset=["forked_at"]).groupby(["format", "device", "precision"]
+                                                                       )["forked_at"].min()
+                overhead, per_job = [], []
                 for _, job in cuda.iterrows():
                     fields = dict(item.split("=", 1) for item in job["wildcards"].split(", "))
-                    key = (fields["format"], fields["device"], fields["precision"], int(fields["size"]))
+                    key = (fields["format"], fields["device"], fields["precision"])
                     if key in first.index:
                         started = datetime.fromtimestamp(first[key])
                         overhead.append((started - job["start"]).total_seconds())
+                        per_job.append({"format": key[0], "precision": key[2], "start": job["start"].time(),
+                                        "seconds": job["seconds"], "before its first process": overhead[-1]})
                 if overhead:
                     lines += [f"CUDA jobs: {len(overhead)}; seconds from a job's start to its first measuring "
                               f"process: median {statistics.median(overhead):.1f}, total {sum(overhead):.0f} "
-                              "(imports, tuning; Snakemake's log has whole seconds).", ""]
+                              "(imports, tuning; Snakemake's log has whole seconds).", "",
+                              pd.DataFrame(per_job).sort_values("start").to_markdown(index=False), ""]
             gpu_jobs = jobs[(jobs["rule"] == "benchmark_cuda") | ((jobs["rule"].str.startswith("export"))
                                                                   & jobs["wildcards"].str.contains("device=cuda"))]
-            lines += [f"GPU held by jobs: {gpu_jobs['seconds'].sum():.0f} s of {wall:.0f} s wall "
-                      "(exports that compile on the GPU hold it too).", ""]
+            gpus = _gpu_cards(args.workdir)
+            lines += [f"GPU held by jobs: {gpu_jobs['seconds'].sum():.0f} s over {wall:.0f} s wall on {gpus or 1} "
+                      "GPU(s) (exports that compile on the GPU hold it too); one GPU would need about the first "
+                      "figure, whatever ran beside it.", ""]
     text = "\n".join(lines)
     if args.out:
         args.out.write_text(text)

@@ -6,7 +6,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from fmtbench import paths, study
+from fmtbench import hardware, paths, study
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
@@ -297,7 +297,9 @@ def _runs(config: dict) -> None:
     for job in study.jobs(config):
         for path in study.result_paths(config, job, "host"):
             assert paths.result_key(path)[1] in study.batch_sizes(config, job.device)
-        assert isinstance(job.size, int) and paths.REFERENCE.format(size=job.size).endswith(f"/{job.size}.pt")
+            assert paths.result_size(path) in job.sizes
+        for size in job.sizes:
+            assert isinstance(size, int) and paths.REFERENCE.format(size=size).endswith(f"/{size}.pt")
     cores = list(range(16))
     for cuda_rows in (False, True):
         plan = hardware.core_plan(cuda_rows, config["cpu_threads"], cores)
@@ -395,3 +397,14 @@ def test_a_schema_error_is_one_line_naming_the_key_with_the_value_cut_short():
     assert len(lines) == 2 and lines[1].startswith("  also config: ")
     assert {lines[0][:len("config: batch_sizes[0]")], lines[1].strip()[5:][:len("config: image_sizes[0]")]} == {
         "config: batch_sizes[0]", "config: image_sizes[0]"}
+
+
+def test_cuda_jobs_on_several_gpus_get_cores_of_their_own():
+    """Two CUDA jobs at once on a 2-GPU host (`--resources gpu=2`) each pin to their GPU's share of the CUDA
+    jobs' cores, so their DataLoader workers never share a core; one GPU keeps them all."""
+    plan = hardware.core_plan(True, None, list(range(32)))
+    shares = hardware.gpu_slices(plan["cuda"], 2)
+    assert len(shares) == 2 and not set(shares[0]) & set(shares[1]) and len(shares[0]) == len(plan["cuda"]) // 2
+    assert not set(plan["cpu"]) & set(shares[0] + shares[1]) and not set(plan["export"]) & set(shares[1])
+    assert hardware.gpu_slices(plan["cuda"], 1) == [plan["cuda"]] == hardware.gpu_slices(plan["cuda"], 0)
+    assert hardware.gpu_slices([3], 2) == [[3]]

@@ -110,7 +110,40 @@ def test_a_manifest_without_nvjpeg_flags_is_refused_not_decoded_on_the_cpu(tmp_p
 def test_a_real_loader_starts_its_workers_only_when_started(small_image_set):
     """Started after the configuration's memory baseline, so what the loader holds is in its figure."""
     source = data.RealSource(data.SourceRequest("cpu", 8, 2, 1, str(small_image_set)))
-    assert source._batches is None
+    assert source._feed is None
     source.start()
     assert source.next().shape == (2, 3, 8, 8)
     source.close()
+    assert source._feed is None
+
+
+def test_chunks_divide_every_batch_size():
+    assert data.chunk_size([32, 40, 48, 56, 64]) == 8
+    assert data.chunk_size([32, 64]) == 8 and data.chunk_size([2]) == 2 and data.chunk_size([6, 9]) == 3
+    assert data.chunk_size([7]) == 7 and data.chunk_size([1, 64]) == 1 and data.chunk_size([12]) == 6
+
+
+def test_a_process_keeps_its_workers_from_one_configuration_to_the_next(small_image_set):
+    """One feed per kind of work, started once (before the first configuration's baseline): a second source, at
+    another batch size, takes chunks from the same workers; its batches are whole chunks."""
+    feeds = data.Feeds(data.chunk_size([2, 4]))
+    try:
+        first = data.RealSource(data.SourceRequest("cpu", 8, 2, 2, str(small_image_set), feeds=feeds))
+        feed = first._feed
+        workers = {w.pid for w in feed._chunks._workers}
+        first.start()
+        assert first.next().shape == (2, 3, 8, 8)
+        first.close()
+        second = data.RealSource(data.SourceRequest("cpu", 8, 4, 2, str(small_image_set), feeds=feeds))
+        second.start()
+        assert second._feed is feed and {w.pid for w in feed._chunks._workers} == workers
+        assert all(w.is_alive() for w in feed._chunks._workers)
+        batch = second.next()
+        assert batch.shape == (4, 3, 8, 8) and second.stats()["produce_ms_per_batch"]["median"] > 0
+        second.close()
+        assert feed._chunks is not None  # a configuration's end leaves the process's workers running
+        with pytest.raises(ValueError, match="batch size 3 is not a whole number of 2-image chunks"):
+            data.RealSource(data.SourceRequest("cpu", 8, 3, 2, str(small_image_set), feeds=feeds))
+    finally:
+        feeds.close()
+    assert feed._chunks is None

@@ -46,8 +46,9 @@ def test_report_warns_about_random_weights_states_the_method_and_the_rows_not_ru
     assert "## Across machines" in text
     assert "`function`" in text and "`dataloader_type`" in text and "`allocated_memory`" in text  # in the legends
     assert "| latency p50 (ms)" in text and "| end-to-end (img/s)" in text and "| throughput (img/s)" in text
-    for method in ("measured in 2 processes each, up to 5", "median of its processes' medians", "One endless sampler",
-                   "Decode capacity", "the model's load plus its own peak growth", "the first run at a configuration",
+    for method in ("measured in 2 processes each, up to 5", "median of its processes' medians",
+                   "one endless sampler feeds them", "Decode capacity", "the model's load plus its own peak growth",
+                   "the first run at a configuration",
                    "√L·(u_in + √K·u_acc)", "CPU rows ran on 7 logical CPUs (7 physical cores)",
                    "2 processes: 20 rows, 3 processes: 8 rows", "stopped on: ci"):
         assert method in text, method
@@ -198,3 +199,18 @@ def test_a_row_whose_accuracy_check_failed_says_so(tmp_path):
     lines = findings.all_findings(results, "torch", 0.05)
     assert any(line.startswith("Accuracy not checked: torch") and "shape mismatch" in line for line in lines)
     assert render._rel_error_text(results[broken].iloc[0]) == "check failed"
+
+
+def test_rows_of_one_machine_on_several_cards_say_which_card_ran_which_format(tmp_path):
+    """A study spread over two GPUs of one host (`--resources gpu=2`): one host tag, two cards; the machine line
+    says so and which formats each ran; one card says nothing more."""
+    results = frame.load(write_results(tmp_path))
+    gpu = results[(results["host"] == "gpu-box")]
+    assert render._cards(gpu) is None, "results without card ids, or one card: nothing to say"
+    cuda = (gpu["device"] == "cuda") & (gpu["status"] == "ok")
+    gpu.loc[cuda, "gpu_uuid"] = ["GPU-a" if f == "torch" else "GPU-b" for f in gpu.loc[cuda, "format"]]
+    line = render._cards(gpu)
+    assert "ran on 2 cards" in line and "card 1 (`GPU-a`): torch fp16, torch fp32" in line
+    assert "card 2 (`GPU-b`): onnx fp16" in line
+    gpu.loc[cuda, "gpu_uuid"] = "GPU-a"
+    assert render._cards(gpu) is None

@@ -268,7 +268,7 @@ def test_a_row_records_its_settings_and_back_to_back_rate(weights, tmp_path):
     assert row["processes"][0]["configurations"] == 1 and row["timing"]["kind"] == "latency"
 
 
-def _fake_config(job, session, planned, accounting):
+def _fake_config(job, session, planned, accounting, feeds=None):
     """In the child: a measurement whose median depends on how often this configuration was measured before."""
     import json
     import os
@@ -331,3 +331,13 @@ def test_a_damaged_export_is_set_aside_and_no_row_is_written(weights, tmp_path):
         runner.run_job(job)
     assert not artifact.exists() and (tmp_path / f"model.onnx{integrity.DAMAGED}").exists()
     assert not any(tmp_path.glob("dummy-bs*.json"))
+
+
+def test_a_configuration_that_fails_before_its_baseline_is_its_row_and_the_group_goes_on(weights, tmp_path):
+    """A loader that cannot open (here: its manifest is gone) fails before the configuration's first mark (the
+    parent's bookkeeping raised KeyError on it): its row says why, the other rows of the group are measured."""
+    from dataclasses import replace
+    job = replace(_cpu_job(weights, tmp_path, (2,), loaders=("real", "dummy")), manifest=str(tmp_path / "gone.json"))
+    rows = {r["config"]["loader"]: r for r in runner.run_job(job)}
+    assert rows["dummy"]["status"] == "ok", rows["dummy"].get("reason")
+    assert rows["real"]["status"] == "failed" and "gone.json" in rows["real"]["reason"]

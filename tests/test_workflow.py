@@ -44,9 +44,10 @@ def planned_jobs(repo, workdir, env=None, configfile=None) -> set[tuple]:
     return jobs
 
 
-def benchmark(fmt, device, precision, size):
+def benchmark(fmt, device, precision, size=None):
+    """The job of a (format, device, precision): one for every image size (`size` names the one a test means)."""
     rule = "benchmark_cuda" if device == "cuda" else "benchmark"
-    return (rule, f"device={device}", f"format={fmt}", f"host={HOST}", f"precision={precision}", f"size={size}")
+    return (rule, f"device={device}", f"format={fmt}", f"host={HOST}", f"precision={precision}")
 
 
 def export_job(fmt, precision, device, size, ext):
@@ -412,7 +413,7 @@ def _slow_config(workdir):
 def _interrupt_during_onnx_benchmark(repo, workdir, env, interrupt, configfile):
     command = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(workdir),
                "--configfile", str(configfile), "--cores", "1", "report"]
-    log = workdir / "artifacts" / "logs" / "benchmark" / HOST / "onnx-cpu-fp32-32.log"
+    log = workdir / "artifacts" / "logs" / "benchmark" / HOST / "onnx-cpu-fp32.log"
     log.unlink(missing_ok=True)
     output = workdir / f"interrupted-{interrupt.__name__}.out"
     with output.open("w") as sink:

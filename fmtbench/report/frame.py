@@ -127,6 +127,7 @@ def _row(result: dict) -> dict:
         "accuracy_error": backend.get("accuracy_error"),
         "cpu_model": environment.get("cpu_model"),
         "gpu_name": environment.get("gpu_name"),
+        "gpu_uuid": environment.get("gpu_uuid"),
         "driver": environment.get("driver"),
         "cuda_runtime": environment.get("cuda_runtime"),
         "cudnn": environment.get("cudnn"),

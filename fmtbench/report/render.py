@@ -175,6 +175,9 @@ def _machines(table: pd.DataFrame) -> list[str]:
         libraries = json.loads(first["libraries"])
         lines.append(f"- **Machine `{host}`:** CPU {first['cpu_model']}; GPU {gpu_text}; libraries "
                      + ", ".join(f"{k} {v}" for k, v in sorted(libraries.items()) if v != "not-installed") + ".")
+        cards = _cards(group)
+        if cards:
+            lines.append(cards)
         cpu_rows = group[(group["device"] == "cpu") & (group["status"] == "ok")]
         if not cpu_rows.empty:
             row = cpu_rows.iloc[0]
@@ -183,6 +186,22 @@ def _machines(table: pd.DataFrame) -> list[str]:
                          "intra-op threads, pinned (the cores CUDA jobs and exports used were others where the "
                          "machine had a GPU).")
     return lines
+
+
+def _cards(group: pd.DataFrame) -> str | None:
+    """Where a machine's CUDA rows ran on several cards (of one model: one host tag): which rows ran on which."""
+    rows = group[(group["device"] == "cuda") & (group["status"] == "ok")].dropna(subset=["gpu_uuid"])
+    cards = sorted(set(rows["gpu_uuid"]))
+    if len(cards) < 2:
+        return None
+    parts = []
+    for index, card in enumerate(cards):
+        on_card = rows[rows["gpu_uuid"] == card]
+        kinds = sorted({f"{f} {p}" for f, p in zip(on_card["format"], on_card["precision"], strict=True)})
+        parts.append(f"card {index + 1} (`{card}`): {', '.join(kinds)}")
+    return (f"  Its CUDA rows ran on {len(cards)} cards of this model, a job per format and precision on one card "
+            "(every row of a format and precision on the same card; rows of different cards compare cards too): "
+            + "; ".join(parts) + ".")
 
 
 def _range(values, fmt: str = ".2g", unit: str = "") -> str:
@@ -243,10 +262,13 @@ def _method(ok: pd.DataFrame, baseline: dict) -> list[str]:
     lines += [
         "- **Shared within a measuring process** (as in a long-running server): the imported libraries and their "
         "handles and thread pools (made before the process's memory baseline, with the CUDA context on CUDA rows), "
-        "the loaded model and its compiled code, and autotuning results per input shape. **Not shared:** inputs, "
-        "loaders, CUDA graphs (captured anew per configuration; torch.compile keeps a batch size's graph for the "
-        "next loader at that size, and its row's memory record says so), the allocator's cache and ONNX Runtime's "
-        "arena (released between configurations), so each configuration's memory figure is its own.",
+        "the loaded model and its compiled code, autotuning results per input shape, and the real loaders' "
+        "DataLoader workers (started once per process and kind of loader, before the first configuration's "
+        "baseline; a task is a few images, so the same workers serve every batch size). **Not shared:** inputs, "
+        "each configuration's batches and GPU-decode threads, CUDA graphs (captured anew per configuration; "
+        "torch.compile keeps a batch size's graph for the next loader at that size, and its row's memory record says "
+        "so), the allocator's cache and ONNX Runtime's arena (released between configurations), so each "
+        "configuration's memory figure is its own.",
         "- **latency** is the format's forward call alone (CUDA: `torch.cuda.synchronize()` of the whole device "
         "before and after, so a library's own stream is included; CPU: `time.perf_counter`); **throughput** comes "
         "from calls queued back to back. A row's figure is the median of its processes' medians; its interval is "
@@ -268,8 +290,9 @@ def _method(ok: pd.DataFrame, baseline: dict) -> list[str]:
                                  repeated[["batch_size", "distinct_images_per_batch"]].drop_duplicates()
                                  .sort_values("batch_size").itertuples(index=False)) + ".")
         if loader.end_to_end:
-            text += (f" One endless sampler feeds warm-up and timing, so the workers never drain; the timed phase "
-                     f"spans {data.ROUNDS_TIMED} rounds of the workers. *Decode capacity* = images per second the "
+            text += (f" Its workers run on from one configuration to the next and one endless sampler feeds them, "
+                     f"so they never restart or drain; the timed phase spans {data.ROUNDS_TIMED} rounds of the "
+                     "workers (batches). *Decode capacity* = images per second the "
                      "producers made (timed inside them); the end-to-end figure is checked against min(model under "
                      "load, capacity).")
         lines.append(text)
@@ -277,7 +300,7 @@ def _method(ok: pd.DataFrame, baseline: dict) -> list[str]:
     lines.append("- **memory:** " + "; ".join(methods) + ". The process baseline is taken after imports, the CUDA "
                  "context and the library handles; each configuration's figure is the model's load plus its own peak "
                  "growth over its own baseline (taken after its input batch was made, before its loader started: a "
-                 "real loader's queues and decoder are in its figure).")
+                 "real loader's batches, queues and GPU decoder are in its figure, its worker processes are not).")
     cuda = ok[(ok["device"] == "cuda")].dropna(subset=["memory_first_run_mb", "memory_load_mb"])
     if not cuda.empty:
         handles = (cuda["memory_first_run_mb"] - cuda["memory_load_mb"]).median()
