@@ -47,6 +47,15 @@ def memory_of_jobs(jobs):
     return figures
 
 
+def rows_of_jobs(jobs):
+    """Each job run as a benchmark job process runs it: per row (loader, batch) its status, reason and its first
+    process's loader statistics."""
+    from fmtbench import runner
+    return [{(row["config"]["loader"], row["config"]["batch_size"]):
+             (row["status"], row.get("reason"), (row.get("processes") or [{}])[0].get("loader"))
+             for row in runner.run_job(job)} for job in jobs]
+
+
 def _identity():
     import torch
     properties = torch.cuda.get_device_properties(0)

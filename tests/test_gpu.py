@@ -258,3 +258,33 @@ def test_gpu_decode_rows_memory_is_the_models_plus_the_loaders_own(weights, tmp_
     expected = dummy["memory"]["allocated_mb"] + alone
     assert decoded["memory"]["allocated_mb"] == pytest.approx(expected, abs=max(20.0, 0.05 * expected)), (
         dummy["memory"], decoded["memory"], alone, rows)
+
+
+def test_a_cuda_group_with_every_loader_feeds_every_batch_size_from_the_same_workers(weights, tmp_path):
+    """The real loaders' workers stay running across the configurations of a process (pinned chunks copied into
+    one device buffer; GPU decode over a batch's chunks of bytes): batch 32 then 64 (and the reverse in the second
+    process), every loader, every row measured with its loader's statistics."""
+    import sys
+    from dataclasses import replace
+
+    from test_runner import _cpu_job
+
+    from fmtbench import images
+    from fmtbench.atomic import write_json
+    paths = images.generate(tmp_path / "images", count=64, seed=0)
+    manifest = tmp_path / "manifest.json"
+    write_json(manifest, images.manifest(paths, "generated"))
+    job = replace(_cpu_job(weights, tmp_path, (32, 64), loaders=("real", "dummy", "real_gpu_decode"), processes=2,
+                           max_processes=2),
+                  device="cuda", precision="fp16", image_size=224, manifest=str(manifest), loader_workers=3,
+                  options={"fp32_math": "strict", "autocast": False, "cuda_graph": True})
+    tests = os.path.dirname(__file__)
+    outcome = isolation.run_interpreter("helpers_isolated:rows_of_jobs", [job],
+                                        env={"PYTHONPATH": os.pathsep.join([tests, *sys.path])})
+    assert outcome.status == "ok", outcome.reason
+    rows = outcome.value[0]
+    assert len(rows) == 6
+    for (loader, batch), (status, reason, stats) in rows.items():
+        assert status == "ok", (loader, batch, reason)
+        if loader != "dummy":
+            assert stats["batches_timed"] >= 12 and stats["decode_capacity_fps"] > 0, (loader, batch, stats)
