@@ -231,7 +231,9 @@ def _monitored(name, *args):
 
 def test_gpu_decode_rows_memory_is_the_models_plus_the_loaders_own(weights, tmp_path):
     """The decoder started before the baseline: its queue was in every GPU-decode row's baseline and in inductor's
-    load figure (309 MB instead of 22). Now the figure is the dummy row's plus what the loader holds."""
+    load figure (309 MB instead of 22). Now the loader's memory is in the row's figure: at least what the loader
+    alone or the model alone holds, at most their sum (one process's caching allocator reuses blocks between the
+    decoder and the model: on the H100, batch 32 fp16, the model alone 220 MB, the loader alone 253, the row 367)."""
     import sys
     from dataclasses import replace
 
@@ -255,9 +257,9 @@ def test_gpu_decode_rows_memory_is_the_models_plus_the_loaders_own(weights, tmp_
     assert dummy["memory"]["load_mb"] == pytest.approx(decoded["memory"]["load_mb"], abs=1), "one load, no queue in it"
     status, reason, alone = _monitored("loader_alone", str(manifest), 32)
     assert status == "ok", reason
-    expected = dummy["memory"]["allocated_mb"] + alone
-    assert decoded["memory"]["allocated_mb"] == pytest.approx(expected, abs=max(20.0, 0.05 * expected)), (
-        dummy["memory"], decoded["memory"], alone, rows)
+    both = dummy["memory"]["allocated_mb"] + alone
+    assert max(dummy["memory"]["allocated_mb"], alone) <= decoded["memory"]["allocated_mb"] <= both + max(
+        20.0, 0.05 * both), (dummy["memory"], decoded["memory"], alone, rows)
 
 
 def test_a_cuda_group_with_every_loader_feeds_every_batch_size_from_the_same_workers(weights, tmp_path):

@@ -214,3 +214,22 @@ def test_rows_of_one_machine_on_several_cards_say_which_card_ran_which_format(tm
     assert "card 2 (`GPU-b`): onnx fp16" in line
     gpu.loc[cuda, "gpu_uuid"] = "GPU-a"
     assert render._cards(gpu) is None
+
+
+def test_a_memory_figure_no_process_measured_alone_is_kept_out_of_tables_findings_and_plots(tmp_path):
+    """torch.compile's dummy rows at 224² batch 64 read 44 MB on the H100 (every process ran them after another
+    loader at that batch, whose recorded graph's pool was in their baseline): the report called that the lowest
+    memory of all formats. Such a figure is a lower bound, in the CSV's memory_shared_mb only."""
+    from fmtbench.atomic import read_json, write_json
+    paths = write_results(tmp_path)
+    shared = next(p for p in paths if "gpu-box/torch/cuda-fp16/64/dummy-bs8.json" in str(p))
+    record = read_json(shared)
+    record["memory"]["shared"] = "the CUDA graph ... is kept"
+    record["memory"]["allocated_mb"] = 1.0
+    write_json(shared, record)
+    results = frame.load(paths)
+    row = results[(results["format"] == "torch") & (results["precision"] == "fp16") & (results["loader"] == "dummy")
+                  & (results["batch_size"] == 8) & (results["host"] == "gpu-box")
+                  & (results["image_size"] == 64)].iloc[0]
+    assert pd.isna(row["memory_mb"]) and row["memory_shared_mb"] == 1.0
+    assert not any(line.endswith(" 1 MB.") for line in findings.lowest_memory(results[results["status"] == "ok"]))

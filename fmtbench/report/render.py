@@ -118,7 +118,10 @@ MODEL_LEGEND = (
     "alone, as a serving loop runs it; on the CPU, where a call is synchronous, batch / median call time); "
     "*speedup* = this throughput / that of {baseline} on the same device, size and batch; *memory* = the model's "
     "load + the configuration's peak growth of device memory in use (CUDA) or of the process's resident set (CPU) "
-    "over its own baseline; *rel. error* = largest relative L2 error of an image's logits against PyTorch fp32 on "
+    "over its own baseline (– where no process measured the configuration alone: each ran it after another "
+    "loader at its batch size, sharing torch.compile's recorded graph, whose pool was then in the baseline; the "
+    "CSV's `memory_shared_mb` holds that lower bound); *rel. error* = largest relative L2 error of an image's "
+    "logits against PyTorch fp32 on "
     "the CPU, at this row's batch size; *library default* = the fp32 math the library uses out of the box. (The "
     "seed study called the format `function` and the memory `allocated_memory`.)")
 E2E_LEGEND = (
