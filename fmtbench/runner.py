@@ -14,7 +14,7 @@ A Snakemake job covers every image size of its (format, device, precision): `run
 after the other in the one job process, whose imports are paid once.
 
 Every row is measured in `processes` such processes (CUDA: 2), each taking the configurations in another
-order (the batch sizes rotated, the loaders of a batch reversed every other process); rows whose processes
+order (the batch sizes rotated, the loaders of a batch rotated too); rows whose processes
 disagree by more than `unstable_spread` get further processes, up to `max_processes`. The parent never
 initialises CUDA: it watches the GPU through NVML while a child measures (gpus.DeviceMonitor). A
 configuration that fails is data (its JSON says why); a process that dies loses only the configuration it
@@ -373,14 +373,17 @@ def stall_timeout(job: JobRequest) -> float:
 
 def order(configs: list[tuple[str, int]], index: int, count: int) -> list[tuple[str, int]]:
     """The configurations of one measuring process: batch sizes rotated a fraction further for each process,
-    the loaders of a batch (which share its shape, so autotuning is paid once) kept together, their order
-    reversed every other process."""
+    the loaders of a batch (which share its shape, so autotuning is paid once) kept together, rotated one further
+    for each process, so that each loader comes first at its batch size in some process (torch.compile keeps a
+    batch size's CUDA graph for the next loader: only the first one's memory figure is its own; reversing the
+    order every other process never put the middle loader, the dummy one, first)."""
     batches = sorted({batch for _, batch in configs})
     offset = index * len(batches) // max(count, 1)
     ordered = []
     for batch in batches[offset:] + batches[:offset]:
         loaders = [loader for loader, b in configs if b == batch]
-        ordered += [(loader, batch) for loader in (loaders[::-1] if index % 2 else loaders)]
+        shift = index % len(loaders)
+        ordered += [(loader, batch) for loader in loaders[shift:] + loaders[:shift]]
     return ordered
 
 
