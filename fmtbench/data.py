@@ -187,7 +187,6 @@ class Feed:
     workers' seconds for each."""
 
     def __init__(self, dataset, chunk: int, workers: int, pin_memory: bool = False):
-        self.chunk, self.workers = chunk, workers
         self._chunks = iter(_endless_loader(dataset, chunk, workers, pin_memory=pin_memory))
 
     def take(self, count: int) -> tuple[list, list[float]]:

@@ -6,7 +6,8 @@ Each column means one thing for every row that has it, and is empty where a row 
   `throughput_fps` (calls back to back: the model alone) with `speedup` from it;
 - real-loader rows: `e2e_fps` (images / wall time, waiting for data included) and the same run's own model
   figures `model_ms_under_load` / `model_fps_under_load` (CUDA events on the model's stream beside the loader);
-- `pooled_*`: every sample of every process taken together (not the row's interval when processes disagree).
+- `pooled_*`: every sample of every process taken together (not the row's interval when processes disagree);
+- `memory_mb`: the configuration's own figure; `memory_shared_mb` instead where no process measured it alone.
 """
 from __future__ import annotations
 
