@@ -51,6 +51,7 @@ def process_rows(workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                               "forked_at": stages.get("forked_at"), "configurations": process.get("configurations"),
                               "total": stages.get("exited"), **_spans(stages, PROCESS_STAGES)}
             rows.append({**config, "status": result["status"], "process": process.get("process"),
+                         "gpu_uuid": (result.get("environment") or {}).get("gpu_uuid"),
                          "forked_at": stages.get("forked_at"), **_spans(own, CONFIG_STAGES)})
     return pd.DataFrame(rows), pd.DataFrame(processes.values())
 
@@ -83,14 +84,12 @@ def snakemake_jobs(log: Path) -> pd.DataFrame:
     return frame
 
 
-def _gpu_cards(workdir: Path) -> int:
+def _gpu_cards(configs: pd.DataFrame) -> int:
     """Distinct cards the CUDA rows ran on (several when jobs ran at once on several GPUs)."""
-    cards = set()
-    for path in (workdir / paths.RESULTS_DIR).rglob("*.json"):
-        result = read_json(path)
-        if result["config"]["device"] == "cuda" and result["status"] == "ok":
-            cards.add((result.get("environment") or {}).get("gpu_uuid"))
-    return len(cards - {None})
+    if configs.empty:
+        return 0
+    cuda = configs[(configs["device"] == "cuda") & (configs["status"] == "ok")]
+    return int(cuda["gpu_uuid"].dropna().nunique())
 
 
 def main():
@@ -158,7 +157,7 @@ def main():
                               pd.DataFrame(per_job).sort_values("start").to_markdown(index=False), ""]
             gpu_jobs = jobs[(jobs["rule"] == "benchmark_cuda") | ((jobs["rule"].str.startswith("export"))
                                                                   & jobs["wildcards"].str.contains("device=cuda"))]
-            gpus = _gpu_cards(args.workdir)
+            gpus = _gpu_cards(configs)
             lines += [f"GPU held by jobs: {gpu_jobs['seconds'].sum():.0f} s over {wall:.0f} s wall on {gpus or 1} "
                       "GPU(s) (exports that compile on the GPU hold it too); one GPU would need about the first "
                       "figure, whatever ran beside it.", ""]
