@@ -1,5 +1,6 @@
 # fmtbench: ResNet-18 inference per deployment format.  Main target: `snakemake --cores 1 report`.
 # Keep this file light: no torch import here (it costs ~2 s on every invocation).
+import os
 import re
 import sys
 from pathlib import Path
@@ -15,17 +16,32 @@ from fmtbench import (
     gpus,
     hardware,
     integrity,
+    lifeline,
+    locks,
     paths,
     study,
     triggers,
     versions,
 )
 
+# Config files as written, before Snakemake reads them: a key written twice (YAML keeps the last silently), a TAB
+# in the indentation, text that is not YAML, named with the file, line and key (`--configfile` ones are read by
+# Snakemake first: it reports their syntax errors itself).
+for path in ["config.yaml", *workflow.overwrite_configfiles]:
+    if Path(path).is_file():
+        study.check_config_file(path)
+
 
 configfile: "config.yaml"
 
 
-report: "rules/report/workflow.rst"
+# The HTML report's front page: what this workspace's report says ran and found, once there is one.
+FRONT_PAGE = "rules/report/workflow.rst"
+if Path(paths.REPORT_FRONT).is_file():
+    FRONT_PAGE = os.path.abspath(paths.REPORT_FRONT)
+
+
+report: FRONT_PAGE
 
 
 # `--config` strings typed, typos named, the schema (and its defaults), then what it cannot express.
@@ -41,6 +57,11 @@ JOBS = study.jobs(config)
 OWN = study.own_files(config, JOBS, HOST)
 FOREIGN = paths.foreign_results(HOST)
 if workflow.is_main_process:
+    lifeline.name_owner()  # its jobs end with it, even when it is killed (fmtbench/lifeline.py)
+    # The lock of a Snakemake process that was killed, left in .snakemake/locks (fmtbench/locks.py).
+    STALE = locks.release_stale()
+    if STALE:
+        logger.warning(STALE)
     MOVED = integrity.repair(**OWN)
     RETRY = integrity.weights_retry(
         paths.MODEL_PROVENANCE,
@@ -62,6 +83,7 @@ CORES = hardware.core_plan(study.has_cuda_rows(config), config["cpu_threads"])
 # A study on a busy machine times the other work too: say so at its start (only when there are jobs to run; each
 # row also records what else ran while it was timed, and the report marks it §).
 onstart:
+    locks.claim()  # the lock files Snakemake just wrote are this process's
     busy = contention.study_start_warning(sorted(set().union(*CORES.values())))
     if busy:
         logger.warning(busy)

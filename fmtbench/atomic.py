@@ -43,6 +43,29 @@ def atomic_path(path: str | os.PathLike):
             os.unlink(tmp)
 
 
+@contextmanager
+def replaced_together(*targets: str | os.PathLike):
+    """Yields a temporary path for each target (files or directories of one directory), in a staging directory
+    beside them; only if the block succeeds does each replace its target whole, in the order given, so a reader
+    and a failed writer see the previous set until the new one is complete."""
+    targets = [Path(target) for target in targets]
+    parent = targets[0].parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=parent, prefix=".staging."))
+    try:
+        new = [staging / target.relative_to(parent) for target in targets]
+        yield new
+        for fresh, target in zip(new, targets, strict=True):
+            if not fresh.exists():
+                continue
+            if target.is_dir() and not target.is_symlink():
+                target.replace(staging / f".previous.{target.name}")  # a directory cannot be replaced in one step
+            os.replace(fresh, target)
+    finally:
+        import shutil
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def write_json(path: str | os.PathLike, data) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")

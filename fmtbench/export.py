@@ -86,7 +86,7 @@ def run(format_name: str, precision: str, device: str, size: str, weights_path, 
             with gpus.claim_for(request.device):
                 outcome = isolation.run_interpreter("fmtbench.export:export_child", format_name, request,
                                                     str(target), threads, timeout=EXPORT_TIMEOUT_S, spec=backend.SPEC)
-        except BaseException:  # Ctrl-C: the child is gone (subprocess.run kills it); so is its half-written file
+        except BaseException:  # Ctrl-C, SIGTERM: the child is gone (run_interpreter stopped it); so is its .part
             if not directory:
                 _clear(target)
             raise

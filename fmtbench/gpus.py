@@ -1,4 +1,5 @@
-"""The GPU side of the job process: which GPU a job uses, and what NVML says about it while a child measures.
+"""The GPU side of the job process: which GPU a job uses, and NVML's view of it (the job's device monitor,
+measure.monitors, reads it while a child measures).
 
 One GPU per job: Snakemake counts GPUs (`--resources gpu=N`) but assigns no ids, so a CUDA job claims
 a free one itself, with an exclusive lock per GPU, and pins itself to it with CUDA_VISIBLE_DEVICES
@@ -79,6 +80,8 @@ MEMORY_PERIOD_MS = 1    # device memory sampled this often while a child measure
 CLOCK_SAMPLE_MS = 10   # SM clock, power and clock event reasons this often during timing
 MEMORY_METHOD = ("CUDA device memory in use growth (NVML total - free, sampled every 1 ms by the job process, "
                  "outside the measured one)")
+MEMORY_METHOD_AT_MARKS = ("CUDA device memory in use growth (NVML total - free, read by the job process at each stage "
+                          "of the configuration, no sampling)")
 
 
 class Nvml:
@@ -135,104 +138,3 @@ class Nvml:
     def power_limit_w(self) -> float | None:
         limit = self._optional("nvmlDeviceGetEnforcedPowerLimit")
         return limit / 1000 if limit is not None else None
-
-
-def _spread(values) -> dict | None:
-    values = sorted(v for v in values if v is not None)
-    if not values:
-        return None
-    return {"min": values[0], "median": values[len(values) // 2], "max": values[-1]}
-
-
-class DeviceMonitor:
-    """The job process's readings while a child measures (the `on_mark` of isolation.run_forked).
-
-    From the child's `baseline` mark to its `closed` mark, device memory in use every 1 ms. `loaded`: the
-    model's load (memory in use then, against the baseline). Per configuration: `config_start` takes the
-    configuration's own baseline and restarts the peak; `first_run` reads memory then; from `timing_start`
-    the SM clock, power and clock event reasons are sampled every 10 ms; the board's energy counter is read at
-    `energy_start` and `energy_end` (the back-to-back phase); `config_end` replies with the configuration's
-    memory record (its growth over its baseline plus the model's load) and GPU readings. Replies to
-    `baseline` tell the child whether device memory is being tracked here."""
-
-    def __init__(self, interval: float = MEMORY_PERIOD_MS / 1000,
-                 clock_every: int = CLOCK_SAMPLE_MS // MEMORY_PERIOD_MS):
-        self._interval, self._clock_every = interval, clock_every
-        self._nvml: Nvml | None = None
-        self._thread = None
-
-    def _run(self):
-        tick = 0
-        while not self._stop.wait(self._interval):
-            self._peak = max(self._peak, self._nvml.memory_used())
-            tick += 1
-            if self._timing and tick % self._clock_every == 0:
-                self._samples.append(self._nvml.sample())
-
-    def reset(self) -> None:
-        """After a child that ended (or died): stop sampling."""
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._thread = None
-
-    def _start_config(self) -> None:
-        used = self._nvml.memory_used()
-        self._config_baseline = self._peak = used
-        self._stages, self._samples, self._timing, self._energy = {}, [], False, None
-
-    def _end_config(self) -> dict:
-        from fmtbench.memory import MB, add_load, growth_record
-        self._peak = max(self._peak, self._nvml.memory_used())
-        self._timing = False
-        reasons = 0
-        for sample in self._samples:
-            reasons |= sample["reasons"] or 0
-        throttled = [label for bit, label in THROTTLE_REASONS.items() if reasons & bit]
-        gpu = {"energy": self._energy,
-               "sm_clock_mhz": _spread(s["sm_clock_mhz"] for s in self._samples),
-               "power_w": _spread(s["power_w"] for s in self._samples),
-               "power_limit_w": self._nvml.power_limit_w(), "samples": len(self._samples),
-               "clock_event_reasons": throttled + [label for bit, label in OTHER_REASONS.items() if reasons & bit],
-               "throttled": bool(throttled)}
-        record = growth_record(MEMORY_METHOD, self._config_baseline, self._peak, self._stages)
-        return {"memory": add_load(record, self._load / MB), "gpu": gpu}
-
-    def on_mark(self, name: str, data: dict) -> dict:
-        import threading
-        if name == "baseline":
-            self.reset()
-            self._nvml = self._nvml or Nvml.open(data.get("uuid"), data.get("pci_bus_id"))
-            if self._nvml is None:
-                return {"device_memory": False}
-            self.baseline = self._nvml.memory_used()
-            self._load = 0
-            self._start_config()
-            self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._run, daemon=True)
-            self._thread.start()
-            return {"device_memory": True}
-        if self._thread is None:
-            return {}
-        if name == "loaded":
-            self._load = max(self._nvml.memory_used() - self.baseline, 0)
-        elif name == "config_start":
-            self._start_config()
-        elif name == "first_run":
-            used = self._nvml.memory_used()
-            self._stages["first_run"] = used
-            self._peak = max(self._peak, used)
-        elif name == "timing_start":
-            self._timing = True
-            self._samples.append(self._nvml.sample())
-        elif name == "energy_start":
-            self._energy_start = (self._nvml.energy_mj(), time.perf_counter())
-        elif name == "energy_end":
-            energy, started = self._nvml.energy_mj(), self._energy_start[1]
-            joules = (energy - self._energy_start[0]) / 1000 if None not in (energy, self._energy_start[0]) else None
-            self._energy = {"joules": joules, "seconds": time.perf_counter() - started}
-        elif name == "config_end":
-            return self._end_config()
-        elif name == "closed":
-            self.reset()
-        return {}

@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from fmtbench import lifeline
+
 log = logging.getLogger(__name__)
 
 _CHANNEL = None          # in a forked child: the duplex connection to the parent
-_PROGRESS: Path | None = None   # in a fresh interpreter: where `mark` writes the stage reached
+_PROGRESS: int | None = None    # in a fresh interpreter: the file descriptor `mark` writes the stage reached to
 _FORKED_AT: float | None = None  # in the parent: perf_counter when the current forked child started
 
 
@@ -67,7 +69,8 @@ def mark(name: str, **data) -> dict:
         _CHANNEL.send_bytes(pickle.dumps(("mark", name, data)))
         return pickle.loads(_CHANNEL.recv_bytes())
     if _PROGRESS is not None:
-        _PROGRESS.write_text(name)
+        os.ftruncate(_PROGRESS, 0)
+        os.pwrite(_PROGRESS, name.encode(), 0)
     return {}
 
 
@@ -117,8 +120,9 @@ def _signal_name(exit_code: int | None) -> str:
 
 # --- forked child --------------------------------------------------------------------------------------
 
-def _forked_child(conn, function, args, spec) -> None:
+def _forked_child(conn, function, args, spec, parent: int) -> None:
     global _CHANNEL
+    lifeline.tie(parent)  # killed with the job: a measuring process never outlives it
     # Ctrl-C reaches the whole process group: the child dies of it at once, silently (the parent, its job,
     # says so in one line), instead of multiprocessing printing the child's KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -150,7 +154,7 @@ def run_forked(function: Callable, *args, timeout: float, spec: OomMarkers | Non
     parent_end, child_end = context.Pipe(duplex=True)
     started, forked_at = time.perf_counter(), time.time()
     _FORKED_AT = started
-    process = context.Process(target=_forked_child, args=(child_end, function, args, spec))
+    process = context.Process(target=_forked_child, args=(child_end, function, args, spec, os.getpid()))
     # Ctrl-C during the fork would raise KeyboardInterrupt inside an at-fork handler (logging's lock release),
     # where it is printed as a traceback and swallowed (seen in the Ctrl-C test): held until the fork returns.
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -204,25 +208,37 @@ def run_forked(function: Callable, *args, timeout: float, spec: OomMarkers | Non
 def run_interpreter(target: str, *args, timeout: float | None = None, spec: OomMarkers | None = None,
                     env: dict | None = None) -> Outcome:
     """`module:function` called with `args` in `python -m fmtbench.isolation`; arguments and result are
-    pickled through files. The child's stdout/stderr are this process's."""
-    with tempfile.TemporaryDirectory() as scratch:
-        request, result, progress = (Path(scratch, name) for name in ("request.pkl", "result.pkl", "progress"))
-        with open(request, "wb") as handle:
-            pickle.dump((target, args, spec), handle)
+    pickled through files without a name (nothing is left in the temporary directory whatever ends this process).
+    The child's stdout/stderr are this process's; it ends with this process (fmtbench.lifeline)."""
+    with tempfile.TemporaryFile() as request, tempfile.TemporaryFile() as result, \
+            tempfile.TemporaryFile() as progress:
+        pickle.dump((target, args, spec), request)
+        request.flush()
+        request.seek(0)
         package_root = str(Path(__file__).resolve().parent.parent)
         child_env = {**os.environ, **(env or {})}
         child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, child_env.get("PYTHONPATH")]))
+        files = [request.fileno(), result.fileno(), progress.fileno()]
         started = time.perf_counter()
-        try:
-            completed = subprocess.run([sys.executable, "-m", "fmtbench.isolation", str(request), str(result),
-                                        str(progress)], env=child_env, timeout=timeout)
-            exit_code = completed.returncode
-        except subprocess.TimeoutExpired:
-            exit_code = None
-        stage = progress.read_text() if progress.exists() else "start"
-        if result.exists():
-            with open(result, "rb") as handle:
-                outcome = pickle.load(handle)
+        with subprocess.Popen([sys.executable, "-m", "fmtbench.isolation", *map(str, files), str(os.getpid())],
+                              env=child_env, pass_fds=files) as child:
+            try:
+                exit_code = child.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+                exit_code = None
+            except BaseException:  # this process is stopping (SIGTERM, Ctrl-C): the child unwinds first, then it goes
+                child.terminate()
+                try:
+                    child.wait(timeout=lifeline.GRACE_S / 2)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                raise
+        stage = os.pread(progress.fileno(), 4096, 0).decode(errors="replace") or "start"
+        result.seek(0)
+        if payload := result.read():
+            outcome = pickle.loads(payload)
         elif exit_code is None:
             outcome = Outcome("failed", f"timed out after {timeout:.0f} s during step '{stage}'")
         else:
@@ -233,8 +249,8 @@ def run_interpreter(target: str, *args, timeout: float | None = None, spec: OomM
 
 def _interpreter_child(request: str, result: str, progress: str) -> None:
     global _PROGRESS
-    _PROGRESS = Path(progress)
-    with open(request, "rb") as handle:
+    _PROGRESS = int(progress)
+    with os.fdopen(int(request), "rb") as handle:
         target, args, spec = pickle.load(handle)
     module_name, function_name = target.split(":")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -247,7 +263,7 @@ def _interpreter_child(request: str, result: str, progress: str) -> None:
     except Exception as err:  # noqa: BLE001 - reported to the parent as data
         traceback.print_exc()
         outcome = _failure(err, spec, target)
-    with open(result, "wb") as handle:
+    with os.fdopen(int(result), "wb") as handle:
         pickle.dump(outcome, handle)
 
 
@@ -255,5 +271,6 @@ if __name__ == "__main__":
     # Run as `python -m`, this file is __main__: use the importable module, so that what the child pickles
     # (Outcome) and the globals `mark` reads are the ones the parent knows.
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the job that started it says so, in one line
+    lifeline.hold(parent=int(sys.argv[4]))  # ends with the job: SIGTERM unwinds it (a `.part` file removed)
     from fmtbench import isolation
     isolation._interpreter_child(*sys.argv[1:4])

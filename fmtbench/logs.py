@@ -31,14 +31,20 @@ def _interrupted(signum, frame):
     raise KeyboardInterrupt
 
 
-def run(main: Callable[[], None], what: str) -> None:
+def run(main: Callable[[], None], what: str, refused: tuple[type[Exception], ...] = ()) -> None:
     """A job's `main`. Ctrl-C (SIGINT to the whole process group) unwinds it once (temporary files removed, locks
     released; outputs are only ever renamed into place whole) and ends it with one calm line and exit status 130,
-    not a KeyboardInterrupt traceback. Where SIGINT is ignored (a job started in the background) it stays ignored."""
+    not a KeyboardInterrupt traceback. Where SIGINT is ignored (a job started in the background) it stays ignored.
+    An exception of a `refused` type (bad input, its message naming the culprit) ends it with that message and exit
+    status 1, without a traceback."""
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupted)
     try:
         main()
+    except refused as err:
+        logging.getLogger("fmtbench").error("%s: %s", what, err)
+        logging.shutdown()
+        sys.exit(1)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         logging.getLogger("fmtbench").warning("%s interrupted (Ctrl-C): stopped, nothing half-written left; "

@@ -8,7 +8,9 @@ baseline, taken after the previous configuration released what it held (its buff
 caches, ONNX Runtime's arena: `Session.release`) and after its input batch was made (in the format's final
 dtype and layout). Its figure is the model's load plus its own peak growth over that baseline (`add_load`):
 what a fresh process measures for it. Readings: after the first run at its shape (workspaces, autotuning
-buffers) and the peak up to the end of its timed phases.
+buffers); the peak through the first call and the warm-up (`first_call_peak`: autotuning, graph capture); and
+the peak over the timed phases (`steady`: what the running model needs, the figure a table shows), which does
+not depend on whether an earlier configuration of the process had already tuned the shape.
 
 CPU rows: resident set size (RSS) of the measuring process. At the baseline the C heap's free pages are
 returned to the kernel (malloc_trim: else a new allocation could reuse resident freed pages unseen) and the
@@ -17,7 +19,7 @@ every allocation of every library without a sampling thread in the measured proc
 processes of their own and are not counted.
 CUDA rows: device memory in use (total - free), which sees every allocator in the process (torch's caching
 allocator, ONNX Runtime's arena, cuDNN/cuBLAS workspaces, TensorRT engines). It is sampled every ms by the
-job process through NVML (gpus.DeviceMonitor), so no thread competes with the measured one; without NVML,
+job process through NVML (measure.monitors.DeviceMonitor), so no thread competes with the measured one; without NVML,
 by a thread in the measuring process through cudaMemGetInfo (CudaTracker). Growth is never negative.
 """
 from __future__ import annotations
@@ -26,6 +28,10 @@ import ctypes
 import threading
 
 MB = 1024 * 1024
+# A configuration's two figures: the peak from its baseline through its first call and warm-up (autotuning,
+# graph capture: the first call's price), and the peak over its timed phases (what the running model needs).
+FIRST_CALL_PEAK = "first_call_peak"
+STEADY = "steady"
 
 
 def _status_kib(field: str) -> int | None:
@@ -117,13 +123,33 @@ class RssTracker:
     def stage(self, name: str) -> None:
         self._stages[name] = current_rss_bytes()
 
-    def stop(self) -> dict:
+    def _peak_so_far(self) -> int:
         if self._sampler:
-            peak = self._sampler.stop()
+            return max(self._sampler.peak, current_rss_bytes())
+        return max(current_rss_bytes(), (_status_kib("VmHWM") or 0) * 1024)
+
+    def restart_peak(self, name: str) -> None:
+        """The peak up to now becomes stage `name`; the peak starts again from what is resident now."""
+        self._stages[name] = self._peak_so_far()
+        self._before_restart = self._stages[name]
+        if self._sampler:
+            self._sampler.peak = current_rss_bytes()
+        else:
+            reset_peak_rss()
+
+    def steady_peak(self) -> int:
+        """The peak since `restart_peak`."""
+        return self._peak_so_far()
+
+    def stop(self) -> dict:
+        if FIRST_CALL_PEAK in self._stages:
+            self._stages[STEADY] = self.steady_peak()
+        if self._sampler:
+            peak = max(self._sampler.stop(), getattr(self, "_before_restart", 0))
             method = self.method.replace("peak = VmHWM, no sampling thread", "5 ms sampling thread: VmHWM "
                                                                               "could not be reset")
         else:
-            peak = max(current_rss_bytes(), (_status_kib("VmHWM") or 0) * 1024)
+            peak = max(current_rss_bytes(), (_status_kib("VmHWM") or 0) * 1024, getattr(self, "_before_restart", 0))
             method = self.method
         return growth_record(method, self.baseline, peak, self._stages)
 
@@ -149,18 +175,57 @@ class CudaTracker:
     def stage(self, name: str) -> None:
         self._stages[name] = self._used()
 
+    def restart_peak(self, name: str) -> None:
+        self._stages[name] = max(self._sampler.peak, self._used())
+        self._sampler.peak = self._used()
+
+    def steady_peak(self) -> int:
+        return max(self._sampler.peak, self._used())
+
     def stop(self) -> dict:
         import torch
         torch.cuda.synchronize()
-        return growth_record(self.method, self.baseline, self._sampler.stop(), self._stages)
+        if FIRST_CALL_PEAK in self._stages:
+            self._stages[STEADY] = self.steady_peak()
+        peak = max(self._sampler.stop(), self._stages.get(FIRST_CALL_PEAK, 0))
+        return growth_record(self.method, self.baseline, peak, self._stages)
+
+
+class ProcessAccounting:
+    """The measuring process's own memory readings where its job process has no NVML view (CPU rows; CUDA without
+    NVML): the model's load once, then each configuration's growth over its own baseline."""
+
+    def __init__(self, device: str):
+        self._tracker_type = RssTracker if device == "cpu" else CudaTracker
+        self._process = self._tracker_type().start()
+        self.load_mb = 0.0
+        self.current = None
+
+    def loaded(self) -> None:
+        self._process.stage("load")
+        self.load_mb = self._process.stop()["load_mb"]
+
+    def start_config(self) -> None:
+        self.current = self._tracker_type().start()
+
+    def stage(self, name: str) -> None:
+        self.current.stage(name)
+
+    def timing_starts(self) -> None:
+        """What the first call and the warm-up peaked at is kept; the steady-state peak starts from here."""
+        self.current.restart_peak(FIRST_CALL_PEAK)
+
+    def end_config(self) -> dict:
+        return add_load(self.current.stop(), self.load_mb)
 
 
 def add_load(record: dict, load_mb: float) -> dict:
-    """A configuration's growth over its own baseline, plus the model's load in the process: its figure."""
+    """A configuration's growth over its own baseline, plus the model's load in the process: its figures."""
     record = dict(record)
     record["allocated_mb"] += load_mb
-    if "first_run_mb" in record:
-        record["first_run_mb"] += load_mb
+    for stage in ("first_run", FIRST_CALL_PEAK, STEADY):
+        if f"{stage}_mb" in record:
+            record[f"{stage}_mb"] += load_mb
     record["load_mb"] = load_mb
     return record
 

@@ -19,6 +19,13 @@ WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
 KEY_PREFIXES = ("module.", "_orig_mod.")
 RESNET18_CLASSES = 1000
 LISTED_KEYS = 3  # keys named in a refusal before "and N more"
+# torchvision's own names for its ImageNet weights of ResNet-18 (`ResNet18_Weights.IMAGENET1K_V1`, the enum's
+# DEFAULT alias, with or without the class name): what its users type, the same file as `imagenet`.
+TORCHVISION_WEIGHTS = ("IMAGENET1K_V1", "DEFAULT")
+TORCHVISION_CLASS = "ResNet18_Weights"
+KEYWORDS = ("imagenet", "random")
+ACCEPTED = ("imagenet, random, ResNet18_Weights.IMAGENET1K_V1 (torchvision's name; also IMAGENET1K_V1, DEFAULT), "
+            "or the path of a ResNet-18 state dict or training checkpoint (torch.save or .safetensors)")
 
 
 class WeightsError(RuntimeError):
@@ -30,6 +37,33 @@ class Weights:
     state_dict: dict
     source: str                 # imagenet-cache | imagenet-download | random | random-fallback | file
     detail: dict = field(default_factory=dict)
+
+
+def setting(weights: str) -> str:
+    """`model.weights` as the study uses it: torchvision's names for its ResNet-18 ImageNet weights are `imagenet`;
+    anything else is kept as written (a keyword or a path). Light (no torchvision import): the Snakefile calls it."""
+    name = weights.strip()
+    cls, dot, member = name.rpartition(".")
+    if member in TORCHVISION_WEIGHTS and (not dot or cls == TORCHVISION_CLASS):
+        return "imagenet"
+    return weights
+
+
+def setting_problem(weights: str) -> str | None:
+    """Why `model.weights` names nothing the model rule can use (another model's torchvision weights, a path to no
+    file), or None. Paths are relative to the working directory, as Snakemake reads them."""
+    if setting(weights) in KEYWORDS:
+        return None
+    try:
+        is_file = Path(weights).is_file()
+    except (OSError, ValueError):  # a name no file system takes (a NUL byte, too long)
+        is_file = False
+    cls, dot, member = weights.strip().rpartition(".")
+    if dot and cls.endswith("_Weights") and member.isupper() and not is_file:
+        return f"{weights!r} is torchvision's name for another model's weights; accepted: {ACCEPTED}"
+    if not is_file:
+        return f"{weights!r} is no file here ({os.path.abspath(weights)}); accepted: {ACCEPTED}"
+    return None
 
 
 def imagenet_url() -> str:
@@ -149,13 +183,18 @@ def _listed(keys) -> str:
     return shown + (f" and {len(keys) - LISTED_KEYS} more" if len(keys) > LISTED_KEYS else "")
 
 
-def resnet18_problem(state_dict: Mapping) -> str | None:
-    """Why a state dict is not a ResNet-18's (with any head), cause first: keys it should not have (a wrapper,
-    another architecture), then keys it lacks, then tensors of the wrong shape; None if it is one."""
+def expected_state_dict(classes: int) -> dict:
+    """torchvision's ResNet-18 state dict with `classes` outputs, on the meta device (names, shapes, dtypes)."""
     import torch
     from torchvision.models import resnet18
     with torch.device("meta"):
-        expected = resnet18(weights=None, num_classes=num_classes(state_dict)).state_dict()
+        return resnet18(weights=None, num_classes=classes).state_dict()
+
+
+def resnet18_problem(state_dict: Mapping) -> str | None:
+    """Why a state dict is not a ResNet-18's (with any head), cause first: keys it should not have (a wrapper,
+    another architecture), then keys it lacks, then tensors of the wrong shape; None if it is one."""
+    expected = expected_state_dict(num_classes(state_dict))
     unexpected = set(state_dict) - set(expected)
     missing = set(expected) - set(state_dict)
     if unexpected:
@@ -192,16 +231,40 @@ def _from_file(path: Path, expected_sha256: str | None) -> Weights:
         raise WeightsError(f"{path}: not a ResNet-18 state dict{took}: {problem}")
     if unwrapped:
         log.info("%s: took off %s", path, ", ".join(unwrapped))
+    state_dict, stored = as_stored_by_resnet18(state_dict, path)
+    if stored:
+        log.info("%s: stored as %s, cast to float32 (the study's reference is fp32)", path, ", ".join(stored))
     return Weights(state_dict, "file", {"path": str(path), "sha256": digest, "unwrapped": unwrapped,
-                                        "num_classes": num_classes(state_dict)})
+                                        "num_classes": num_classes(state_dict), "stored_dtypes": stored})
 
 
-def resolve(setting: str, seed: int = 0, expected_sha256: str | None = None) -> Weights:
-    if setting == "imagenet":
+def as_stored_by_resnet18(state_dict: dict, path: Path) -> tuple[dict, list[str]]:
+    """The state dict in the dtypes torchvision's ResNet-18 holds (float32 weights, int64 batch-norm counters),
+    and the other floating dtypes it was stored in (a bf16 or fp16 checkpoint: cast up exactly, since the
+    study's reference and every format's fp32 row start from fp32 weights; its fp16 rows cast them again).
+    A quantized or complex tensor is refused naming its key."""
+    import torch
+    expected = expected_state_dict(num_classes(state_dict))
+    stored, converted = set(), {}
+    for key, value in state_dict.items():
+        want = expected[key].dtype
+        if value.is_quantized or value.is_complex() or not (value.is_floating_point() or want != torch.float32):
+            raise WeightsError(f"{path}: {key} is a {str(value.dtype).removeprefix('torch.')} tensor; ResNet-18 "
+                               f"takes {str(want).removeprefix('torch.')} (a float checkpoint: fp32, bf16 or fp16)")
+        if value.dtype != want and value.is_floating_point() and want.is_floating_point:
+            stored.add(str(value.dtype).removeprefix("torch."))
+        converted[key] = value.to(want)
+    return converted, sorted(stored)
+
+
+def resolve(weights: str, seed: int = 0, expected_sha256: str | None = None) -> Weights:
+    """`model.weights` (a keyword, torchvision's name for the ImageNet weights, or a path) as a state dict."""
+    weights = setting(weights)
+    if weights == "imagenet":
         return _imagenet(seed)
-    if setting == "random":
+    if weights == "random":
         return Weights(random_state_dict(seed), "random", {"seed": seed, "num_classes": RESNET18_CLASSES})
-    return _from_file(Path(setting), expected_sha256)
+    return _from_file(Path(weights), expected_sha256)
 
 
 def save(weights: Weights, path: str | os.PathLike) -> str:
@@ -235,6 +298,8 @@ def describe(provenance: dict) -> str:
     elif source == "file":
         unwrapped = provenance.get("unwrapped") or []
         took = f"; took off {', '.join(unwrapped)}" if unwrapped else ""
+        stored = provenance.get("stored_dtypes") or []
+        took += f"; stored as {', '.join(stored)}, cast to float32" if stored else ""
         line = f"file {provenance['path']} (sha256 {provenance['sha256'][:12]}{took})"
     else:
         line = f"ImageNet (torchvision IMAGENET1K_V1, sha256 {provenance['sha256'][:12]})"

@@ -38,6 +38,7 @@ REPORT = f"{REPORT_DIR}/report.md"
 PLOTS = f"{REPORT_DIR}/plots"
 TABLES = f"{REPORT_DIR}/tables"
 RESULTS_CSV = f"{REPORT_DIR}/results.csv"
+REPORT_FRONT = f"{REPORT_DIR}/front.rst"  # the front page of Snakemake's HTML report, from the rows
 # Written last by the report rule; removed when a workspace lacks files it had (integrity.missing).
 REPORT_COMPLETE = f"{REPORT_DIR}/.complete"
 

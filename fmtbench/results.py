@@ -1,159 +1,153 @@
-"""The result JSON of one configuration (schema: schemas/result.schema.json, its `timing` part derived from
-stats.Timing), and how a row's figures are drawn from its measuring processes."""
+"""The result of one configuration: one typed record (`Row`), written as one JSON file, read back by the report.
+
+The JSON schema is derived from the record's field list (typedjson), the timing part from stats.Timing, the
+other parts from readings. `SCHEMA_VERSION` changes when a field is added, removed or changes meaning; the
+schemas of earlier versions that readers still accept are kept as files (`schemas/result.v<N>.schema.json`).
+"""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
-import numpy as np
+from fmtbench import data, readings, stats
+from fmtbench.typedjson import doc, from_json, json_schema, to_json
 
-from fmtbench import data, stats
-
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "result.schema.json"
-SCHEMA_VERSION = 3
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_VERSION = 4
 STATUSES = ("ok", "unavailable", "oom", "failed")
 # e2e FPS below this share of min(model FPS, decode capacity) means the pipeline stalled.
 PIPELINE_EFFICIENCY = 0.9
+# e2e FPS above the decode capacity by more than this share is flagged: the producers did not make those images.
+CAPACITY_MARGIN = 0.02
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Config:
-    format: str
-    precision: str
-    device: str
-    loader: str
-    image_size: int
-    batch_size: int
-    host: str
+    format: str = doc("the row's name: a format, or a variant of one")
+    precision: str = doc("fp16 or fp32", enum=["fp16", "fp32"])
+    device: str = doc("cpu or cuda", enum=["cpu", "cuda"])
+    loader: str = doc("the loader (data.LOADERS)")
+    image_size: int = doc("pixels per side", minimum=1)
+    batch_size: int = doc("images per call", minimum=1)
+    host: str = doc("results directory tag: host_label or hardware model")
 
 
-def record(config: Config, status: str, reason: str | None = None, *, timing=None, throughput=None,
-           memory=None, gpu=None, accuracy=None, environment=None, artifact=None, backend=None,
-           processes=None, transient: bool = False, attempt: int = 1, measurement=None, contention=None) -> dict:
-    if status not in STATUSES:
-        raise ValueError(f"status {status!r} is not one of {STATUSES}")
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "config": asdict(config),
-        "status": status,
-        "reason": reason,
-        # a failure that may not repeat (process killed, timed out, out of memory): the next runs remeasure it
-        "transient": transient,
-        "attempt": attempt,
-        "timing": timing,
-        "throughput": throughput,
-        "memory": memory,
-        "gpu": gpu,
-        "accuracy": accuracy,
-        "environment": environment or {},
-        "artifact": artifact,
-        "backend": backend or {},
-        "processes": processes or [],
-        # the settings it was measured with (timing.Settings.record): the report's method text reads them
-        "measurement": measurement,
-        # what else used the machine while the row was timed (fmtbench.contention.row_summary)
-        "contention": contention,
-    }
+@dataclass(frozen=True, kw_only=True)
+class Weights:
+    source: str = doc("where the weights came from",
+                      enum=["imagenet-cache", "imagenet-download", "file", "random", "random-fallback"])
+    random: bool = doc("seeded random init: accuracy is numerical agreement only")
+    description: str = doc("one line for reports")
 
 
-def _median(values):
-    values = [v for v in values if v is not None]
-    return float(np.median(values)) if values else None
+@dataclass(frozen=True, kw_only=True)
+class Artifact:
+    path: str = doc("the export the row ran")
+    sha256: str = doc("its hash at export time")
 
 
-def throughput(batch_size: int, timing: stats.Timing, processes: list[dict]) -> dict:
-    """The row's rates. Dummy loader: `model_fps` is the back-to-back rate (Timing.throughput_fps; on the CPU,
-    batch / median call time), the model alone. Real loaders: `model_fps` is batch / the median model time
-    measured in the same run under the loader's load (CUDA events on the model's stream), and `end_to_end_fps`
-    the median over the processes of images / wall time of the timed phase, with the decode capacity and how
-    close e2e came to what the pipeline allows: min(model FPS, capacity) where the producer runs beside the
-    model (workers, decode threads), 1 / (1/model + 1/capacity) where the measuring process decodes itself."""
-    latency_fps = batch_size / (timing.median / 1e3)
-    loaders = [p["loader"] for p in processes if p.get("loader")]
-    if not loaders:
-        model_fps = timing.throughput_fps or latency_fps
-        return {"model_fps": model_fps, "basis": "back_to_back" if timing.throughput_fps else "latency",
-                "latency_fps": latency_fps, "end_to_end_fps": None}
-    model_fps = latency_fps
-    e2e = [entry["end_to_end_fps"] for entry in loaders]
-    capacity = _median(entry["decode_capacity_fps"] for entry in loaders)
-    end_to_end = _median(e2e)
-    if not capacity:
-        expected = model_fps
-    elif loaders[0]["concurrent"]:
-        expected = min(model_fps, capacity)
-    else:
-        expected = 1 / (1 / model_fps + 1 / capacity)
-    waits = [entry["data_wait_ms"] for entry in loaders if entry["data_wait_ms"]]
-    return {
-        "model_fps": model_fps,
-        "basis": "under_load",
-        "latency_fps": None,
-        "end_to_end_fps": end_to_end,
-        "end_to_end_spread": stats.spread_of(e2e) if end_to_end else 0.0,
-        "decode_capacity_fps": capacity,
-        "capacity_spread": stats.spread_of([entry["decode_capacity_fps"] for entry in loaders
-                                            if entry["decode_capacity_fps"]]) if capacity else None,
-        "expected_fps": expected,
-        "pipeline_efficiency": end_to_end / expected if expected else None,
-        "stalled": bool(expected and end_to_end < PIPELINE_EFFICIENCY * expected),
-        "above_model_fps": bool(end_to_end > model_fps),
-        "data_wait_ms": {key: _median(w[key] for w in waits) for key in ("median", "mean", "p90", "max")}
-        if waits else None,
-        "producer": loaders[0]["producer"],
-        "distinct_images_per_batch": loaders[0].get("distinct_images_per_batch"),
-    }
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """How the row was measured: the loop settings of a configuration in a process, the row's policy over its
+    processes (the thresholds its marks were judged with) and the harness's switches (measure.policy)."""
+    processes: int = doc("measuring processes per row", minimum=1)
+    max_processes: int = doc("more, up to this many, for rows whose processes disagree", minimum=1)
+    warmup_iters: int = doc("warm-up calls, at least", minimum=0)
+    warmup_seconds: float = doc("warm-up seconds, at least", minimum=0)
+    min_iters: int = doc("timed calls, at least", minimum=0)
+    min_seconds: float = doc("timed seconds, at least", minimum=0)
+    max_seconds: float = doc("time cap of the latency samples (min_iters is a floor past it)", minimum=0)
+    target_ci: float = doc("stop once the median's 95 % interval is within ± this share of it (0: off)", minimum=0)
+    throughput_seconds: float = doc("back-to-back phase of a dummy row (CUDA); 0: not measured", minimum=0)
+    energy_seconds: float = doc("the back-to-back phase lasts at least this long where the energy is read",
+                                minimum=0)
+    unstable_spread: float = doc("processes whose medians spread by more than this share mark the row unstable",
+                                 exclusiveMinimum=0)
+    noisy_iqr_ratio: float = doc("a process whose IQR / median exceeds this marks the row noisy",
+                                 exclusiveMinimum=0)
+    host_bound_share: float = doc("a process in which the GPU was busy for less than this share of a synchronised "
+                                  "call marks the row host-bound", exclusiveMinimum=0, maximum=1)
+    harness: dict[str, bool] = doc("the harness's parts, on or off (measure.policy.Harness)")
 
 
-def memory_summary(records: list[dict]) -> dict:
-    """The record of the process with the median growth, with every process's growth beside it. Processes in
-    which the configuration reused state an earlier one made (`shared`: a recorded CUDA graph) are left out
-    where another process has the configuration's own figure."""
-    own = [r for r in records if not r.get("shared")] or records
-    ordered = sorted(own, key=lambda r: r["allocated_mb"])
-    chosen = dict(ordered[(len(ordered) - 1) // 2])
-    chosen["allocated_mb_processes"] = [r["allocated_mb"] for r in records]
-    return chosen
+@dataclass(frozen=True, kw_only=True)
+class Row:
+    """One configuration's result: measured (`ok`) with its figures, or why not."""
+    schema_version: int = doc("version of this record's schema", const=SCHEMA_VERSION)
+    config: Config = doc("what was measured")
+    weights: Weights | None = doc("where the model's weights came from", omitted=True)
+    status: str = doc("ok, or why there is no measurement", enum=list(STATUSES))
+    reason: str | None = doc("why the status is not ok")
+    transient: bool = doc("a failure that may not repeat (killed, timed out, out of memory): the next plain runs "
+                          "remeasure it (fmtbench.integrity)")
+    attempt: int = doc("how many runs have measured this row (transient failures are retried)", minimum=1)
+    timing: stats.Timing | None = doc("model time per batch over the row's processes")
+    throughput: readings.ModelRates | readings.PipelineRates | None = doc("the row's rates")
+    memory: readings.MemorySummary | None = doc("the configuration's memory")
+    gpu: readings.GpuSummary | None = doc("NVML readings over the timed phases (CUDA rows where NVML answers)")
+    accuracy: readings.Accuracy | None = doc("the row's logits against the reference")
+    environment: dict = doc("the machine, libraries and time (env.capture)")
+    artifact: Artifact | None = doc("the export the row ran, hashed")
+    backend: dict = doc("settings in effect (threads, providers, memory format, ...)")
+    processes: list[readings.ProcessEntry] = doc("every measuring process of the row, in the order they ran")
+    measurement: Settings | None = doc("the settings the row was measured with (null where not measured)")
+    contention: readings.ContentionSummary | None = doc("what else used the machine while the row was timed")
+
+    def to_json(self) -> dict:
+        return to_json(self)
+
+    @classmethod
+    def from_json(cls, value: dict) -> Row:
+        return from_json(cls, value)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
 
 
-ENERGY_METHOD = ("NVML total energy counter of the board over the back-to-back phase (calls queued without a "
-                 "gap, at least measurement.energy_seconds, in the row's first process) / images run in it")
+def failure(config: Config, status: str, reason: str, *, environment: dict, transient: bool = False,
+            artifact: Artifact | None = None, backend: dict | None = None) -> Row:
+    """A row without a measurement: why not."""
+    if status not in STATUSES or status == "ok":
+        raise ValueError(f"status {status!r} is not one of {STATUSES[1:]}")
+    return Row(schema_version=SCHEMA_VERSION, config=config, status=status, reason=reason, transient=transient,
+               attempt=1, timing=None, throughput=None, memory=None, gpu=None, accuracy=None,
+               environment=environment, artifact=artifact, backend=backend or {}, processes=[], measurement=None,
+               contention=None)
 
 
-def gpu_summary(readings: list[dict | None], batch_size: int, timings: list[stats.ProcessTiming]) -> dict | None:
-    """Energy per image over the back-to-back phase (median over the processes that read it) and the clocks,
-    power and clock event reasons seen."""
-    if not any(readings):
-        return None
-    per_image, phase_seconds = [], []
-    for reading, process in zip(readings, timings):
-        energy = (reading or {}).get("energy") or {}
-        if energy.get("joules") is not None and process.throughput is not None:
-            images = process.throughput.blocks * process.throughput.calls_per_block * batch_size
-            per_image.append(energy["joules"] / images)
-            phase_seconds.append(energy["seconds"])
-    present = [r for r in readings if r]
-    clocks = [c for r in present for c in (r["sm_clock_mhz"] or {}).values()]
-    reasons = sorted({reason for r in present for reason in r["clock_event_reasons"]})
-    return {"energy_j_per_image": _median(per_image), "energy_method": ENERGY_METHOD,
-            "energy_phase_seconds": max(phase_seconds) if phase_seconds else None,
-            "sm_clock_mhz": {"min": min(clocks), "max": max(clocks)} if clocks else None,
-            "power_w_max": max((r["power_w"] or {}).get("max") or 0 for r in present) or None,
-            "power_limit_w": present[0]["power_limit_w"],
-            "clock_event_reasons": reasons, "throttled": any(r["throttled"] for r in present)}
+def with_attempt(row: Row, attempt: int, weights: Weights | None) -> Row:
+    return replace(row, attempt=attempt, weights=weights or row.weights)
 
 
 @cache
-def schema() -> dict:
-    """The result schema: the static file, with the timing part and the loader names derived from the code."""
-    document = json.loads(SCHEMA_PATH.read_text())
-    document["properties"]["timing"] = {"anyOf": [{"type": "null"}, stats.json_schema(stats.Timing)]}
-    document["properties"]["config"]["properties"]["loader"] = {"enum": list(data.LOADERS)}
-    return document
+def schema(version: int = SCHEMA_VERSION) -> dict:
+    """The result schema of `version`: the current one derived from the record, earlier ones from their files."""
+    if version != SCHEMA_VERSION:
+        return json.loads((SCHEMA_DIR / f"result.v{version}.schema.json").read_text())
+    document = json_schema(Row)
+    document["properties"]["config"]["properties"]["loader"] = {"enum": list(data.LOADERS),
+                                                                "description": "the loader"}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "fmtbench result", **document}
+
+
+def readable_versions() -> list[int]:
+    """Schema versions this code reads: the current one and those whose schema files are kept."""
+    kept = sorted(int(path.name.split(".")[1][1:]) for path in SCHEMA_DIR.glob("result.v*.schema.json"))
+    return sorted({*kept, SCHEMA_VERSION})
 
 
 def validate(result: dict) -> None:
+    """Raises jsonschema.ValidationError where `result` is not a row of its schema version."""
     import jsonschema
-    jsonschema.validate(result, schema())
+    version = result.get("schema_version") if isinstance(result, dict) else None
+    jsonschema.validate(result, schema(version if version in readable_versions() else SCHEMA_VERSION))
+
+
+SCHEMA_FILE = SCHEMA_DIR / "result.schema.json"
+
+if __name__ == "__main__":
+    # The schema for readers (derived from the record; a test keeps the file in step).
+    SCHEMA_FILE.write_text(json.dumps(schema(), indent=2) + "\n")

@@ -4,7 +4,7 @@ One place for the field list: `Summary` (the statistics of one process's samples
 measuring process: its raw samples, its summary, how its loop ran and its back-to-back throughput) and
 `Timing` (the row: every process, the median of their medians with the interval that belongs to it, their
 spread, and the row's throughput). The result schema's `timing` part is derived from these dataclasses
-(`json_schema`); the CSV's timing columns are named after their fields (report/frame.py).
+(typedjson); the CSV's timing columns are named after their fields (report/frame.py).
 
 Two kinds of per-call sample (`ProcessTiming.kind`):
 - `latency`: one call between two device-wide synchronisations (CUDA) or perf_counter readings (CPU): what a
@@ -14,18 +14,14 @@ Two kinds of per-call sample (`ProcessTiming.kind`):
 """
 from __future__ import annotations
 
-import dataclasses
 import math
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from fmtbench.typedjson import doc, to_json
+
 CONFIDENCE = 0.95
-
-
-def _doc(text: str, **schema):
-    return field(metadata={"description": text, **schema})
 
 
 def median_ci(sorted_values, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
@@ -52,20 +48,20 @@ def median_ci(sorted_values, confidence: float = CONFIDENCE) -> tuple[float, flo
 
 @dataclass(frozen=True)
 class Summary:
-    count: int = _doc("timed iterations", minimum=1)
-    median: float = _doc("median, ms", exclusiveMinimum=0)
-    mean: float = _doc("mean, ms")
-    p90: float = _doc("90th percentile, ms")
-    p99: float = _doc("99th percentile, ms")
-    min: float = _doc("fastest iteration, ms")
-    max: float = _doc("slowest iteration, ms")
-    std: float = _doc("standard deviation (ddof 1), ms", minimum=0)
-    iqr: float = _doc("interquartile range, ms", minimum=0)
-    ci_low: float = _doc("lower end of the distribution-free confidence interval of the median, ms")
-    ci_high: float = _doc("upper end of that interval, ms")
-    ci_coverage: float = _doc("the interval's exact coverage (0.95 from 6 samples on; less below)",
+    count: int = doc("timed iterations", minimum=1)
+    median: float = doc("median, ms", exclusiveMinimum=0)
+    mean: float = doc("mean, ms")
+    p90: float = doc("90th percentile, ms")
+    p99: float = doc("99th percentile, ms")
+    min: float = doc("fastest iteration, ms")
+    max: float = doc("slowest iteration, ms")
+    std: float = doc("standard deviation (ddof 1), ms", minimum=0)
+    iqr: float = doc("interquartile range, ms", minimum=0)
+    ci_low: float = doc("lower end of the distribution-free confidence interval of the median, ms")
+    ci_high: float = doc("upper end of that interval, ms")
+    ci_coverage: float = doc("the interval's exact coverage (0.95 from 6 samples on; less below)",
                               minimum=0, maximum=1)
-    noisy: bool = _doc("IQR / median above the configured ratio")
+    noisy: bool = doc("IQR / median above the configured ratio")
 
     @classmethod
     def of(cls, samples_ms, noisy_iqr_ratio: float = 0.10) -> Summary:
@@ -90,11 +86,11 @@ KINDS = ("latency", "under_load")
 class Throughput:
     """Calls back to back, one synchronisation per block: what a serving loop sustains (host launches overlap
     the device's work on the previous call), in the spirit of torch.utils.benchmark's blocked_autorange."""
-    images_per_s: float = _doc("median over the blocks of images / wall time of the block", exclusiveMinimum=0)
-    blocks: int = _doc("timed blocks", minimum=1)
-    calls_per_block: int = _doc("calls in each block, one synchronisation at its end", minimum=1)
-    seconds: float = _doc("wall time of the whole phase", minimum=0)
-    block_spread: float = _doc("(fastest - slowest) / median of the blocks' rates", minimum=0)
+    images_per_s: float = doc("median over the blocks of images / wall time of the block", exclusiveMinimum=0)
+    blocks: int = doc("timed blocks", minimum=1)
+    calls_per_block: int = doc("calls in each block, one synchronisation at its end", minimum=1)
+    seconds: float = doc("wall time of the whole phase", minimum=0)
+    block_spread: float = doc("(fastest - slowest) / median of the blocks' rates", minimum=0)
 
     @classmethod
     def of(cls, block_seconds: list[float], calls_per_block: int, batch_size: int) -> Throughput:
@@ -107,19 +103,32 @@ class Throughput:
 @dataclass(frozen=True)
 class ProcessTiming:
     """One measuring process's view of one configuration: every timed sample and how its loop ran."""
-    kind: str = _doc("latency: each call between two synchronisations; under_load: CUDA events on the model's "
+    kind: str = doc("latency: each call between two synchronisations; under_load: CUDA events on the model's "
                      "stream while a real loader fed it back to back", enum=list(KINDS))
-    samples_ms: list[float] = _doc("model time of every timed iteration, in order, ms")
-    summary: Summary = _doc("statistics of the samples")
-    warmup_iters: int = _doc("warm-up iterations before timing", minimum=0)
-    warmup_seconds: float = _doc("wall time of the warm-up", minimum=0)
-    timed_seconds: float = _doc("wall time of the timed phase, waiting for data included", minimum=0)
-    stop: str = _doc("why timing stopped: ci (the median's interval reached the target width), "
+    samples_ms: list[float] = doc("model time of every timed iteration, in order, ms")
+    summary: Summary = doc("statistics of the samples")
+    warmup_iters: int = doc("warm-up iterations before timing", minimum=0)
+    warmup_seconds: float = doc("wall time of the warm-up", minimum=0)
+    timed_seconds: float = doc("wall time of the timed phase, waiting for data included", minimum=0)
+    stop: str = doc("why timing stopped: ci (the median's interval reached the target width), "
                      "min (minimums reached, no width target), max_seconds (the target width was not reached "
                      "within the time cap), rounds (a real loader's rounds of its workers)",
                      enum=["ci", "min", "max_seconds", "rounds"])
-    throughput: Throughput | None = _doc("back-to-back phase after the latency samples (dummy loader on CUDA); "
+    throughput: Throughput | None = doc("back-to-back phase after the latency samples (dummy loader on CUDA); "
                                          "null where not measured")
+    gpu_ms: float | None = doc("median device time of one call with its launches hidden (a spin kernel queued "
+                               "before it keeps the GPU busy while the host queues the call), ms; null where not "
+                               "measured (CPU, real loaders, a library on a stream of its own)", omitted=True)
+    steady_batches: int | None = doc("under load: batches timed after the loader's buffered ones (its queues "
+                                     "full at the start); absent for latency samples", omitted=True)
+    steady_seconds: float | None = doc("under load: wall time of those batches (from the first batch the loader "
+                                       "had to make during the phase to the end)", omitted=True)
+
+    @property
+    def gpu_busy_share(self) -> float | None:
+        """How much of a synchronised call the GPU is busy: device time / call time (1: the GPU sets the figure;
+        well below 1: the host's launch rate does)."""
+        return self.gpu_ms / self.summary.median if self.gpu_ms and self.summary.median > 0 else None
 
 
 def spread_of(values) -> float:
@@ -131,31 +140,43 @@ def spread_of(values) -> float:
 @dataclass(frozen=True)
 class Timing:
     """A row's model time per batch over its independent processes."""
-    unit: str = _doc("unit of every time", const="ms")
-    kind: str = _doc("what each sample is (ProcessTiming.kind)", enum=list(KINDS))
-    median: float = _doc("median of the per-process medians, ms", exclusiveMinimum=0)
-    ci_low: float = _doc("lower end of the distribution-free interval of the median of the per-process "
+    unit: str = doc("unit of every time", const="ms")
+    kind: str = doc("what each sample is (ProcessTiming.kind)", enum=list(KINDS))
+    median: float = doc("median of the per-process medians, ms", exclusiveMinimum=0)
+    ci_low: float = doc("lower end of the distribution-free interval of the median of the per-process "
                          "medians (order statistics of those medians), ms")
-    ci_high: float = _doc("upper end of that interval, ms")
-    ci_coverage: float = _doc("that interval's exact coverage: 0.5 with 2 processes, 0.75 with 3, 0.94 with 5, "
+    ci_high: float = doc("upper end of that interval, ms")
+    ci_coverage: float = doc("that interval's exact coverage: 0.5 with 2 processes, 0.75 with 3, 0.94 with 5, "
                               "0 with 1 (a single process: the interval is the process's own, see processes)",
                               minimum=0, maximum=1)
-    p90: float = _doc("median over the processes of their 90th percentile, ms")
-    p99: float = _doc("median over the processes of their 99th percentile, ms")
-    spread: float = _doc("(max - min) / median of the per-process medians; 0 with one process", minimum=0)
-    processes: list[ProcessTiming] = _doc("every measuring process of the row, in the order they ran")
-    pooled: Summary = _doc("statistics of all samples of all processes together (not the row's figures: the "
+    p90: float = doc("median over the processes of their 90th percentile, ms")
+    p99: float = doc("median over the processes of their 99th percentile, ms")
+    spread: float = doc("(max - min) / median of the per-process medians; 0 with one process", minimum=0)
+    processes: list[ProcessTiming] = doc("every measuring process of the row, in the order they ran")
+    pooled: Summary = doc("statistics of all samples of all processes together (not the row's figures: the "
                            "processes' samples are not one distribution when the processes disagree)")
-    noisy: bool = _doc("a process's IQR / median is above the configured ratio")
-    unstable: bool = _doc("the spread of the per-process medians is above the configured share")
-    clock: str = _doc("how each call was timed")
-    throughput_fps: float | None = _doc("median over the processes of their back-to-back images / s; null where "
+    noisy: bool = doc("a process's IQR / median is above the configured ratio")
+    unstable: bool = doc("the spread of the per-process medians, or of their back-to-back rates, is above the "
+                          "configured share")
+    clock: str = doc("how each call was timed")
+    throughput_fps: float | None = doc("median over the processes of their back-to-back images / s; null where "
                                         "not measured")
-    throughput_spread: float | None = _doc("(max - min) / median of the processes' back-to-back rates")
+    throughput_spread: float | None = doc("(max - min) / median of the processes' back-to-back rates")
+    gpu_busy_share: float | None = doc("the lowest over the processes of device time / call time "
+                                       "(ProcessTiming.gpu_ms / median); absent where not measured", omitted=True)
+    host_bound: bool | None = doc("in some process the GPU was busy for less than the configured share of a "
+                                  "synchronised call: the row's figure is set by the host's launch rate, which "
+                                  "moves between processes and runs; absent where not measured", omitted=True)
+
+    @property
+    def process_range(self) -> tuple[float, float]:
+        """(fastest, slowest) of the per-process medians, ms: a host-bound row's honest range."""
+        medians = [p.summary.median for p in self.processes]
+        return min(medians), max(medians)
 
     @classmethod
-    def of(cls, processes: list[ProcessTiming], clock: str, noisy_iqr_ratio: float, unstable_spread: float
-           ) -> Timing:
+    def of(cls, processes: list[ProcessTiming], clock: str, noisy_iqr_ratio: float, unstable_spread: float,
+           host_bound_share: float = 0.9) -> Timing:
         medians = np.sort([p.summary.median for p in processes])
         if len(medians) > 1:
             low, high, coverage = median_ci(medians)
@@ -164,55 +185,16 @@ class Timing:
         spread = spread_of(medians)
         pooled = Summary.of([s for p in processes for s in p.samples_ms], noisy_iqr_ratio)
         rates = [p.throughput.images_per_s for p in processes if p.throughput is not None]
+        shares = [p.gpu_busy_share for p in processes if p.gpu_busy_share is not None]
+        busy = min(shares) if shares else None
         return cls(unit="ms", kind=processes[0].kind, median=float(np.median(medians)), ci_low=low, ci_high=high,
                    ci_coverage=coverage, p90=float(np.median([p.summary.p90 for p in processes])),
                    p99=float(np.median([p.summary.p99 for p in processes])), spread=spread,
                    processes=list(processes), pooled=pooled, noisy=any(p.summary.noisy for p in processes),
-                   unstable=spread > unstable_spread, clock=clock,
+                   unstable=bool(spread > unstable_spread or spread_of(rates) > unstable_spread), clock=clock,
                    throughput_fps=float(np.median(rates)) if rates else None,
-                   throughput_spread=spread_of(rates) if rates else None)
+                   throughput_spread=spread_of(rates) if rates else None, gpu_busy_share=busy,
+                   host_bound=None if busy is None else bool(busy < host_bound_share))
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-_JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
-
-
-def _schema_of(kind) -> dict:
-    if dataclasses.is_dataclass(kind):
-        return json_schema(kind)
-    if typing.get_origin(kind) is list:
-        (inner,) = typing.get_args(kind)
-        return {"type": "array", "items": _schema_of(inner)}
-    options = [arg for arg in typing.get_args(kind) if arg is not type(None)]
-    if options and len(options) < len(typing.get_args(kind)):  # X | None
-        inner = _schema_of(options[0])
-        if "type" in inner and not dataclasses.is_dataclass(options[0]):
-            return {**inner, "type": [inner["type"], "null"]}
-        return {"anyOf": [{"type": "null"}, inner]}
-    return {"type": _JSON_TYPES[kind]}
-
-
-def json_schema(cls) -> dict:
-    """JSON schema of a dataclass of this module: types from the annotations, descriptions and bounds from
-    each field's metadata. Every field is required; no other key is allowed."""
-    hints = typing.get_type_hints(cls)
-    properties = {}
-    for item in dataclasses.fields(cls):
-        schema = _schema_of(hints[item.name])
-        metadata = dict(item.metadata)
-        if "anyOf" in schema:  # bounds apply to the object, not to null
-            schema["description"] = metadata.pop("description", "")
-            metadata = {}
-        elif isinstance(schema.get("type"), list) and "null" in schema["type"]:
-            bounds = {k: v for k, v in metadata.items() if k not in ("description",)}
-            metadata = {k: v for k, v in metadata.items() if k == "description"}
-            if bounds:
-                schema = {"anyOf": [{"type": "null"}, {"type": schema["type"][0], **bounds}]}
-        properties[item.name] = {**schema, **metadata}
-    return {"type": "object", "additionalProperties": False, "required": list(properties), "properties": properties}
-
-
-def field_names(cls) -> list[str]:
-    return [item.name for item in dataclasses.fields(cls)]
+        return to_json(self)

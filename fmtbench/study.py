@@ -8,10 +8,12 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmtbench import backends, data, hardware, paths
+from fmtbench import backends, data, hardware, model, paths
 from fmtbench.backends.base import FormatSpec, option_problem
 
 
@@ -89,6 +91,85 @@ def coerce(value, schema: dict, root: dict | None = None):
     if isinstance(value, float) and value.is_integer() and "integer" in types and "number" not in types:
         return int(value)  # `batch_sizes: [2.0]`: the integer meant (JSON schema's integer admits 2.0 as is)
     return value
+
+
+def _key_on_line(lines: list[str], line: int) -> str:
+    """The key written on a line of a YAML file (0-based), quoted for a message, or '' where it holds none."""
+    text = lines[line].strip() if 0 <= line < len(lines) else ""
+    key = text.lstrip("-").strip().split(":", 1)[0].strip().strip("'\"") if ":" in text else ""
+    return f"key {key!r}: " if key and not key.startswith("#") else ""
+
+
+def _unique_keys_loader():
+    """PyYAML's safe loader, refusing a key written twice in one mapping (YAML keeps the last one silently)."""
+    import yaml
+
+    class UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, Hashable) and key in seen:
+                    raise _WrittenTwice(key, [seen[key], key_node.start_mark.line])
+                seen[key] = key_node.start_mark.line
+            return super().construct_mapping(node, deep)
+    return UniqueKeys
+
+
+class _WrittenTwice(Exception):
+    def __init__(self, key, lines: list[int] | None = None):
+        super().__init__(key)
+        self.key, self.lines = key, lines
+
+
+def _unique_pairs(pairs):
+    keys = [key for key, _ in pairs]
+    twice = next((key for key in keys if keys.count(key) > 1), None)
+    if twice is not None:
+        raise _WrittenTwice(twice)
+    return dict(pairs)
+
+
+def check_config_file(path: str | os.PathLike) -> None:
+    """A config file read as Snakemake reads it (JSON, else YAML), refused in one line naming the file, the line and
+    the key where it is not one mapping of unique keys: a key written twice (whose first value YAML drops
+    silently), a TAB in the indentation, text that is not YAML at all. (Snakemake reads the files given with
+    `--configfile` before the Snakefile runs, and reports their syntax errors itself, without file or line.)"""
+    import json
+
+    import yaml
+    path = str(path)
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not a text file (byte {raw[err.start]:#04x} is not UTF-8): a config file "
+                          "is YAML or JSON") from None
+    lines = text.splitlines()
+    try:
+        try:
+            loaded = json.loads(text, object_pairs_hook=_unique_pairs)
+        except _WrittenTwice as twice:  # where JSON has no line numbers: the lines that write the key
+            twice.lines = [i for i, row in enumerate(lines) if re.search(rf'"{re.escape(twice.key)}"\s*:', row)]
+            raise
+        except ValueError:
+            loaded = yaml.load(text, Loader=_unique_keys_loader())  # noqa: S506 - a SafeLoader subclass
+    except _WrittenTwice as twice:
+        *first, last = twice.lines or [0]
+        also = f" (also on line {first[-1] + 1})" if first else ""
+        raise ConfigError(f"{path}:{last + 1}: key {twice.key!r} is written twice in one mapping{also}; the last one "
+                          "would win silently: remove one") from None
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        line = mark.line if mark is not None else 0
+        tab = mark is not None and "'\\t'" in str(err.problem)
+        what = ("a TAB in the indentation: YAML indents with spaces" if tab
+                else f"not valid YAML ({err.problem}" + (f" {err.context}" if err.context else "") + ")")
+        raise ConfigError(f"{path}:{line + 1}: {_key_on_line(lines, line)}{what}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{path}:1: holds a {type(loaded).__name__}, not a mapping of config keys "
+                          "(host_label, model, formats, ...)")
 
 
 def use_backend_modules(config: dict) -> None:
@@ -201,9 +282,19 @@ def check(config: dict, schema_path: str | os.PathLike) -> dict:
     if problem:
         raise ConfigError(problem)
     validate_schema(config, str(schema_path))  # fills in the schema's defaults (the config is valid by now)
+    weights_setting(config["model"])
     use_backend_modules(config)
     validate(config)
     return config
+
+
+def weights_setting(model_config: dict) -> None:
+    """`model.weights` as the model rule takes it (torchvision's names for the ImageNet weights are `imagenet`), or
+    refused naming the key before Snakemake looks for a file of that name."""
+    problem = model.setting_problem(model_config["weights"])
+    if problem:
+        raise ConfigError(f"config: model.weights: {problem}")
+    model_config["weights"] = model.setting(model_config["weights"])
 
 
 def backend_of(config: dict, name: str) -> str:
@@ -271,6 +362,15 @@ def format_options(config: dict, name: str) -> dict:
     chosen = {**config["options"].get(backend, {}),
               **config["variants"].get(name, {}).get("options", {})}
     return {**spec(backend).options, **{key: _option_value(value) for key, value in chosen.items()}}
+
+
+def measurement_of(config: dict, device: str) -> dict:
+    """How `device`'s rows are measured (measure.policy.Measurement.from_config): its section of `measurement`
+    with the thresholds and harness switches shared by every device."""
+    shared = config["measurement"]
+    return {**shared[device], "noisy_iqr_ratio": shared["noisy_iqr_ratio"],
+            "unstable_spread": shared["unstable_spread"], "host_bound_share": shared["host_bound_share"],
+            "harness": dict(shared["harness"])}
 
 
 def jobs(config: dict) -> list[Job]:

@@ -1,41 +1,19 @@
-"""Clocks and the measurement loops shared by every backend.
+"""Clocks: how one call, or a phase of calls, is timed on each device (the scenarios in measure.scenarios use them).
 
-Per configuration, after its first call (autotuning at a new shape) and a warm-up of at least `warmup_iters`
-and `warmup_seconds`:
-
-- **Latency** (dummy loader): each call between two synchronisations, at least `min_iters` and `min_seconds`,
-  then on until the distribution-free 95 % interval of the median is within ± target_ci of it (the idea of
-  torch.utils.benchmark's adaptive_autorange: a stable row stops early, a noisy one gets more samples) or
-  `max_seconds` have passed. `min_iters` is a floor even past `max_seconds`.
-- **Throughput** (dummy loader, CUDA): blocks of calls back to back with one synchronisation at the end of
-  each block (torch.utils.benchmark's blocked idea: the host's launches overlap the previous call's kernels,
-  as in a serving loop), for at least `throughput_seconds` — or `energy_seconds` where the board's energy is
-  read over the phase. On the CPU a call is synchronous, so back to back is the latency loop itself.
-- **Under load** (real loaders): batches fetched, prepared and run back to back for whole rounds of the
-  loader's workers; the end-to-end rate is images / wall time of the phase, and the model's own time is read
-  from CUDA events recorded on the model's stream around each call (no host synchronisation between calls,
-  so the loader's stream is never waited for). On the CPU: perf_counter around each call.
+- `CpuClock` / `CudaClock`: one call between two readings of perf_counter, on CUDA after a device-wide
+  synchronisation on both sides (a library's own stream is included).
+- `StreamEvents` / `PerfCounterCalls`: per-call times of calls run back to back, without waiting between them
+  (CUDA events on the model's stream, read after the phase; on the CPU perf_counter around each call).
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-
-import numpy as np
-
-from fmtbench.stats import ProcessTiming, Summary, Throughput, median_ci
-
-# A throughput block lasts about this long (at least MIN_BLOCK_CALLS calls): long enough that one
-# synchronisation per block costs nothing measurable, short enough to give several blocks per phase.
-BLOCK_SECONDS = 0.05
-MIN_BLOCK_CALLS = 5
-MIN_BLOCKS = 3
 
 
 class CpuClock:
     name = "time.perf_counter around the call"
+    synchronous = True  # a call is done when it returns: back to back is the latency loop itself
 
     def time(self, fn: Callable[[], object]) -> float:
         start = time.perf_counter()
@@ -50,6 +28,7 @@ class CudaClock:
     """Synchronises the device before starting (queued work is not ours) and before reading the clock;
     device-wide, so work a library queues on its own stream (ONNX Runtime) is included."""
     name = "torch.cuda.synchronize (device-wide) + time.perf_counter around the call"
+    synchronous = False
 
     def __init__(self):
         import torch
@@ -119,123 +98,37 @@ def call_timer_for(device: str):
     return StreamEvents() if device == "cuda" else PerfCounterCalls()
 
 
-@dataclass(frozen=True)
-class Settings:
-    processes: int         # independent measuring processes per row
-    max_processes: int     # ... up to this many for rows whose processes disagree by more than unstable_spread
-    warmup_iters: int
-    warmup_seconds: float
-    min_iters: int
-    min_seconds: float
-    max_seconds: float
-    target_ci: float       # stop once the median's 95 % interval is within ± this share of it (0: off)
-    throughput_seconds: float  # back-to-back phase of a dummy row (CUDA); 0: not measured
-    energy_seconds: float      # ... at least this long in a row's first process, where the board's energy is read
+class GpuTime:
+    """Device time of one call with its launches hidden: a spin kernel (`torch.cuda._sleep`) queued first keeps
+    the GPU busy while the host queues the call's kernels, so the CUDA events around the call (recorded after the
+    spin) measure the kernels back to back, without the gaps in which the GPU waited for the host. Set beside
+    the synchronised call time, it says how much of a call the GPU is busy: a call the host cannot launch as fast
+    as the GPU runs it is host-bound (its figure is the host's launch rate).
 
-    @classmethod
-    def from_config(cls, section: dict) -> Settings:
-        """`section` is config.yaml's measurement.<device>, its defaults filled in by the schema."""
-        return cls(**{name: section[name] for name in cls.__dataclass_fields__})
+    Only for work on the calling thread's current stream (a library on a stream of its own is not behind the
+    spin)."""
+    name = "CUDA events around the call, behind a spin kernel long enough for the host to queue the whole call"
 
-    def record(self) -> dict:
-        """What the result JSON says about how the row was measured (the report's method text reads it)."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+    def __init__(self):
+        import torch
+        self._torch = torch
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        torch.cuda._sleep(1_000_000)
+        end.record()
+        end.synchronize()
+        self._cycles_per_ms = 1_000_000 / max(start.elapsed_time(end), 1e-3)
 
-
-def _ci_reached(samples: list[float], target: float) -> bool:
-    values = np.sort(np.asarray(samples))
-    low, high, coverage = median_ci(values)
-    median = float(np.median(values))
-    return coverage >= 0.95 and median > 0 and (high - low) / 2 <= target * median
-
-
-def warm_up(iteration: Callable[[], object], settings: Settings,
-            now: Callable[[], float] = time.perf_counter) -> tuple[int, float]:
-    """Runs until both `warmup_iters` and `warmup_seconds` are reached; returns (iterations, seconds)."""
-    count = 0
-    start = now()
-    while count < settings.warmup_iters or now() - start < settings.warmup_seconds:
-        iteration()
-        count += 1
-    return count, now() - start
-
-
-def measure(iteration: Callable[[], float], settings: Settings, *, noisy_iqr_ratio: float = 0.10,
-            on_timing_start: Callable[[], None] | None = None,
-            now: Callable[[], float] = time.perf_counter) -> ProcessTiming:
-    """Latency: `iteration()` runs one synchronised call and returns its time in seconds."""
-    warmup_iters, warmup_seconds = warm_up(iteration, settings, now)
-    if on_timing_start:
-        on_timing_start()
-    samples: list[float] = []
-    stop = None
-    next_check = settings.min_iters
-    start = now()
-    while stop is None:
-        samples.append(iteration() * 1e3)
-        elapsed = now() - start
-        if len(samples) < settings.min_iters:
-            continue
-        if elapsed >= settings.max_seconds:
-            stop = "max_seconds"
-        elif elapsed >= settings.min_seconds:
-            if settings.target_ci <= 0:
-                stop = "min"
-            elif len(samples) >= next_check:
-                # The check sorts every sample: amortised over a tenth of the samples taken so far.
-                next_check = len(samples) + max(1, len(samples) // 10)
-                if _ci_reached(samples, settings.target_ci):
-                    stop = "ci"
-    timed_seconds = now() - start
-    return ProcessTiming(kind="latency", samples_ms=samples, summary=Summary.of(samples, noisy_iqr_ratio),
-                         warmup_iters=warmup_iters, warmup_seconds=warmup_seconds, timed_seconds=timed_seconds,
-                         stop=stop, throughput=None)
-
-
-def calls_per_block(latency_ms: float) -> int:
-    return max(MIN_BLOCK_CALLS, math.ceil(BLOCK_SECONDS * 1e3 / max(latency_ms, 1e-6)))
-
-
-def measure_throughput(call: Callable[[], object], sync: Callable[[], None], batch_size: int, latency_ms: float,
-                       seconds: float, now: Callable[[], float] = time.perf_counter) -> Throughput:
-    """Blocks of calls back to back, one `sync()` at the end of each, for at least `seconds` and MIN_BLOCKS
-    blocks. The block length comes from the latency median, so every block lasts about BLOCK_SECONDS."""
-    calls = calls_per_block(latency_ms)
-    blocks: list[float] = []
-    sync()
-    phase = now()
-    while len(blocks) < MIN_BLOCKS or now() - phase < seconds:
-        start = now()
-        for _ in range(calls):
-            call()
-        sync()
-        blocks.append(now() - start)
-    return Throughput.of(blocks, calls, batch_size)
-
-
-def measure_under_load(fetch: Callable[[], object], run: Callable[[object], object], timer, sync: Callable[[], None],
-                       settings: Settings, batches: int, *, noisy_iqr_ratio: float = 0.10,
-                       on_timing_start: Callable[[], None] | None = None,
-                       now: Callable[[], float] = time.perf_counter) -> tuple[ProcessTiming, float]:
-    """A real loader's phase: `fetch()` gives the next prepared input (waiting for the loader), `run(x)` the
-    model's call, timed by `timer` (StreamEvents / PerfCounterCalls). Warm-up, then `batches` batches back to
-    back (whole rounds of the workers, and at least `min_iters`). Returns the model's per-call times and the
-    wall time of the timed phase (the end-to-end rate is images / that time)."""
-    def iteration():
-        prepared = fetch()
-        timer.run(lambda: run(prepared))
-
-    warmup_iters, warmup_seconds = warm_up(iteration, settings, now)
-    sync()
-    timer.read_ms()  # the warm-up's calls
-    if on_timing_start:
-        on_timing_start()
-    start = now()
-    for _ in range(max(batches, settings.min_iters)):
-        iteration()
-    sync()
-    timed_seconds = now() - start
-    samples = timer.read_ms()
-    return ProcessTiming(kind="under_load", samples_ms=samples, summary=Summary.of(samples, noisy_iqr_ratio),
-                         warmup_iters=warmup_iters, warmup_seconds=warmup_seconds, timed_seconds=timed_seconds,
-                         stop="rounds", throughput=None), timed_seconds
+    def time(self, fn: Callable[[], object], host_ms: float) -> float:
+        """ms of device time of `fn()`; `host_ms`: about how long the host takes to issue it (the spin lasts
+        twice that, at least 1 ms)."""
+        torch = self._torch
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda._sleep(int(self._cycles_per_ms * max(2 * host_ms, 1.0)))
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)

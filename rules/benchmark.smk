@@ -1,5 +1,5 @@
 # One job per (format, device, precision) measures every image size, batch size and loader: per image size its
-# measuring processes each load the model once and measure every configuration (fmtbench/runner.py); one JSON
+# measuring processes each load the model once and measure every configuration (fmtbench/measure/); one JSON
 # each. One job for all sizes: its fixed cost (imports, environment, GPU claim) is paid once.
 
 
@@ -12,15 +12,13 @@ rule benchmark:
         paths.BENCHMARK_LOG,
     wildcard_constraints:
         device="cpu",
-    threads: lambda wc: len(job_cores(wc.device))
+    threads: job_threads
     params:
         sizes=config["image_sizes"],
         artifacts=benchmark_artifacts,
         batch_sizes=lambda wc: study.batch_sizes(config, wc.device),
         loaders=lambda wc: study.loaders_for(config, wc.device),
-        measurement=lambda wc: config["measurement"][wc.device],
-        noisy_iqr_ratio=config["measurement"]["noisy_iqr_ratio"],
-        unstable_spread=config["measurement"]["unstable_spread"],
+        measurement=lambda wc: study.measurement_of(config, wc.device),
         loader_workers=lambda wc: loader_workers(wc.device),
         options=lambda wc: study.format_options(config, wc.format),
         backend=lambda wc: study.backend_of(config, wc.format),

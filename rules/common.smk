@@ -72,6 +72,16 @@ def job_cores(device):
     return hardware.gpu_slices(CORES["cuda"], len(gpus.candidates()))[0]
 
 
+def job_threads(wildcards):
+    """What a benchmark job claims of Snakemake's cores: a CUDA job its share; a CPU job every core, so that
+    nothing of the study (an export compiling, another job's loader workers) runs beside its timed rows (it pins
+    itself to the CPU rows' cores all the same)."""
+    cores = len(job_cores(wildcards.device))
+    if wildcards.device == "cpu" and isinstance(workflow.cores, int):
+        return max(workflow.cores, cores)
+    return cores
+
+
 def loader_workers(device):
     """DataLoader workers of a job: the configured number, at most one fewer than the job's cores."""
     if device == "cpu":

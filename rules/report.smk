@@ -1,6 +1,8 @@
 # The Markdown report, from this machine's results and any other machine's copied under artifacts/results/.
 # Its plots, per-configuration tables and results CSV are also items of Snakemake's HTML report:
 # `snakemake --report report/report.html` (categories: image sizes; subcategories: formats).
+# update(): Snakemake neither deletes the previous report before the job nor leaves it deleted when the job fails
+# (it restores its copy); the job writes the new report beside it and replaces it only once it is complete.
 
 
 rule report:
@@ -12,10 +14,11 @@ rule report:
         exports=report_exports(),
         references=list(OWN["references"].values()),
     output:
-        report=paths.REPORT,
+        report=update(paths.REPORT),
+        front=update(paths.REPORT_FRONT),
         complete=paths.REPORT_COMPLETE,
         plots=report(
-            directory(paths.PLOTS),
+            update(directory(paths.PLOTS)),
             patterns=[items.FIGURE_PATTERN],
             caption="report/figure.rst",
             category=items.figure_category,
@@ -23,7 +26,7 @@ rule report:
             labels=items.figure_labels,
         ),
         tables=report(
-            directory(paths.TABLES),
+            update(directory(paths.TABLES)),
             patterns=[items.TABLE_PATTERN],
             caption="report/table.rst",
             category=lambda wildcards: items.size_category(wildcards.size),
@@ -31,7 +34,7 @@ rule report:
             labels=items.table_labels,
         ),
         csv=report(
-            paths.RESULTS_CSV,
+            update(paths.RESULTS_CSV),
             caption="report/results.rst",
             category=items.ALL_SIZES,
             subcategory=items.ALL_FORMATS,

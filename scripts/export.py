@@ -1,5 +1,5 @@
 """Snakemake `export` rule: one format's artifact + provenance (or a marker saying why not)."""
-from fmtbench import export, hardware, logs
+from fmtbench import export, hardware, lifeline, logs
 
 sm = snakemake  # noqa: F821 - set by Snakemake's script preamble
 
@@ -13,4 +13,5 @@ def main():
 
 
 if __name__ == "__main__":
+    lifeline.hold()  # ends with the Snakemake process that started it
     logs.run(main, f"rule {sm.rule}")

@@ -1,5 +1,5 @@
 """Snakemake `model` rule: ResNet-18 weights (ImageNet, seeded random or a file) + provenance."""
-from fmtbench import logs, model, versions
+from fmtbench import lifeline, logs, model, versions
 from fmtbench.atomic import write_json
 
 sm = snakemake  # noqa: F821 - set by Snakemake's script preamble
@@ -17,4 +17,5 @@ def main():
 
 
 if __name__ == "__main__":
-    logs.run(main, f"rule {sm.rule}")
+    lifeline.hold()  # ends with the Snakemake process that started it
+    logs.run(main, f"rule {sm.rule}", refused=(model.WeightsError,))

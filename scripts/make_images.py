@@ -1,7 +1,7 @@
 """Snakemake `images` rule: the image set (a user's folder or a generated one) and its manifest."""
 from pathlib import Path
 
-from fmtbench import images, logs
+from fmtbench import images, lifeline, logs
 from fmtbench.atomic import write_json
 
 sm = snakemake  # noqa: F821 - set by Snakemake's script preamble
@@ -22,4 +22,5 @@ def main():
 
 
 if __name__ == "__main__":
+    lifeline.hold()  # ends with the Snakemake process that started it
     logs.run(main, f"rule {sm.rule}")

@@ -4,14 +4,14 @@
 
 For one configuration of each format (fp16, dummy input, `--size`, `--batch`) it measures, in `--repeats` rounds
 (each side in its own fresh processes, the sides' order alternating between rounds):
-- **grouped**: the pipeline's measuring process as a study runs it (runner.measure_group in a forked child, the
-  job process's NVML monitor, config.yaml's settings) over every batch size of config.yaml, the checked one
+- **grouped**: the pipeline's measuring process as a study runs it (measure.child.measure_group in a forked child,
+  the job process's NVML monitor, config.yaml's settings) over every batch size of config.yaml, the checked one
   among them at a position that moves between rounds: what a row of the study reads;
 - **fresh**: the same code with the checked configuration alone in its process (what one process per
   configuration read);
-- **minimal loop**: written directly against the library, sharing no code with the harness: warm-up, then
-  latency (synchronise + perf_counter around each of 300 calls; median) and throughput (blocks of 50 calls,
-  one synchronisation each; median block rate).
+- **minimal loop** (scripts/plain_loop.py): written directly against the library, sharing no code with the
+  harness: warm-up, then latency (synchronise + perf_counter around each of 300 calls; median) and throughput
+  (blocks of calls, one synchronisation each; median block rate).
 Pass/fail per format: grouped and fresh medians (latency and throughput) within the larger of the two sides'
 spreads; memory within 5 % or 20 MB. It writes perf_check.md/json. `--loaders` also measures what the loaders
 deliver without a model. Exports come from `--workspace` (a study's artifacts/) where they exist, else are made
@@ -25,10 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import plain_loop
 import yaml
 
-from fmtbench import backends, data, export, gpus, isolation, model, paths, runner, study, timing
-from fmtbench.backends import onnx as onnx_backend
+from fmtbench import backends, data, export, isolation, paths, study
+from fmtbench.measure import child, monitors, schedule
+from fmtbench.measure.marks import Planned, Reading
+from fmtbench.measure.policy import Measurement
+from fmtbench.measure.request import Request
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = study.check(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / "schemas" / "config.schema.yaml")
@@ -37,7 +41,7 @@ CONFIG = study.check(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / 
 EXTRA = {}
 NAMES = ["torch", "torch_cudagraph", "torch_autocast", "torchscript", "onnx", "onnx_cudagraph", "inductor"]
 MEMORY_BOUND = (0.05, 20.0)   # memory: grouped within 5 % or 20 MB of fresh, whichever is larger
-LOOP_CALLS, BLOCK_CALLS, BLOCKS = 300, 50, 7
+LOOP_CALLS = 300
 
 
 def row(name: str) -> tuple[str, dict]:
@@ -46,114 +50,26 @@ def row(name: str) -> tuple[str, dict]:
     return study.backend_of(config, name), study.format_options(config, name)
 
 
-def minimal_loop(call, batch, warmup=50):
-    """(median latency ms, median back-to-back images/s)."""
-    import torch
-    for _ in range(warmup):
-        call()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(LOOP_CALLS):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        call()
-        torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1e3)
-    rates = []
-    for _ in range(BLOCKS):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(BLOCK_CALLS):
-            call()
-        torch.cuda.synchronize()
-        rates.append(batch * BLOCK_CALLS / (time.perf_counter() - start))
-    return statistics.median(times), statistics.median(rates)
-
-
-def minimal_call(name, weights, artifact, size, batch, options):
-    """The configuration written plainly against its library."""
-    import torch
-    x = torch.randn(batch, 3, size, size, device="cuda").half().to(memory_format=torch.channels_last)
-    torch.backends.cudnn.benchmark = True
-    if name == "torch_autocast":
-        net = model.build(weights).cuda().to(memory_format=torch.channels_last)
-        x32 = x.float()
-
-        def autocast_call():
-            with torch.autocast("cuda", dtype=torch.float16):
-                return net(x32)
-        return autocast_call
-    if name in ("torch", "torch_cudagraph"):
-        net = model.build(weights).cuda().half().to(memory_format=torch.channels_last)
-        if name == "torch":
-            return lambda: net(x)
-        static = x.clone()
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream), torch.inference_mode():
-            for _ in range(3):
-                net(static)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph), torch.inference_mode():
-            net(static)
-        return graph.replay
-    if name == "torchscript":
-        net = torch.jit.optimize_for_inference(torch.jit.load(str(artifact), map_location="cuda"))
-        return lambda: net(x)
-    if name.startswith("inductor"):
-        import os
-
-        import torch._inductor.config
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(artifact, "inductor").resolve())
-        os.environ["TRITON_CACHE_DIR"] = str(Path(artifact, "triton").resolve())
-        torch._inductor.config.freezing = bool(options["freezing"])
-        net = model.build(weights)
-        if options["fold_batchnorm"]:
-            from torch.fx.experimental.optimization import fuse
-            net = fuse(net)
-        net = torch.compile(net.cuda().half().to(memory_format=torch.channels_last), mode=options["mode"])
-        torch._dynamo.mark_dynamic(x, 0, min=min(CONFIG["batch_sizes"]), max=max(CONFIG["batch_sizes"]))
-
-        def call():
-            with torch.no_grad():
-                return net(x)
-        return call
-    import numpy as np
-    import onnxruntime as ort
-    graph = name == "onnx_cudagraph"
-    session = ort.InferenceSession(str(artifact), providers=[("CUDAExecutionProvider", {
-        "cudnn_conv_algo_search": "EXHAUSTIVE", "prefer_nhwc": "1", "enable_cuda_graph": "1" if graph else "0"}),
-        "CPUExecutionProvider"])
-    xc = x.contiguous()
-    out = torch.empty(batch, onnx_backend.output_classes(session), dtype=torch.float16, device="cuda")
-    binding = session.io_binding()
-    binding.bind_input("input", "cuda", 0, np.float16, list(xc.shape), xc.data_ptr())
-    binding.bind_output("logits", "cuda", 0, np.float16, list(out.shape), out.data_ptr())
-    torch.cuda.synchronize()
-    return lambda: session.run_with_iobinding(binding)
-
-
 def measure_minimal(name, weights, artifact, size, batch, options):
-    import torch
-    with torch.inference_mode(not name.startswith("inductor")):
-        return minimal_loop(minimal_call(name, weights, artifact, size, batch, options), batch)
+    """The plain loop (scripts/plain_loop.py): (median latency ms, median back-to-back images / s)."""
+    spec = {"name": "onnx" if name == "onnx_cudagraph" else name, "precision": "fp16", "size": size, "batch": batch,
+            "batch_sizes": CONFIG["batch_sizes"], "weights": str(weights), "artifact": artifact and str(artifact),
+            "provider_options": {"enable_cuda_graph": "1"} if name == "onnx_cudagraph" else None}
+    measured = plain_loop.segment(plain_loop.make_call(spec), batch, calls=LOOP_CALLS)
+    return measured["latency_ms"], measured["throughput_fps"]
 
 
-def harness_job(name, backend, options, weights, artifact, provenance, size, batches) -> runner.JobRequest:
-    settings = timing.Settings.from_config({**CONFIG["measurement"]["cuda"], "processes": 1, "max_processes": 1})
-    return runner.JobRequest(
-        format=name, backend=backend, device="cuda", precision="fp16", image_size=size, host="perf",
-        batch_sizes=tuple(sorted(batches)), loaders=("dummy",), weights=str(weights), manifest=None,
-        reference=None, artifact=str(artifact) if artifact else None,
-        provenance=str(provenance) if provenance else None, measurement=settings,
-        noisy_iqr_ratio=0.1, unstable_spread=0.05, loader_workers=0, threads=None,
-        options={**options, **({"prefer_nhwc": True} if backend == "onnx" else {})})
+def harness_job(name, backend, options, weights, artifact, provenance, size, batches) -> Request:
+    measurement = Measurement.from_config(study.measurement_of(CONFIG, "cuda")).with_processes(1)
+    return Request(format=name, backend=backend, device="cuda", precision="fp16", image_size=size, host="perf",
+                   batch_sizes=tuple(sorted(batches)), weights=str(weights),
+                   artifact=str(artifact) if artifact else None, provenance=str(provenance) if provenance else None,
+                   measurement=measurement, options={**options, **({"prefer_nhwc": True} if backend == "onnx" else {})})
 
 
 def harness(job, batches, batch, monitor, energy: bool) -> dict:
     """One measuring process over `batches` (in this order); the checked batch's figures and the process's."""
-    plan = [runner.Planned("dummy", b, accuracy=False, energy=energy and b == batch) for b in batches]
+    plan = [Planned("dummy", b, accuracy=False, energy=energy and b == batch) for b in batches]
     done = {}
 
     def on_mark(name, data):
@@ -161,15 +77,15 @@ def harness(job, batches, batch, monitor, energy: bool) -> dict:
             done[data["batch"]] = data["value"]
             return {}
         return monitor.on_mark(name, data)
-    outcome = isolation.run_forked(runner.measure_group, job, plan, timeout=600, on_mark=on_mark)
+    outcome = isolation.run_forked(child.measure_group, job, plan, timeout=600, on_mark=on_mark)
     monitor.reset()
     value = done.get(batch)
-    if outcome.status != "ok" or not value or value["status"] != "ok":
-        return {"error": outcome.reason or (value or {}).get("reason", "not measured")}
-    timed = value["timing"]
+    if outcome.status != "ok" or not isinstance(value, Reading):
+        return {"error": outcome.reason or getattr(value, "reason", "not measured")}
+    timed = value.timing
     return {"latency_ms": timed.summary.median, "throughput_fps": timed.throughput.images_per_s,
-            "memory_mb": value["memory"]["allocated_mb"], "load_mb": value["memory"].get("load_mb"),
-            "first_run_ms": value["first_run_ms"], "position": batches.index(batch) + 1,
+            "memory_mb": value.memory.allocated_mb, "load_mb": value.memory.load_mb,
+            "first_run_ms": value.first_run_ms, "position": batches.index(batch) + 1,
             "configurations": len(batches), "seconds": outcome.stages.get("exited")}
 
 
@@ -306,12 +222,12 @@ def main():
         except Exception as err:  # noqa: BLE001 - one configuration's failure is its row
             rows[name] = {"configuration": name, "errors": [f"{type(err).__name__}: {err}"]}
         print(name, "ready" if name in ready else rows[name]["errors"], flush=True)
-    monitor = gpus.DeviceMonitor()
+    monitor = monitors.for_device("cuda", Measurement.from_config(study.measurement_of(CONFIG, "cuda")).harness)
     for round_index in range(args.repeats):
         for name in (list(ready) if round_index % 2 == 0 else list(ready)[::-1]):
             backend, options, artifact, provenance = ready[name]
             job = harness_job(name, backend, options, weights, artifact, provenance, args.size, batches)
-            grouped_order = runner.order([("dummy", b) for b in batches], round_index, args.repeats)
+            grouped_order = schedule.order([("dummy", b) for b in batches], round_index, args.repeats)
             sides = [("grouped", [b for _, b in grouped_order]), ("fresh", [args.batch])]
             for side, order in (sides if round_index % 2 == 0 else sides[::-1]):
                 entry = harness(job, order, args.batch, monitor, energy=False)

@@ -1,5 +1,5 @@
 """Snakemake `reference` rule: PyTorch fp32 eager CPU logits of the fixed accuracy batch."""
-from fmtbench import hardware, logs, reference
+from fmtbench import hardware, lifeline, logs, reference
 
 sm = snakemake  # noqa: F821 - set by Snakemake's script preamble
 
@@ -12,4 +12,5 @@ def main():
 
 
 if __name__ == "__main__":
+    lifeline.hold()  # ends with the Snakemake process that started it
     logs.run(main, f"rule {sm.rule}")

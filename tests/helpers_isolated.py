@@ -37,10 +37,10 @@ def load_inductor_from_cache(request):
 def memory_of_jobs(jobs):
     """Each job run as a benchmark job process runs it (a fresh interpreter that has run no torch op): the memory
     figure of every process of every row, by batch size."""
-    from fmtbench import runner
+    from fmtbench.measure import job
     figures = []
-    for job in jobs:
-        rows = runner.run_job(job)
+    for request in jobs:
+        rows = job.run_job(request)
         figures.append({row["config"]["batch_size"]: {p["position"]: p["memory"]["allocated_mb"]
                                                       for p in row["processes"]} | {"load": row["memory"]["load_mb"]}
                         for row in rows})
@@ -50,14 +50,17 @@ def memory_of_jobs(jobs):
 def rows_of_jobs(jobs):
     """Each job run as a benchmark job process runs it: per row (loader, batch) its status, reason and its first
     process's loader statistics."""
-    from fmtbench import runner
+    from fmtbench.measure import job
     return [{(row["config"]["loader"], row["config"]["batch_size"]):
              (row["status"], row.get("reason"), (row.get("processes") or [{}])[0].get("loader"))
-             for row in runner.run_job(job)} for job in jobs]
+             for row in job.run_job(request)} for request in jobs]
 
 
 def _identity():
+    """The CUDA context made (as a measuring process makes it before its baseline) and what names the GPU."""
     import torch
+    torch.zeros(1, device="cuda")
+    torch.cuda.synchronize()
     properties = torch.cuda.get_device_properties(0)
     return {"uuid": str(getattr(properties, "uuid", "") or "")}
 
@@ -102,12 +105,29 @@ def loader_alone(manifest, batch):
     readings = isolation.mark("config_end")
     source.close()
     isolation.mark("closed")
-    return readings["memory"]["allocated_mb"]
+    return readings["memory"].allocated_mb
 
 
 def forked_with_monitor(name, *args):
     """`name`(*args) forked from this fresh interpreter under the job process's NVML monitor, as a benchmark job
     runs its measuring processes: (status, reason, value)."""
-    from fmtbench import gpus
-    outcome = isolation.run_forked(globals()[name], *args, timeout=300, on_mark=gpus.DeviceMonitor().on_mark)
+    from fmtbench.measure.monitors import DeviceMonitor
+    outcome = isolation.run_forked(globals()[name], *args, timeout=300, on_mark=DeviceMonitor().on_mark)
     return outcome.status, outcome.reason, outcome.value
+
+
+def writes_slowly(path):
+    """An export's child caught mid-write: its `.part` file exists until the write ends, or the child unwinds."""
+    from fmtbench.atomic import atomic_path
+    with atomic_path(path) as tmp:
+        tmp.write_text("half")
+        isolation.mark("writing")
+        time.sleep(120)
+        tmp.write_text("whole")
+
+
+def says_its_pid_and_sleeps(path):
+    """A measuring child: says who it is, then measures for a long time."""
+    with open(path, "w") as handle:
+        handle.write(str(os.getpid()))
+    time.sleep(120)

@@ -51,14 +51,6 @@ def test_unknown_loader_is_named_and_the_result_schema_knows_the_registry():
     assert results.schema()["properties"]["config"]["properties"]["loader"]["enum"] == list(data.LOADERS)
 
 
-def test_a_study_with_nothing_to_measure_is_refused_before_any_job():
-    config = default_config()
-    config["formats"] = {"torch": {"cpu": ["fp32"]}, "onnx": {"cpu": ["fp32"]}}
-    config["loaders"] = ["real_gpu_decode"]
-    with pytest.raises(study.ConfigError, match="would measure nothing"):
-        study.validate(config)
-
-
 @pytest.mark.parametrize("mutate, culprit", [
     (lambda c: c["batch_sizes"].append(-4), "-4"),
     (lambda c: c["image_sizes"].append(16), "16"),
@@ -281,12 +273,12 @@ def _runs(config: dict) -> None:
     """What the jobs do with the numbers, short of running them: seeds seed torch and numpy, sizes and batches name
     files and shape tensors, cores are planned, timing settings are built, and every duration is finite."""
     import math
-    from types import SimpleNamespace
 
     import numpy as np
     import torch
 
-    from fmtbench import hardware, runner, timing
+    from fmtbench import hardware
+    from fmtbench.measure.policy import Measurement
     for _, value in study.leaves(config):
         assert not isinstance(value, float) or math.isfinite(value)
     for seed in (config["model"]["seed"], config["data"]["seed"]):
@@ -306,11 +298,12 @@ def _runs(config: dict) -> None:
         assert plan["cpu"] and set(plan["cpu"]) <= set(cores)
     for device in ("cpu", "cuda"):
         section = config["measurement"][device]
-        settings = timing.Settings.from_config(section)
+        measurement = Measurement.from_config(study.measurement_of(config, device))
+        settings = measurement.loop
         assert all(isinstance(section[key], int) for key in ("warmup_iters", "min_iters", "processes",
                                                              "max_processes"))
         assert settings.warmup_seconds + max(settings.min_seconds, settings.max_seconds) <= 2 * 3600
-        assert runner.stall_timeout(SimpleNamespace(measurement=settings)) < 24 * 3600  # finite: a hang is caught
+        assert settings.stall_timeout() < 24 * 3600  # finite: a hang is caught
     assert config["loader"]["workers"] <= 256 and config["loader"]["cuda_workers"] <= 256
 
 
@@ -408,3 +401,66 @@ def test_cuda_jobs_on_several_gpus_get_cores_of_their_own():
     assert not set(plan["cpu"]) & set(shares[0] + shares[1]) and not set(plan["export"]) & set(shares[1])
     assert hardware.gpu_slices(plan["cuda"], 1) == [plan["cuda"]] == hardware.gpu_slices(plan["cuda"], 0)
     assert hardware.gpu_slices([3], 2) == [[3]]
+
+
+def test_torchvisions_name_for_the_weights_is_the_imagenet_setting_and_other_names_are_refused(tmp_path,
+                                                                                                monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = default_config()
+    config["model"]["weights"] = "ResNet18_Weights.IMAGENET1K_V1"
+    assert study.check(config, SCHEMA)["model"]["weights"] == "imagenet", "no file of that name is looked for"
+    for weights, message in [
+        ("ResNet50_Weights.IMAGENET1K_V2", "config: model.weights: 'ResNet50_Weights.IMAGENET1K_V2' is "
+                                           "torchvision's name for another model's weights; accepted: imagenet, "),
+        ("my-resnet.pt", f"config: model.weights: 'my-resnet.pt' is no file here ({tmp_path}/my-resnet.pt); "
+                         "accepted: imagenet, "),
+    ]:
+        config = default_config()
+        config["model"]["weights"] = weights
+        with pytest.raises(study.ConfigError) as error:
+            study.check(config, SCHEMA)
+        assert str(error.value).startswith(message) and "\n" not in str(error.value), str(error.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("host_label: a\nimage_sizes: [64]\nimage_sizes: [96]\n",
+     "config.yaml:3: key 'image_sizes' is written twice in one mapping (also on line 2); the last one would win "
+     "silently: remove one"),
+    ("formats:\n  torch: {cpu: [fp32]}\n  onnx: {cpu: [fp32]}\n  torch: {cuda: [fp16]}\n",
+     "config.yaml:4: key 'torch' is written twice in one mapping (also on line 2)"),
+    ('{\n  "image_sizes": [64],\n  "image_sizes": [96]\n}\n', "config.yaml:3: key 'image_sizes' is written twice"),
+    ("host_label: a\nmodel:\n\tweights: random\n",
+     "config.yaml:3: key 'weights': a TAB in the indentation: YAML indents with spaces"),
+    ("image_sizes: [64\nbatch_sizes: [2]\n", "config.yaml:2: key 'batch_sizes': not valid YAML (expected ',' or ']'"),
+    ("[formats]\ntorch = 'cpu'\n", "config.yaml:2: not valid YAML (expected '<document start>'"),  # TOML
+    ("- torch\n- onnx\n", "config.yaml:1: holds a list, not a mapping of config keys"),
+    (b"PK\x03\x04\x14\x00\x00\x00\x08\x00\x9c", "config.yaml:1: not a text file (byte 0x9c is not UTF-8)"),
+])
+def test_a_config_file_with_a_slip_is_refused_in_one_line_naming_file_line_and_key(tmp_path, text, message):
+    path = tmp_path / "config.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(study.ConfigError) as error:
+        study.check_config_file(path)
+    assert str(error.value).startswith(f"{tmp_path}/{message}") and "\n" not in str(error.value), str(error.value)
+
+
+def test_the_shipped_config_files_pass_the_file_check():
+    for path in (REPO / "config.yaml", REPO / "tests" / "data" / "tiny_config.yaml"):
+        study.check_config_file(path)
+
+
+@settings(max_examples=60, deadline=None)
+@given(config=st.dictionaries(st.from_regex(r"[a-z_]{1,10}", fullmatch=True), values, min_size=1, max_size=5),
+       data=st.data())
+def test_any_key_written_twice_is_named_with_its_line(tmp_path_factory, config, data):
+    """A YAML dump of a config with one of its top-level keys written again at the end: refused naming that key
+    and the line of its second writing; the dump itself passes."""
+    path = tmp_path_factory.mktemp("dup") / "config.yaml"
+    text = yaml.safe_dump(config, sort_keys=False)
+    path.write_text(text)
+    study.check_config_file(path)
+    key = data.draw(st.sampled_from(sorted(config)))
+    path.write_text(text + yaml.safe_dump({key: config[key]}))
+    with pytest.raises(study.ConfigError) as error:
+        study.check_config_file(path)
+    assert f"{path}:{len(text.splitlines()) + 1}: key {key!r} is written twice" in str(error.value)

@@ -91,8 +91,8 @@ def test_loader_registry_is_the_one_place_for_loader_names():
     assert set(data.LOADERS) == {"real", "dummy", "real_gpu_decode"}
     assert data.loaders_for(["real", "dummy", "real_gpu_decode"], "cpu") == ["real", "dummy"]
     assert data.loader("real").min_timed_batches(12) == 48 and data.loader("dummy").min_timed_batches(12) == 0
-    with pytest.raises(ValueError, match="unknown loader 'synthetic'"):
-        data.loader("synthetic")
+    assert {name: loader.scenario for name, loader in data.LOADERS.items()} == {
+        "real": "end_to_end", "dummy": "model_alone", "real_gpu_decode": "end_to_end"}
 
 
 def test_a_manifest_without_nvjpeg_flags_is_refused_not_decoded_on_the_cpu(tmp_path):
@@ -107,14 +107,22 @@ def test_a_manifest_without_nvjpeg_flags_is_refused_not_decoded_on_the_cpu(tmp_p
     assert data.nvjpeg_paths(manifest) == {"a.jpg"}
 
 
+def _workers() -> set[int]:
+    """The worker processes this process runs now."""
+    import psutil
+    return {child.pid for child in psutil.Process().children(recursive=True) if child.is_running()}
+
+
 def test_a_real_loader_starts_its_workers_only_when_started(small_image_set):
     """Started after the configuration's memory baseline, so what the loader holds is in its figure."""
+    before = _workers()
     source = data.RealSource(data.SourceRequest("cpu", 8, 2, 1, str(small_image_set)))
-    assert source._feed is None
+    assert _workers() == before, "made, not started: no worker yet"
     source.start()
     assert source.next().shape == (2, 3, 8, 8)
+    assert len(_workers() - before) == 1
     source.close()
-    assert source._feed is None
+    assert _workers() == before, "its own workers end with it"
 
 
 def test_chunks_divide_every_batch_size():
@@ -126,24 +134,24 @@ def test_chunks_divide_every_batch_size():
 def test_a_process_keeps_its_workers_from_one_configuration_to_the_next(small_image_set):
     """One feed per kind of work, started once (before the first configuration's baseline): a second source, at
     another batch size, takes chunks from the same workers; its batches are whole chunks."""
+    before = _workers()
     feeds = data.Feeds(data.chunk_size([2, 4]))
     try:
         first = data.RealSource(data.SourceRequest("cpu", 8, 2, 2, str(small_image_set), feeds=feeds))
-        feed = first._feed
-        workers = {w.pid for w in feed._chunks._workers}
+        workers = _workers() - before
+        assert len(workers) == 2, "the process's workers start with its first real source, before its baseline"
         first.start()
         assert first.next().shape == (2, 3, 8, 8)
         first.close()
+        assert _workers() - before == workers, "a configuration's end leaves the process's workers running"
         second = data.RealSource(data.SourceRequest("cpu", 8, 4, 2, str(small_image_set), feeds=feeds))
         second.start()
-        assert second._feed is feed and {w.pid for w in feed._chunks._workers} == workers
-        assert all(w.is_alive() for w in feed._chunks._workers)
         batch = second.next()
+        assert _workers() - before == workers, "the same workers serve the next batch size"
         assert batch.shape == (4, 3, 8, 8) and second.stats()["produce_ms_per_batch"]["median"] > 0
         second.close()
-        assert feed._chunks is not None  # a configuration's end leaves the process's workers running
         with pytest.raises(ValueError, match="batch size 3 is not a whole number of 2-image chunks"):
             data.RealSource(data.SourceRequest("cpu", 8, 3, 2, str(small_image_set), feeds=feeds))
     finally:
         feeds.close()
-    assert feed._chunks is None
+    assert _workers() == before, "closed with the process's feeds"

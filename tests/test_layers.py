@@ -7,20 +7,35 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / "fmtbench"
 FORMATS = {f"backends.{path.stem}" for path in (PACKAGE_DIR / "backends").glob("*.py")
            if path.stem != "base" and not path.stem.startswith("_")}
 LAYERS = [
+    {"typedjson"},                              # dataclasses as JSON records and their schema
     # words and tools: where files go, atomic files, logging, versions, the machine, statistics, memory, accuracy,
-    # what else used the machine
-    {"paths", "atomic", "logs", "versions", "hardware", "stats", "memory", "accuracy", "report", "contention"},
-    # one concern each: images, the model, the clock, processes and their failures, file checks, GPU claims
-    {"images", "model", "timing", "isolation", "integrity", "gpus"},
-    {"data"},                                   # loaders and the tensors they make (InputFormat)
+    # what else used the machine, the typed parts of a row, a process that ends with the one that started it
+    {"paths", "atomic", "logs", "versions", "hardware", "stats", "memory", "accuracy", "report", "procinfo",
+     "readings", "lifeline"},
+    # one concern each: images, the model, the clock, processes and their failures, file checks, GPU claims, what
+    # else used the machine, a killed Snakemake's lock
+    {"images", "model", "timing", "isolation", "integrity", "gpus", "contention", "locks"},
+    {"data.inputs"},                            # what a source is asked for and gives (InputFormat, Source)
+    {"data.feeds"},                             # workers kept running
+    {"data.sources"},                           # the batch sources
+    {"data"},                                   # the loaders' registry
     {"backends.base"},                          # the format contract
     {"backends", "backends._torchutil"},        # the registry (backends by name, never imported statically), helpers
     FORMATS,                                    # one module per format
     # stages and the DAG's view: environment record, result records, export, reference logits, config, triggers
     {"env", "results", "export", "reference", "study", "triggers"},
-    {"runner", "report.frame", "report.findings", "report.items"},   # a job; the report's words (from results)
-    {"report.plots"},
-    {"report.render"},
+    # the measurement's words (how a row is measured, what passes between a process and its job); the report's
+    # frame of the rows and the result files it reads, checked
+    {"measure", "measure.policy", "measure.marks", "report.frame", "report.inputs"},
+    {"measure.request", "measure.scenarios", "measure.monitors", "report.findings", "report.items",
+     "report.replicate"},
+    # the measuring process, the export a request runs; the report's plots
+    {"measure.child", "measure.artifact", "report.plots"},
+    {"measure.ready", "report.render"},         # a request prepared (unavailable, tuned); the report
+    {"measure.schedule"},                       # the job's measuring processes
+    {"measure.assemble"},                       # rows from readings
+    {"measure.output"},                         # rows written
+    {"measure.job"},                            # a benchmark job
 ]
 
 

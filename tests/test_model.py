@@ -165,13 +165,19 @@ def test_a_fine_tuned_resnet18_with_another_head_is_built_with_that_head(tmp_pat
      "conv1.weight has shape (64, 3, 3, 3), ResNet-18 takes (64, 3, 7, 7)"),
 ])
 def test_anything_else_is_refused_in_one_line_with_the_cause_first(tmp_path, make, cause):
+    message = _refused(tmp_path, make)
+    assert message.startswith("not a ResNet-18 state dict") and cause in message, message
+
+
+def _refused(tmp_path, make) -> str:
+    """The one-line refusal of a state dict `make` derives from a ResNet-18's, after the file's name."""
     path = tmp_path / "other.pt"
     torch.save(make(model.random_state_dict(0)), path)
     with pytest.raises(model.WeightsError) as error:
         model.resolve(str(path))
     message = str(error.value)
-    assert message.startswith(f"{path}: not a ResNet-18 state dict") and cause in message, message
-    assert "\n" not in message and "\x1b" not in message
+    assert message.startswith(f"{path}: ") and "\n" not in message and "\x1b" not in message, message
+    return message.removeprefix(f"{path}: ")
 
 
 def test_a_pickled_module_is_refused_in_one_line(tmp_path):
@@ -183,3 +189,86 @@ def test_a_pickled_module_is_refused_in_one_line(tmp_path):
     message = str(error.value)
     assert message.startswith(f"{path}: cannot be read as a state dict (") and "\n" not in message, message
     assert len(message) < 400 and "\x1b" not in message
+
+
+@pytest.mark.parametrize("dtype, everything", [(torch.bfloat16, False), (torch.float16, False),
+                                               (torch.bfloat16, True)])
+def test_a_half_precision_checkpoint_is_cast_to_fp32_and_says_so(tmp_path, dtype, everything):
+    """`{k: v.to(torch.bfloat16)}` (floats only, or every tensor): the study's reference is fp32, so the weights
+    are cast up exactly and the provenance says how they were stored (they used to stay bf16, and the reference
+    job died on "Input type (torch.FloatTensor) and weight type (CPUBFloat16Type) should be the same")."""
+    plain = model.random_state_dict(4)
+    half = {key: value.to(dtype) if everything or value.is_floating_point() else value
+            for key, value in plain.items()}
+    path = tmp_path / "half.pt"
+    torch.save(half, path)
+    loaded = model.resolve(str(path))
+    name = str(dtype).removeprefix("torch.")
+    assert loaded.detail["stored_dtypes"] == [name]
+    assert {key: value.dtype for key, value in loaded.state_dict.items()} == {
+        key: value.dtype for key, value in plain.items()}, "float32 weights, int64 batch-norm counters"
+    assert all(torch.equal(loaded.state_dict[key], half[key].to(plain[key].dtype)) for key in plain), "exact"
+    assert f"stored as {name}, cast to float32" in model.describe({"source": loaded.source, **loaded.detail})
+    model.save(loaded, tmp_path / "resnet18.pt")
+    with torch.no_grad():  # what the reference job does with it
+        assert model.build(tmp_path / "resnet18.pt")(torch.randn(1, 3, 32, 32)).dtype == torch.float32
+
+
+@pytest.mark.parametrize("make, cause", [
+    (lambda sd: {**sd, "fc.bias": torch.zeros(1000, dtype=torch.int32)},
+     "fc.bias is a int32 tensor; ResNet-18 takes float32"),
+    (lambda sd: {**sd, "fc.bias": torch.zeros(1000, dtype=torch.complex64)},
+     "fc.bias is a complex64 tensor; ResNet-18 takes float32"),
+])
+def test_a_tensor_of_a_kind_resnet18_cannot_hold_is_refused_naming_its_key(tmp_path, make, cause):
+    assert _refused(tmp_path, make).startswith(cause)
+
+
+def test_a_safetensors_checkpoint_loads_with_the_readme_install(tmp_path):
+    """The README's install brings safetensors (a dependency), so a Hugging Face style checkpoint loads, in
+    bf16 too."""
+    import tomllib
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+    dependencies = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
+    assert "safetensors" in dependencies["dependencies"]
+    plain = model.random_state_dict(5)
+    save_file({key: value.to(torch.bfloat16) if value.is_floating_point() else value
+               for key, value in plain.items()}, tmp_path / "model.safetensors")
+    loaded = model.resolve(str(tmp_path / "model.safetensors"))
+    assert loaded.detail["stored_dtypes"] == ["bfloat16"] and loaded.detail["num_classes"] == 1000
+    assert loaded.state_dict["fc.weight"].dtype == torch.float32
+    (tmp_path / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(model.WeightsError) as error:
+        model.resolve(str(tmp_path / "broken.safetensors"))
+    assert str(error.value).startswith(f"{tmp_path / 'broken.safetensors'}: cannot be read as a state dict (")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("typed", ["ResNet18_Weights.IMAGENET1K_V1", "ResNet18_Weights.DEFAULT", "IMAGENET1K_V1",
+                                   "DEFAULT", "imagenet"])
+def test_torchvisions_names_for_the_imagenet_weights_are_the_imagenet_weights(typed):
+    assert model.setting(typed) == "imagenet" and model.setting_problem(typed) is None
+
+
+def test_the_names_accepted_are_torchvisions_own():
+    """Every member of torchvision's ResNet18_Weights (and DEFAULT) is accepted, and each is the file the study
+    downloads: a torchvision that adds weights (a V2) fails here rather than downloading V1 under V2's name."""
+    from torchvision.models import ResNet18_Weights, get_weight
+    assert {weights.name for weights in ResNet18_Weights} | {"DEFAULT"} == set(model.TORCHVISION_WEIGHTS)
+    for name in model.TORCHVISION_WEIGHTS:
+        assert get_weight(f"{model.TORCHVISION_CLASS}.{name}").url == model.imagenet_url()
+
+
+def test_another_models_weights_or_a_missing_file_are_named_with_what_is_accepted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    other = model.setting_problem("ResNet50_Weights.IMAGENET1K_V2")
+    assert other.startswith("'ResNet50_Weights.IMAGENET1K_V2' is torchvision's name for another model's weights")
+    missing = model.setting_problem("weights/resnet.pt")
+    assert missing.startswith(f"'weights/resnet.pt' is no file here ({tmp_path / 'weights/resnet.pt'})")
+    assert all("accepted: imagenet, random, ResNet18_Weights.IMAGENET1K_V1" in text for text in (other, missing))
+    (tmp_path / "weights").mkdir()
+    torch.save(model.random_state_dict(0), tmp_path / "weights/resnet.pt")
+    assert model.setting_problem("weights/resnet.pt") is None
+    assert model.setting("weights/resnet.pt") == "weights/resnet.pt"

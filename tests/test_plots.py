@@ -5,6 +5,8 @@ import re
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fmtbench.report import plots
 
@@ -13,7 +15,8 @@ PLAIN = re.compile(r"^-?[\d,]+(\.\d+)?$")
 
 def _rows(series: list[tuple[str, str, str]], loader="dummy", batches=(32, 64), size=224, fps=lambda i, b: 100.0):
     return pd.DataFrame([{"format": fmt, "precision": precision, "device": device, "math": precision,
-                          "loader": loader, "batch_size": batch, "image_size": size, "throughput_fps": fps(i, batch),
+                          "loader": loader, "timing_kind": "latency" if loader == "dummy" else "under_load",
+                          "batch_size": batch, "image_size": size, "throughput_fps": fps(i, batch),
                           "e2e_fps": None, "memory_mb": 100.0 + i, "speedup": 1.0 + i / 10}
                          for i, (fmt, precision, device) in enumerate(series) for batch in batches])
 
@@ -96,11 +99,14 @@ def test_end_to_end_pairs_each_real_loader_row_with_its_own_model_figure(monkeyp
     (another process). The real row's own model figure (26.0) is the pair, and e2e above it is shown."""
     rows = pd.DataFrame([
         {"format": "torch", "precision": "fp32", "device": "cpu", "math": "fp32", "loader": "dummy",
-         "batch_size": 64, "image_size": 224, "throughput_fps": 15.9, "model_fps_under_load": None, "e2e_fps": None},
+         "timing_kind": "latency", "batch_size": 64, "image_size": 224, "throughput_fps": 15.9,
+         "model_fps_under_load": None, "e2e_fps": None},
         {"format": "torch", "precision": "fp32", "device": "cpu", "math": "fp32", "loader": "real",
-         "batch_size": 64, "image_size": 224, "model_fps_under_load": 26.0, "e2e_fps": 27.1},
+         "timing_kind": "under_load", "batch_size": 64, "image_size": 224, "model_fps_under_load": 26.0,
+         "e2e_fps": 27.1},
         {"format": "onnx", "precision": "fp32", "device": "cpu", "math": "fp32", "loader": "real",
-         "batch_size": 64, "image_size": 224, "model_fps_under_load": 58.0, "e2e_fps": 40.0}])
+         "timing_kind": "under_load", "batch_size": 64, "image_size": 224, "model_fps_under_load": 58.0,
+         "e2e_fps": 40.0}])
     seen = _drawn_bars(monkeypatch, plots.end_to_end, rows, 224, tmp_path / "e2e.png")
     widths = [width for width, _ in seen["bars"]]
     assert sorted(widths) == [26.0, 27.1, 40.0, 58.0] and 15.9 not in widths
@@ -118,3 +124,33 @@ def test_plots_draw_and_say_so_for_many_series_and_one_or_several_sizes(tmp_path
     assert plots.memory_vs_batch(rows, tmp_path / "m.png")
     assert not plots.end_to_end(rows, 224, tmp_path / "e.png"), "no real loader: nothing to draw"
     assert all((tmp_path / name).stat().st_size > 5000 for name in ("t.png", "f.png", "f1.png", "s.png", "m.png"))
+
+
+def _label_value(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+@pytest.mark.parametrize("values", [[10.2, 13.9], [10.5, 13.5], [0.21, 0.29], [1180.0, 1420.0]])
+def test_every_tick_label_says_its_ticks_value(values):
+    """Ticks at 10.5 and 13.5 read "10" and "14" (a whole-number format on half-step ticks)."""
+    figure, axes = plt.subplots()
+    try:
+        plots._value_axis(axes, values, "y")
+        ticks = _ticks(axes, "y")
+        assert all(_label_value(text) == pytest.approx(value, rel=1e-9) for value, text in ticks), ticks
+        assert len({text for _, text in ticks}) == len(ticks), ticks
+    finally:
+        plt.close(figure)
+
+
+@settings(max_examples=40, deadline=None)
+@given(low=st.floats(0.05, 1e6), ratio=st.floats(1.01, plots.LOG_ABOVE), bars=st.booleans())
+def test_tick_labels_say_their_values_on_any_linear_axis(low, ratio, bars):
+    figure, axes = plt.subplots()
+    try:
+        assert not plots._value_axis(axes, [low, low * ratio], "x", bars=bars)
+        ticks = _ticks(axes, "x")
+        assert all(PLAIN.match(text) and _label_value(text) == pytest.approx(value, rel=1e-9, abs=1e-12)
+                   for value, text in ticks), ticks
+    finally:
+        plt.close(figure)

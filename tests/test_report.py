@@ -48,7 +48,7 @@ def test_report_warns_about_random_weights_states_the_method_and_the_rows_not_ru
     assert "| latency p50 (ms)" in text and "| end-to-end (img/s)" in text and "| throughput (img/s)" in text
     for method in ("measured in 2 processes each, up to 5", "median of its processes' medians",
                    "one endless sampler feeds them", "Decode capacity", "the model's load plus its own peak growth",
-                   "the first run at a configuration",
+                   "a first call at a new shape peaked", "host-bound (◊)", "in processes of their own",
                    "√L·(u_in + √K·u_acc)", "CPU rows ran on 7 logical CPUs (7 physical cores)",
                    "2 processes: 20 rows, 3 processes: 8 rows", "stopped on: ci"):
         assert method in text, method
@@ -87,9 +87,9 @@ def test_rows_the_study_asks_for_without_a_result_are_listed_as_not_run(tmp_path
 def test_a_row_whose_processes_disagree_is_marked_and_counted(tmp_path):
     """Eager fp16 measured 1.79 ms in one process and 2.59 in another on the H100: a reader sees it now."""
     text = _render(tmp_path).read_text()
-    gpu = text.split("## Results on `gpu-box`")[1].split("### 64×64")[0]
+    gpu = text.split("## Results on `gpu-box`")[1].split("### 64×64")[1]
     row = next(line for line in gpu.splitlines() if re.match(r"\| torch +\| cuda +\| fp16 +\| 4 ", line))
-    assert "‡" in row and "39.6% (3)" in row  # (7.0 - 5.0) / 5.05
+    assert "‡" in row and "39.6% (3)" in row  # (28.0 - 20.0) / 20.2
     assert re.search(r"\d+ of \d+ measured configurations whose per-process medians spread by more than 5%", text)
 
 
@@ -118,7 +118,7 @@ def test_findings_compare_like_with_like_and_name_strict_fp32(tmp_path):
     memory = [line for line in lines if line.startswith("Lowest memory")]
     assert {re.search(r", (\w+) loader", line).group(1) for line in memory} == {"real", "dummy"}
     assert any(line.startswith("Accuracy: all 60 rows checked are within") for line in lines)
-    assert any("torch on cuda (`gpu-box`): no pair of steady rows (4 configurations with a ‡ row)" in line
+    assert any("torch on cuda (`gpu-box`): no pair of steady rows (4 configurations with a ‡ or ◊ row)" in line
                for line in lines), "fp16 gains are not taken from rows whose processes disagree"
     assert not any("Top-1" in line for line in lines), "random weights: top-1 agreement is not a finding"
     assert any("Top-1 agreement below 99 %: onnx fp16" in line
@@ -225,7 +225,7 @@ def test_a_memory_figure_no_process_measured_alone_is_kept_out_of_tables_finding
     shared = next(p for p in paths if "gpu-box/torch/cuda-fp16/64/dummy-bs8.json" in str(p))
     record = read_json(shared)
     record["memory"]["shared"] = "the CUDA graph ... is kept"
-    record["memory"]["allocated_mb"] = 1.0
+    record["memory"]["steady_mb"] = 1.0
     write_json(shared, record)
     results = frame.load(paths)
     row = results[(results["format"] == "torch") & (results["precision"] == "fp16") & (results["loader"] == "dummy")
@@ -233,3 +233,94 @@ def test_a_memory_figure_no_process_measured_alone_is_kept_out_of_tables_finding
                   & (results["image_size"] == 64)].iloc[0]
     assert pd.isna(row["memory_mb"]) and row["memory_shared_mb"] == 1.0
     assert not any(line.endswith(" 1 MB.") for line in findings.lowest_memory(results[results["status"] == "ok"]))
+
+
+def _ok(tmp_path):
+    results = frame.with_speedup(frame.load(write_results(tmp_path)), "torch", "fp32")
+    return results[results["status"] == "ok"].copy()
+
+
+def test_a_speedup_carries_the_marks_of_its_baseline_too(tmp_path):
+    """A newcomer's CPU study: torch 224² batch 32 took 2530.6 ms while another job ran (§ in its table row), and
+    every speedup against it spiked, unmarked."""
+    ok = _ok(tmp_path)
+    where = (ok["host"] == "gpu-box") & (ok["device"] == "cuda") & (ok["image_size"] == 64) & (ok["batch_size"] == 4)
+    ok.loc[where & (ok["format"] == "torch") & (ok["precision"] == "fp32") & (ok["loader"] == "dummy"),
+           "contended"] = True
+    again = frame.with_speedup(ok.drop(columns=["speedup", "baseline_fps", "baseline_contended",
+                                                "baseline_host_bound"]), "torch", "fp32")
+    same = ((again["host"] == "gpu-box") & (again["device"] == "cuda") & (again["image_size"] == 64)
+            & (again["batch_size"] == 4) & (again["loader"] == "dummy"))
+    onnx = again[same & (again["format"] == "onnx") & (again["precision"] == "fp32")]
+    assert render._speedup_text(onnx.iloc[0]).endswith("× §"), "its baseline was timed beside other work"
+
+
+def test_rows_whose_process_ranges_overlap_are_a_tie_not_a_ranking(tmp_path):
+    ok = _ok(tmp_path)
+    model = ok[(ok["loader"] == "dummy") & (ok["device"] == "cuda") & (ok["image_size"] == 32)]
+    onnx = model[(model["format"] == "onnx") & (model["precision"] == "fp16")]
+    best = onnx["throughput_fps"].max()
+    torch_fp16 = (model["format"] == "torch") & (model["precision"] == "fp16")
+    model.loc[torch_fp16, "throughput_max_fps"] = best * 1.01  # its fastest process reaches the best row
+    assert findings._fastest_model(model).startswith("a tie (their processes' ranges overlap): onnx fp16")
+    model.loc[torch_fp16, "throughput_max_fps"] = best * 0.9
+    assert not findings._fastest_model(model).startswith("a tie")
+
+
+def test_a_ranking_of_rows_from_different_cards_says_so(tmp_path):
+    ok = _ok(tmp_path)
+    model = ok[(ok["loader"] == "dummy") & (ok["device"] == "cuda") & (ok["image_size"] == 32)].copy()
+    model["gpu_uuid"] = "GPU-a"
+    assert "different cards" not in findings._fastest_model(model)
+    model.loc[model["format"] == "torch", "gpu_uuid"] = "GPU-b"
+    assert findings._fastest_model(model).endswith("(measured on different cards, not calibrated against each other)")
+
+
+def test_what_a_newcomer_reads_first_is_consistent_with_the_rows(tmp_path):
+    """Legends once, not per table; the real loader's timed phase the same count in the method's two places; the
+    one-line answer is the best median speedup of the rows, computed independently here."""
+    paths = write_results(tmp_path)
+    text = _render(tmp_path).read_text()
+    assert text.count("*Model alone (dummy loader).*") == 1 and text.count("*End to end (real loaders).*") == 1
+    assert text.index("## Reading the tables") < text.index("## Results on")
+    settings = re.findall(r"real loaders: the batches the loader held ready, then whole rounds of their workers back "
+                          r"to back \((\d+) batches per process", text)
+    loader = re.findall(r"whole rounds of the workers, at least `min_iters` batches: (\d+) batches per process in "
+                        r"this run", text)
+    assert settings and set(loader) == set(settings), (settings, loader)
+    rows = frame.with_speedup(frame.load(paths), "torch", "fp32").query("status == 'ok' and loader == 'dummy'")
+    cpu = rows[(rows["host"] == "cpu-box") & (rows["device"] == "cpu")]
+    medians = cpu.groupby(["format", "precision"])["speedup"].median()
+    best = medians.idxmax()
+    short = text.split("**In short:**")[1].split("## Setup")[0]
+    assert (f"On `cpu-box`, cpu: deploy with {best[0]} {best[1]}: a median {medians.max():.2f}× the throughput of "
+            "torch fp32 (the baseline)") in short, short
+
+
+def test_captions_claim_no_precision_that_did_not_run(tmp_path):
+    """Only fp32 ran: no caption says "fp16 vs fp32"."""
+    from fmtbench.atomic import read_json
+    paths = [path for path in write_results(tmp_path) if read_json(path)["config"]["precision"] == "fp32"]
+    report = tmp_path / "report" / "report.md"
+    render.render(paths, model_provenance(tmp_path), report, BASELINE, MEASUREMENT)
+    captions = [line for line in report.read_text().splitlines() if line.startswith("![")]
+    assert captions and not [line for line in captions if "fp16" in line], captions
+
+
+def test_the_html_front_page_says_what_ran_the_answer_and_the_findings(tmp_path):
+    """Rendered as Snakemake renders it (Jinja, then docutils): no markup error, only what ran, with the answer and
+    the findings of report.md."""
+    import jinja2
+    from docutils.core import publish_parts
+    paths = [path for path in write_results(tmp_path) if "/cuda-fp16/" not in path]
+    report, front = tmp_path / "report" / "report.md", tmp_path / "report" / "front.rst"
+    render.render(paths, model_provenance(tmp_path), report, BASELINE, MEASUREMENT, front_page=front)
+    rst = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(front.read_text()).render()
+    page = publish_parts(rst, writer="html", settings_overrides={"report_level": 2, "halt_level": 5})["html_body"]
+    assert "System Message" not in page and "system-message" not in page, page
+    assert "Random weights." in page and "not ImageNet accuracy" in page
+    assert "cpu: deploy with onnx fp32: a median 1.25× the throughput of torch fp32" in page
+    findings = report.read_text().split("## Findings")[1].split("\n## ")[0]
+    assert page.count("<li>Fastest (") == findings.count("\n- Fastest (") > 0
+    measured = page.split("<strong>Measured</strong>")[1].split("<strong>Findings</strong>")[0]
+    assert measured.count('<tt class="docutils literal">onnx</tt>') == 3 and "fp16" not in measured, measured

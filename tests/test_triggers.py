@@ -27,13 +27,14 @@ def test_a_per_format_stage_holds_its_own_backend_and_no_other(format_name):
 
 def test_each_stage_holds_what_it_runs_and_not_what_it_does_not():
     benchmark, export, report = _modules("benchmark", "torch"), _modules("export", "onnx"), _modules("report")
-    assert {"fmtbench.timing", "fmtbench.stats", "fmtbench.runner", "fmtbench.data", "fmtbench.memory",
-            "fmtbench.backends", "fmtbench.backends.base", "scripts/benchmark.py"} <= benchmark
+    assert {"fmtbench.timing", "fmtbench.stats", "fmtbench.measure.job", "fmtbench.measure.child", "fmtbench.data",
+            "fmtbench.data.sources", "fmtbench.memory", "fmtbench.backends", "fmtbench.backends.base",
+            "scripts/benchmark.py"} <= benchmark
     assert {"fmtbench.export", "fmtbench.isolation", "fmtbench.model", "scripts/export.py"} <= export
-    assert not {"fmtbench.timing", "fmtbench.runner", "fmtbench.stats", "fmtbench.study"} & export
+    assert not {"fmtbench.timing", "fmtbench.measure", "fmtbench.stats", "fmtbench.study"} & export
     assert {"fmtbench.report.render", "fmtbench.report.plots", "fmtbench.report.frame", "fmtbench.accuracy",
             "fmtbench.model"} <= report
-    assert not {"fmtbench.timing", "fmtbench.runner"} & report  # the contract (math labels, format notes) it reads
+    assert not {"fmtbench.timing", "fmtbench.measure"} & report  # the contract (math labels, format notes) it reads
     for stage in triggers.STAGE_SCRIPTS:  # the DAG's view is no stage's code
         assert not {"fmtbench.study", "fmtbench.triggers"} & _modules(stage, "torch" if stage == "benchmark" else None)
 

@@ -98,7 +98,7 @@ def test_every_configuration_has_a_valid_json(study):
             assert len(result["timing"]["processes"]) == len(result["processes"]) == 1
             assert all(p["stages_s"]["started"] < p["config_stages_s"]["config_end"] < p["stages_s"]["exited"]
                        for p in result["processes"])
-            assert {p["configurations"] for p in result["processes"]} == {2}, "both loaders in one process"
+            assert {p["configurations"] for p in result["processes"]} == {1}, "the model alone apart from its loader"
             assert result["measurement"]["processes"] == 1
             assert result["memory"]["allocated_mb"] >= 0 and result["memory"]["load_mb"] >= 0
             assert result["accuracy"]["within_limit"] and result["accuracy"]["non_finite_images"] == 0
@@ -135,6 +135,58 @@ def test_report_has_the_rows_and_lists_what_did_not_run(study):
     assert (workdir / "report" / "plots" / HOST / f"throughput_32_{HOST}.png").stat().st_size > 1000
 
 
+def _key_paths(value, prefix=""):
+    """Every key path of a JSON document with its value's kind (lists merged, the environment's keys left out)."""
+    found = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            found.add(f"{prefix}/{key}:{type(inner).__name__.replace('int', 'float')}")
+            if key != "environment":
+                found |= _key_paths(inner, f"{prefix}/{key}")
+    elif isinstance(value, list):
+        for inner in value:
+            found |= _key_paths(inner, f"{prefix}[]")
+    return found
+
+
+# What schema version 4 adds to a CPU real-loader row of version 3 (besides the settings and thresholds it was
+# measured with): the memory's steady state and first call apart, the end-to-end window after the loader's
+# stock and its check against the capacity, what others used anywhere on the machine and the study's own share.
+ADDED_IN_4 = {
+    "/memory/steady_mb:float", "/memory/first_call_peak_mb:float", "/memory/steady_mb_processes:list",
+    "/memory/steady_disagree:bool", "/processes[]/memory/steady_mb:float",
+    "/processes[]/memory/first_call_peak_mb:float", "/throughput/above_capacity:bool",
+    "/timing/processes[]/steady_batches:float", "/timing/processes[]/steady_seconds:float",
+    "/contention/elsewhere_share_max:float", "/processes[]/contention/study_cpu_s:float",
+    "/processes[]/contention/elsewhere_s:float", "/processes[]/contention/elsewhere_share:float",
+    "/processes[]/contention/elsewhere_contended:bool"}
+# ... and its CSV: host-bound rows and the GPU time behind them, the processes' range of rates and of memory, the
+# first call's and the overall memory peak (`memory_mb` is the steady state now), the capacity check, others
+# anywhere, and the marks a speedup's baseline carries.
+COLUMNS_ADDED_IN_4 = {"throughput_min_fps", "throughput_max_fps", "gpu_busy_share", "host_bound", "gpu_ms",
+                      "e2e_above_capacity", "memory_min_mb", "memory_max_mb", "memory_disagree", "memory_first_call_mb",
+                      "memory_peak_mb", "others_elsewhere_share_max", "baseline_contended", "baseline_host_bound"}
+
+
+def test_the_rows_and_the_csv_keep_every_field_the_previous_version_wrote(study):
+    """The same tiny study as the code before the typed rows ran it (schema version 3, tests/data/v3): every field
+    of its rows is still there with its type, and what is new is exactly what version 4 adds."""
+    _, workdir = study
+    before = json.loads((REPO / "tests" / "data" / "v3" / "torch-cpu-fp32-32-real-bs2.json").read_text())
+    after = json.loads((workdir / "artifacts" / "results" / HOST / "torch" / "cpu-fp32" / "32" /
+                        "real-bs2.json").read_text())
+    changing = ("/measurement/", "/busiest_others[]/")  # new settings; other processes seen (or not) on this run
+    new = {path for path in _key_paths(after) - _key_paths(before) if not path.startswith("/schema_version")}
+    assert {path for path in new if not path.startswith(changing) and "/busiest_others[]" not in path} == ADDED_IN_4
+    assert {path for path in _key_paths(before) - _key_paths(after) if "/busiest_others[]/" not in path} == set()
+    assert {path for path in new if path.startswith("/measurement/")} >= {"/measurement/unstable_spread:float",
+                                                                          "/measurement/noisy_iqr_ratio:float"}
+    columns = (REPO / "tests" / "data" / "v3" / "results-columns.csv").read_text().strip().split(",")
+    now = (workdir / "report" / "results.csv").read_text().splitlines()[0].split(",")
+    assert [column for column in now if column in columns] == columns, "every column of version 3, in its order"
+    assert set(now) - set(columns) == COLUMNS_ADDED_IN_4
+
+
 def test_snakemake_html_report_registers_plots_and_tables_by_image_size_and_format(study):
     repo, workdir = study
     html_report = workdir / "report" / "report.html"
@@ -152,8 +204,11 @@ def test_snakemake_html_report_registers_plots_and_tables_by_image_size_and_form
         f"report/plots/{HOST}/{name}_{HOST}.png" for name in ("fastest", "memory", "speedup")] + ["report/results.csv"]
     added = re.findall(r"^Adding (\S+) ", out.stdout + out.stderr, re.M)
     assert len(added) == len(set(added)) == 2 * 5 + 3 + 1, "every item of the HTML report has its own name"
-    # The random init is said on the front page and in every item's labels, as in report.md.
+    # The random init is said on the front page and in every item's labels, as in report.md; the front page says
+    # what ran here and what it found, not the default grid's formats (torch_trt had no GPU here).
     assert "Random weights." in text and "not ImageNet accuracy" in text
+    front = text.split("<strong>Measured</strong>")[1].split("<strong>Findings</strong>")[0]
+    assert "torchscript" in front and "torch_trt" not in front and "fp16" not in front, front
     assert text.count("random weights: random init (seed 0)") >= len(added)
 
 
@@ -174,7 +229,9 @@ def test_the_html_report_renders_in_a_browser_without_script_errors(study):
     front = browser.open_view(copy, shots / "front.png")
     assert front.get("errors") == [] and front["console"] == [], front
     assert "Random weights." in front["text"] and "not ImageNet accuracy" in front["text"]
-    assert "torch.compile" in front["text"] and "AOTInductor" not in front["text"]
+    # What ran, the answer and the findings (report/front.rst); not the formats of the default grid that did not run
+    assert "In short" in front["text"] and "Findings" in front["text"], front["text"]
+    assert "ONNX Runtime fp32 on cpu" in front["text"] and "torch.compile" not in front["text"]
     assert all(category in front["text"] for category in ("32×32", "64×64", "All image sizes"))
 
     table = f"report/tables/32/torch/torch_32_{HOST}.html"
@@ -390,6 +447,28 @@ def test_a_damaged_result_of_another_machine_stops_the_run_naming_it_and_keeps_t
         assert report.stat().st_mtime_ns == before
     finally:
         shutil.rmtree(workdir / "artifacts" / "results" / "gpu-box")
+    assert planned_jobs(repo, workdir) == set()
+
+
+def test_a_result_of_another_version_is_refused_by_the_report_naming_it_and_the_report_stays(study):
+    """Readable, so the run goes on (another machine's file is only read by the report); the report job refuses it
+    in one line and Snakemake keeps the previous report (its outputs are update()d)."""
+    repo, workdir = study
+    write_results(workdir, hosts=("gpu-box",))
+    newer = sorted((workdir / "artifacts" / "results" / "gpu-box").rglob("*.json"))[0]
+    newer.write_text(json.dumps({**json.loads(newer.read_text()), "schema_version": 5, "quantiles": {}}))
+    before = {p: p.read_bytes() for p in (workdir / "report").rglob("*") if p.is_file() and p.name != ".complete"}
+    try:
+        out = snakemake(repo, workdir, check=False)
+        assert out.returncode != 0
+        assert (f"ERROR fmtbench: rule report: {newer.relative_to(workdir)}: written by a newer fmtbench "
+                "(schema_version 5; this one reads 4)") in out.stderr, out.stderr[-3000:]
+        assert "Traceback" not in out.stderr.split("Error in rule report")[0], out.stderr[-3000:]
+        after = {p: p.read_bytes() for p in (workdir / "report").rglob("*") if p.is_file() and p.name != ".complete"}
+        assert after == before, "the previous report, plots, tables and CSV as they were"
+    finally:
+        shutil.rmtree(workdir / "artifacts" / "results" / "gpu-box")
+    snakemake(repo, workdir)
     assert planned_jobs(repo, workdir) == set()
 
 

@@ -1,13 +1,15 @@
 """Findings computed from the data (never written by hand). Like is compared with like: per machine,
 device, image size and loader; fp32 is named with its math (strict or TF32); model figures come from rows that
 measure the model alone (dummy loader), end-to-end figures from real-loader rows; rows whose processes disagree
-(‡) are left out of ranges and counted apart."""
+(‡) or whose figure is the host's launch rate (◊) are left out of ranges and counted apart; a ranking whose rows'
+ranges over their processes overlap is a tie; rows measured on different cards are said to be."""
 from __future__ import annotations
 
 import pandas as pd
 
-from fmtbench import data, results
+from fmtbench import results
 from fmtbench.backends.base import math_label
+from fmtbench.report.frame import ROW
 
 
 def _where(host: str, ok: pd.DataFrame) -> str:
@@ -24,7 +26,8 @@ def _fmt_fps(value: float) -> str:
 
 
 def _model_rows(ok: pd.DataFrame) -> pd.DataFrame:
-    return ok[~ok["loader"].map(lambda name: data.loader(name).end_to_end).astype(bool)]
+    """Rows that measure the model alone (their timing is latency, not the model under a loader's load)."""
+    return ok[~ok["timing_kind"].eq("under_load")]
 
 
 def _fastest_e2e(rows: pd.DataFrame) -> str:
@@ -43,11 +46,46 @@ def _fastest_e2e(rows: pd.DataFrame) -> str:
     return text
 
 
+def _range_of(row) -> tuple[float, float]:
+    """A model-alone row's back-to-back rate over its processes (low, high); one figure where it has one."""
+    low, high = row.get("throughput_min_fps"), row.get("throughput_max_fps")
+    if pd.isna(low) or pd.isna(high):
+        return row["throughput_fps"], row["throughput_fps"]
+    return low, high
+
+
+def _cards_apart(rows) -> bool:
+    cards = {card for card in (row.get("gpu_uuid") for row in rows) if isinstance(card, str) and card}
+    return len(cards) > 1
+
+
+def _fastest_model(rows: pd.DataFrame) -> str:
+    """The best model-alone row, or a tie: the runner-up (another format or precision) whose processes' range of
+    back-to-back rates reaches the best's is not told apart from it — nor a host-bound one whose range does."""
+    per_format = rows.loc[rows.groupby(["format", "precision"])["throughput_fps"].idxmax()]
+    ordered = per_format.sort_values("throughput_fps", ascending=False)
+    best = ordered.iloc[0]
+    text = (f"{best['format']} {precision_label(best)} at batch {int(best['batch_size'])}, "
+            f"{_fmt_fps(best['throughput_fps'])} img/s" + (" (‡: its processes disagree)" if best["unstable"]
+                                                           else "")
+            + (" (◊: the host's launch rate)" if best.get("host_bound") is True else ""))
+    best_low = _range_of(best)[0]
+    tied = [row for _, row in ordered.iloc[1:].iterrows() if _range_of(row)[1] >= best_low]
+    if tied:
+        names = ", ".join(f"{row['format']} {precision_label(row)} ({_fmt_fps(row['throughput_fps'])})"
+                          for row in tied)
+        text = f"a tie (their processes' ranges overlap): {text}, with {names}"
+    runner_up = tied or [row for _, row in ordered.iloc[1:2].iterrows()]
+    if _cards_apart([best, *runner_up]):
+        text += " (measured on different cards, not calibrated against each other)"
+    return text
+
+
 def fastest(ok: pd.DataFrame) -> list[str]:
     """Model throughput (back to back) on the dummy loader, and end-to-end throughput on each real loader."""
     lines = []
     for (host, device, loader), group in ok.groupby(["host", "device", "loader"], sort=True):
-        end_to_end = data.loader(loader).end_to_end
+        end_to_end = bool(group["timing_kind"].eq("under_load").all())
         metric = "e2e_fps" if end_to_end else "throughput_fps"
         group = group.dropna(subset=[metric])
         if group.empty:
@@ -57,10 +95,7 @@ def fastest(ok: pd.DataFrame) -> list[str]:
             if end_to_end:
                 parts.append(f"{size}²: {_fastest_e2e(rows)}")
                 continue
-            best = rows.loc[rows[metric].idxmax()]
-            parts.append(f"{size}²: {best['format']} {precision_label(best)} at batch {int(best['batch_size'])}, "
-                         f"{_fmt_fps(best[metric])} img/s" + (" (‡: its processes disagree)" if best["unstable"]
-                                                               else ""))
+            parts.append(f"{size}²: {_fastest_model(rows)}")
         what = "end-to-end" if end_to_end else "model, back to back"
         line = f"Fastest ({what} throughput) on {device}{_where(host, ok)}, {loader} loader — " + "; ".join(parts)
         capacity = group["decode_capacity_fps"].dropna() if end_to_end else pd.Series(dtype=float)
@@ -73,20 +108,25 @@ def fastest(ok: pd.DataFrame) -> list[str]:
 
 
 def _ratio_line(pairs: pd.DataFrame, what: str, host: str, device: str, format_name: str, ok) -> str:
-    """Ratio of throughputs (b over a) over like-for-like pairs; pairs with a ‡ row are counted apart."""
-    steady = pairs[~(pairs["unstable_a"].astype(bool) | pairs["unstable_b"].astype(bool))]
+    """Ratio of throughputs (b over a) over like-for-like pairs; pairs with a ‡ or ◊ row are counted apart (a
+    host-bound row's figure is the host's launch rate: its ratio would compare hosts, not arithmetic)."""
+    flagged = (pairs["unstable_a"].astype(bool) | pairs["unstable_b"].astype(bool)
+               | pairs["host_bound_a"].eq(True) | pairs["host_bound_b"].eq(True))
+    steady = pairs[~flagged]
     left_out = len(pairs) - len(steady)
+    cards = (" (the pairs' rows ran on different cards, not calibrated against each other)"
+             if (pairs["gpu_uuid_a"].fillna("") != pairs["gpu_uuid_b"].fillna("")).any() else "")
     if steady.empty:
         return (f"{what}, {format_name} on {device}{_where(host, ok)}: no pair of steady rows ({left_out} "
-                "configurations with a ‡ row).")
+                f"configurations with a ‡ or ◊ row){cards}.")
     ratio = steady["throughput_fps_b"] / steady["throughput_fps_a"]
     return (f"{what}, {format_name} on {device}{_where(host, ok)}: median ×{ratio.median():.2f} "
             f"(range ×{ratio.min():.2f}–×{ratio.max():.2f} over {len(steady)} configurations, throughput back to "
-            "back" + (f"; {left_out} with a ‡ row left out" if left_out else "") + ").")
+            "back" + (f"; {left_out} with a ‡ or ◊ row left out" if left_out else "") + f"){cards}.")
 
 
 def _pairs(a: pd.DataFrame, b: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    columns = keys + ["throughput_fps", "unstable"]
+    columns = keys + ["throughput_fps", "unstable", "host_bound", "gpu_uuid"]
     return a[columns].merge(b[columns], on=keys, suffixes=("_a", "_b")).dropna(subset=["throughput_fps_a",
                                                                                        "throughput_fps_b"])
 
@@ -183,21 +223,44 @@ def memory_not_monotone(ok: pd.DataFrame) -> list[str]:
     return lines
 
 
+def threshold_text(rows: pd.DataFrame, default: float, name: str = "unstable_spread") -> str:
+    """A share these rows were judged with (results.Settings `name`), e.g. "5%" or "5%–10%"; rows that did not
+    record it (written before they did) were judged with `default`, today's setting."""
+    values = sorted({default if not row.measurement or getattr(row.measurement, name, None) is None
+                     else getattr(row.measurement, name) for row in rows[ROW]})
+    return "–".join(f"{value:.0%}" for value in values) if values else f"{default:.0%}"
+
+
 def reliability(ok: pd.DataFrame, unstable_spread: float) -> list[str]:
+    """Rows marked for how they were measured, each judged with the thresholds it recorded (`unstable_spread`
+    for rows that recorded none)."""
     lines = []
     counts = {
         "unstable": (ok["unstable"].fillna(False).astype(bool),
-                     f"whose per-process medians spread by more than {unstable_spread:.0%} (marked ‡ in the "
+                     f"whose per-process medians spread by more than {threshold_text(ok, unstable_spread)} "
+                     "(marked ‡ in the "
                      "tables and left out of the ranges above: read their figures with care)"),
         "noisy": (ok["noisy"].fillna(False).astype(bool), "with a noisy process (IQR above the set share of the "
                                                          "median, marked ~)"),
         "throttled": (ok["throttled"].fillna(False).astype(bool), "timed while the GPU reported power or "
                                                                   "thermal clock limits (marked †)"),
+        "host_bound": (ok["host_bound"].eq(True) if "host_bound" in ok else pd.Series(False, index=ok.index),
+                       "whose figure is set by the host's launch rate (marked ◊: in some process the GPU was busy "
+                       f"for less than {threshold_text(ok, 0.9, 'host_bound_share')} of a call; their range over "
+                       "the processes is the figure, and no finding ranks them within it)"),
+        "memory": (ok["memory_disagree"].eq(True) if "memory_disagree" in ok else pd.Series(False, index=ok.index),
+                   "whose processes disagree on the memory figure by more than 2 % or 8 MB (shown as their "
+                   "range)"),
         "stalled": (ok["stalled"].fillna(False).astype(bool),
                     f"whose end-to-end throughput stayed below {results.PIPELINE_EFFICIENCY:.0%} of min(model under "
                     "load, decode capacity) (marked *)"),
         "above": (ok["e2e_above_model"].fillna(False).astype(bool), "whose end-to-end throughput is above the "
                                                                      "model figure of the same run (marked ^)"),
+        "capacity": (ok["e2e_above_capacity"].eq(True) if "e2e_above_capacity" in ok
+                     else pd.Series(False, index=ok.index),
+                     f"whose end-to-end throughput is above the loader's decode capacity by more than "
+                     f"{results.CAPACITY_MARGIN:.0%} (marked !: the loader's producers did not make those images "
+                     "in the timed phase)"),
     }
     for flagged, text in counts.values():
         if flagged.any():
@@ -213,6 +276,44 @@ def reliability(ok: pd.DataFrame, unstable_spread: float) -> list[str]:
         lines.append(f"{int(contended.sum())} of {len(ok)} configurations measured while other processes used the "
                      f"machine (marked §{worst}; the busiest are named in each result's `contention`): their times "
                      "include that load — rerun them on a quiet machine before comparing them.")
+    return lines
+
+
+def answer(ok: pd.DataFrame, baseline_format: str, baseline_precision: str) -> list[str]:
+    """The study's answer in one line per machine and device: the format and precision with the highest median
+    speedup over the baseline (same shape, the model alone, rows whose processes agree, neither side host-bound
+    nor measured beside other work), and what it was; a tie where the runner-up's median reaches the best's range."""
+    lines = []
+    model = _model_rows(ok).dropna(subset=["speedup"])
+    flagged = pd.Series(False, index=model.index)
+    for column in ("unstable", "host_bound", "contended", "baseline_host_bound", "baseline_contended"):
+        if column in model:
+            flagged |= model[column].eq(True)
+    model = model[~flagged]
+    baseline = f"{baseline_format} {baseline_precision}"
+    for (host, device), rows in model.groupby(["host", "device"], sort=True):
+        rows = rows.assign(kind=[f"{row['format']} {precision_label(row)}" for _, row in rows.iterrows()])
+        medians = rows.groupby("kind")["speedup"].median()
+        best = medians.idxmax()
+        chosen = rows.loc[rows["kind"] == best, "speedup"]
+        others = medians.drop(rows.loc[(rows["format"] == baseline_format)
+                                       & (rows["precision"] == baseline_precision), "kind"].unique())
+        where = f"On `{host}`, {device}" if ok["host"].nunique() > 1 else f"On this machine, {device}"
+        if others.empty:
+            lines.append(f"{where}: only {baseline}, the baseline, was measured: no other format to compare.")
+        elif best not in others:
+            lines.append(f"{where}: stay with {baseline}, the baseline: no other format beat it (the best other, "
+                         f"{others.idxmax()}, ran at a median {others.max():.2f}× its throughput).")
+        else:
+            low, high = f"{chosen.min():.2f}", f"{chosen.max():.2f}"
+            spread = (", in its one configuration" if len(chosen) == 1 else
+                      f", the same in each of its {len(chosen)} configurations" if low == high else
+                      f", {low}–{high}× over {len(chosen)} configurations")
+            runner_up = others.drop(best).sort_values(ascending=False)
+            tie = (f"; a tie with {runner_up.index[0]} (a median {runner_up.iloc[0]:.2f}×, within its range)"
+                   if not runner_up.empty and runner_up.iloc[0] >= chosen.min() and len(chosen) > 1 else "")
+            lines.append(f"{where}: deploy with {best}: a median {chosen.median():.2f}× the throughput of {baseline} "
+                         f"(the baseline){spread}; the model alone, same batch and image size{tie}.")
     return lines
 
 

@@ -7,27 +7,39 @@ Each column means one thing for every row that has it, and is empty where a row 
 - real-loader rows: `e2e_fps` (images / wall time, waiting for data included) and the same run's own model
   figures `model_ms_under_load` / `model_fps_under_load` (CUDA events on the model's stream beside the loader);
 - `pooled_*`: every sample of every process taken together (not the row's interval when processes disagree);
-- `memory_mb`: the configuration's own figure; `memory_shared_mb` instead where no process measured it alone.
+- `memory_mb`: the configuration's own steady-state figure (the model's load + its peak growth over its timed
+  phases: what the running model needs; median over its processes, `memory_min_mb`–`memory_max_mb` their range,
+  `memory_disagree` where they differ by more than 2 % or 8 MB); `memory_first_call_mb` the peak through its first
+  call and warm-up (autotuning, graph capture), `memory_peak_mb` the overall peak (before schema 4 the only figure:
+  rows of older results have no `memory_mb`); `memory_shared_mb` instead where no process measured it alone;
+- `host_bound`: in some process the GPU was busy for less than the set share of a synchronised call
+  (`gpu_busy_share`, from `gpu_ms`, the call's device time with its launches hidden): the figure is the host's.
 """
 from __future__ import annotations
 
 import json
+import statistics
+from dataclasses import asdict
 
 import pandas as pd
 
-from fmtbench import backends
+from fmtbench import backends, results, stats
 from fmtbench.atomic import read_json
 from fmtbench.backends.base import math_label
+from fmtbench.typedjson import to_json
 
 KEYS = ["host", "device", "image_size", "format", "precision", "loader", "batch_size"]
+# The typed row behind each line of the frame (results.Row): not a CSV column.
+ROW = "row"
 
 
-def _get(mapping, *path):
+def _get(value, *path):
+    """An attribute (of a typed record) or key (of a dict) path; None where any step is missing."""
     for key in path:
-        if not isinstance(mapping, dict):
+        if value is None:
             return None
-        mapping = mapping.get(key)
-    return mapping
+        value = value.get(key) if isinstance(value, dict) else getattr(value, key, None)
+    return value
 
 
 def library_default(backend: dict, precision: str) -> bool:
@@ -39,96 +51,106 @@ def library_default(backend: dict, precision: str) -> bool:
     return bool(defaults) and all(options.get(key) == value for key, value in defaults.items())
 
 
-def _timing_columns(timing: dict) -> dict:
-    processes = timing.get("processes") or []
-    medians = [p["summary"]["median"] for p in processes]
-    under_load = timing.get("kind") == "under_load"
-    latency = timing and not under_load
+def _timing_columns(timing: stats.Timing | None) -> dict:
+    processes = timing.processes if timing else []
+    medians = [p.summary.median for p in processes]
+    under_load = _get(timing, "kind") == "under_load"
+    latency = timing is not None and not under_load
     row = {
-        "timing_kind": timing.get("kind"),
+        "timing_kind": _get(timing, "kind"),
         "processes": len(processes) or None,
         "process_min_ms": min(medians) if medians else None,
         "process_max_ms": max(medians) if medians else None,
-        "spread": timing.get("spread"),
-        "unstable": timing.get("unstable"),
-        "noisy": timing.get("noisy"),
-        "iterations": sum(p["summary"]["count"] for p in processes) or None,
-        "stops": ",".join(sorted({p["stop"] for p in processes})) or None,
-        "clock": timing.get("clock"),
-        "timed_seconds_min": min((p["timed_seconds"] for p in processes), default=None),
-        "timed_seconds_max": max((p["timed_seconds"] for p in processes), default=None),
+        "spread": _get(timing, "spread"),
+        "unstable": _get(timing, "unstable"),
+        "noisy": _get(timing, "noisy"),
+        "iterations": sum(p.summary.count for p in processes) or None,
+        "stops": ",".join(sorted({p.stop for p in processes})) or None,
+        "clock": _get(timing, "clock"),
+        "timed_seconds_min": min((p.timed_seconds for p in processes), default=None),
+        "timed_seconds_max": max((p.timed_seconds for p in processes), default=None),
     }
     for name, key in (("latency_ms", "median"), ("latency_p90_ms", "p90"), ("latency_p99_ms", "p99"),
                       ("latency_ci_low_ms", "ci_low"), ("latency_ci_high_ms", "ci_high"),
                       ("latency_ci_coverage", "ci_coverage")):
-        row[name] = timing.get(key) if latency else None
-    row["model_ms_under_load"] = timing.get("median") if under_load else None
-    row["throughput_fps"] = timing.get("throughput_fps")
-    row["throughput_spread"] = timing.get("throughput_spread")
+        row[name] = _get(timing, key) if latency else None
+    row["model_ms_under_load"] = _get(timing, "median") if under_load else None
+    row["throughput_fps"] = _get(timing, "throughput_fps")
+    row["throughput_spread"] = _get(timing, "throughput_spread")
+    rates = [p.throughput.images_per_s for p in processes if p.throughput is not None]
+    row["throughput_min_fps"] = min(rates) if rates else None
+    row["throughput_max_fps"] = max(rates) if rates else None
+    row["gpu_busy_share"] = _get(timing, "gpu_busy_share")
+    row["host_bound"] = _get(timing, "host_bound")
+    gpu_ms = [p.gpu_ms for p in processes if p.gpu_ms is not None]
+    row["gpu_ms"] = statistics.median(gpu_ms) if gpu_ms else None
     for name in ("median", "p90", "ci_low", "ci_high", "ci_coverage"):
         row[f"pooled_{name}" + ("_ms" if name != "ci_coverage" else "")] = _get(timing, "pooled", name)
     return row
 
 
-def _row(result: dict) -> dict:
-    timing = result.get("timing") or {}
-    throughput = result.get("throughput") or {}
-    memory = result.get("memory") or {}
-    accuracy = result.get("accuracy") or {}
-    gpu = result.get("gpu") or {}
-    backend = result.get("backend") or {}
-    environment = result.get("environment") or {}
-    config = result["config"]
-    under_load = throughput.get("basis") == "under_load"
+def _row(result: results.Row) -> dict:
+    throughput, memory, accuracy, gpu = result.throughput, result.memory, result.accuracy, result.gpu
+    backend, environment, config = result.backend or {}, result.environment or {}, result.config
+    under_load = _get(throughput, "basis") == "under_load"
+    shared = _get(memory, "shared")
+    steady = [value for value in _get(memory, "steady_mb_processes") or [] if value is not None]
     return {
-        **config,
-        "status": result["status"],
-        "reason": result.get("reason"),
+        **dict(sorted(asdict(config).items())),  # the JSON's key order, as the CSV has always had it
+        "status": result.status,
+        "reason": result.reason,
         "weights": _get(result, "weights", "description"),
         "random_weights": _get(result, "weights", "random"),
         "format_label": backend.get("label"),
         "backend_name": backend.get("backend"),
         "math": backend.get("math"),
-        "precision_label": math_label(backend.get("math"), config["device"], config["precision"]),
-        "library_default": library_default(backend, config["precision"]),
-        **_timing_columns(timing),
-        "model_fps_under_load": throughput.get("model_fps") if under_load else None,
-        "e2e_fps": throughput.get("end_to_end_fps"),
-        "e2e_spread": throughput.get("end_to_end_spread"),
-        "decode_capacity_fps": throughput.get("decode_capacity_fps"),
-        "capacity_spread": throughput.get("capacity_spread"),
-        "pipeline_efficiency": throughput.get("pipeline_efficiency"),
-        "stalled": throughput.get("stalled"),
-        "e2e_above_model": throughput.get("above_model_fps"),
+        "precision_label": math_label(backend.get("math"), config.device, config.precision),
+        "library_default": library_default(backend, config.precision),
+        **_timing_columns(result.timing),
+        "model_fps_under_load": _get(throughput, "model_fps") if under_load else None,
+        "e2e_fps": _get(throughput, "end_to_end_fps"),
+        "e2e_spread": _get(throughput, "end_to_end_spread"),
+        "decode_capacity_fps": _get(throughput, "decode_capacity_fps"),
+        "capacity_spread": _get(throughput, "capacity_spread"),
+        "pipeline_efficiency": _get(throughput, "pipeline_efficiency"),
+        "stalled": _get(throughput, "stalled"),
+        "e2e_above_model": _get(throughput, "above_model_fps"),
+        "e2e_above_capacity": _get(throughput, "above_capacity"),
         "data_wait_median_ms": _get(throughput, "data_wait_ms", "median"),
         "data_wait_p90_ms": _get(throughput, "data_wait_ms", "p90"),
-        "distinct_images_per_batch": throughput.get("distinct_images_per_batch"),
+        "distinct_images_per_batch": _get(throughput, "distinct_images_per_batch"),
         # A figure no process measured alone (each ran the configuration after another loader at its batch size,
         # sharing torch.compile's recorded graph: its pool was in the baseline) is a lower bound, not the
         # configuration's memory: kept apart, out of tables, findings and plots.
-        "memory_mb": None if memory.get("shared") else memory.get("allocated_mb"),
-        "memory_shared_mb": memory.get("allocated_mb") if memory.get("shared") else None,
-        "memory_load_mb": memory.get("load_mb"),
-        "memory_first_run_mb": memory.get("first_run_mb"),
-        "torch_reserved_mb": memory.get("torch_max_reserved_mb"),
-        "memory_method": memory.get("method"),
-        "memory_shared": memory.get("shared"),
-        "energy_j_per_image": gpu.get("energy_j_per_image"),
-        "energy_phase_seconds": gpu.get("energy_phase_seconds"),
-        "throttled": gpu.get("throttled"),
+        "memory_mb": None if shared else _get(memory, "steady_mb"),
+        "memory_shared_mb": _get(memory, "steady_mb") if shared else None,
+        "memory_min_mb": min(steady) if steady and not shared else None,
+        "memory_max_mb": max(steady) if steady and not shared else None,
+        "memory_disagree": _get(memory, "steady_disagree"),
+        "memory_first_call_mb": _get(memory, "first_call_peak_mb"),
+        "memory_peak_mb": _get(memory, "allocated_mb"),
+        "memory_load_mb": _get(memory, "load_mb"),
+        "memory_first_run_mb": _get(memory, "first_run_mb"),
+        "torch_reserved_mb": _get(memory, "torch_max_reserved_mb"),
+        "memory_method": _get(memory, "method"),
+        "memory_shared": shared,
+        "energy_j_per_image": _get(gpu, "energy_j_per_image"),
+        "energy_phase_seconds": _get(gpu, "energy_phase_seconds"),
+        "throttled": _get(gpu, "throttled"),
         "sm_clock_min_mhz": _get(gpu, "sm_clock_mhz", "min"),
         "sm_clock_max_mhz": _get(gpu, "sm_clock_mhz", "max"),
-        "clock_event_reasons": ",".join(gpu.get("clock_event_reasons") or []) or None,
+        "clock_event_reasons": ",".join(_get(gpu, "clock_event_reasons") or []) or None,
         "contended": _get(result, "contention", "contended"),
         "others_cpu_share_max": _get(result, "contention", "others_share_max"),
-        "max_rel_error": accuracy.get("max_rel_error"),
-        "rel_error_limit": accuracy.get("rel_error_limit"),
-        "within_limit": accuracy.get("within_limit"),
-        "non_finite_images": accuracy.get("non_finite_images"),
-        "top1_pct": accuracy.get("top1_agreement_pct"),
-        "reference_top1_share": accuracy.get("reference_top1_share"),
-        "max_abs_diff": accuracy.get("max_abs_diff"),
-        "accuracy_batch_size": accuracy.get("batch_size"),
+        "others_elsewhere_share_max": _get(result, "contention", "elsewhere_share_max"),
+        "max_rel_error": _get(accuracy, "max_rel_error"),
+        "rel_error_limit": _get(accuracy, "rel_error_limit"),
+        "within_limit": _get(accuracy, "within_limit"),
+        "non_finite_images": _get(accuracy, "non_finite_images"),
+        "top1_pct": _get(accuracy, "top1_agreement_pct"),
+        "reference_top1_share": _get(accuracy, "reference_top1_share"),
+        "max_abs_diff": _get(accuracy, "max_abs_diff"),
+        "accuracy_batch_size": _get(accuracy, "batch_size"),
         "accuracy_error": backend.get("accuracy_error"),
         "cpu_model": environment.get("cpu_model"),
         "gpu_name": environment.get("gpu_name"),
@@ -140,25 +162,42 @@ def _row(result: dict) -> dict:
         "cpu_cores_used": len(environment.get("cpu_affinity") or []) or None,
         "cpu_physical_cores": environment.get("cpu_physical_cores"),
         "libraries": json.dumps(environment.get("libraries", {}), sort_keys=True),
-        "measurement": json.dumps(result.get("measurement"), sort_keys=True) if result.get("measurement") else None,
+        "measurement": (json.dumps(to_json(result.measurement), sort_keys=True) if result.measurement else None),
+        ROW: result,
     }
 
 
-def load(paths) -> pd.DataFrame:
-    rows = [_row(read_json(path)) for path in paths]
+def load(paths, records: dict | None = None) -> pd.DataFrame:
+    """One line per result file, its typed row in the `row` column (left out of the CSV: `csv_columns`);
+    `records`: the files already read and checked (report.inputs.read), by path."""
+    rows = [_row(results.Row.from_json(records[str(path)] if records is not None else read_json(path)))
+            for path in paths]
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
     return frame.sort_values(KEYS, kind="stable").reset_index(drop=True)
 
 
+def csv_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as the results CSV has it: every column but the typed rows."""
+    return frame.drop(columns=[ROW], errors="ignore")
+
+
+def settings(rows: pd.DataFrame) -> list:
+    """The distinct settings (results.Settings) these rows were measured with, in the order of their JSON text."""
+    chosen = rows.dropna(subset=["measurement"]).drop_duplicates("measurement").sort_values("measurement")
+    return [row.measurement for row in chosen[ROW]]
+
+
 def with_speedup(frame: pd.DataFrame, baseline_format: str, baseline_precision: str) -> pd.DataFrame:
     """speedup = row's back-to-back throughput / the baseline's, same host, device, image size and batch size
-    (dummy-loader rows: the model alone; real-loader rows have none, their figure is end to end)."""
+    (dummy-loader rows: the model alone; real-loader rows have none, their figure is end to end). A speedup carries
+    the marks of both its rows: the baseline's contention and host-boundness are in it too."""
     same = ["host", "device", "image_size", "batch_size", "loader"]
     baseline = frame[(frame["format"] == baseline_format) & (frame["precision"] == baseline_precision)
-                     & (frame["status"] == "ok")][same + ["throughput_fps"]].rename(
-        columns={"throughput_fps": "baseline_fps"})
+                     & (frame["status"] == "ok")][same + ["throughput_fps", "contended", "host_bound"]].rename(
+        columns={"throughput_fps": "baseline_fps", "contended": "baseline_contended",
+                 "host_bound": "baseline_host_bound"})
     merged = frame.merge(baseline, on=same, how="left")
     merged["speedup"] = merged["throughput_fps"] / merged["baseline_fps"]
     return merged

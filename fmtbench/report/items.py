@@ -24,7 +24,7 @@ RANDOM_WEIGHTS_MARK = "⚠ random weights"
 FIGURE_TITLES = {
     "throughput": "model throughput vs batch size (dummy loader)",
     "end_to_end": "model vs end-to-end throughput per loader (largest batch)",
-    "fastest": "fastest configuration of each format per image size, fp16 vs fp32",
+    "fastest": "fastest configuration of each format and precision per image size",
     "memory": "memory growth vs batch size (largest image size, dummy loader)",
     "speedup": "speedup over the baseline per format and image size",
     "best_per_format": "best configuration of each format per machine",

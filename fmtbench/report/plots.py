@@ -21,7 +21,6 @@ import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator  # noqa: E402
 
-from fmtbench import data  # noqa: E402
 from fmtbench.report.findings import precision_label  # noqa: E402
 
 SAVE = {"dpi": 110, "metadata": {"Software": None}}
@@ -76,14 +75,12 @@ def _styles(rows: pd.DataFrame) -> dict[str, dict]:
 # --- axes --------------------------------------------------------------------------------------------------
 
 def _plain(value, _position=None) -> str:
-    """A tick label as a reader writes it: 0.5, 2, 20, 1,000, 52,000."""
+    """A tick label as a reader writes it, saying the tick's value: 0.5, 2, 20, 10.5, 1,000, 52,000 (not rounded to
+    a whole number: ticks at 10.5 and 13.5 read "10" and "14")."""
     if value == 0:
         return "0"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.0f}"
-    return f"{value:.3g}"
+    decimals = next((d for d in range(7) if abs(round(value, d) - value) <= 1e-9 * abs(value)), 6)
+    return f"{value:,.{decimals}f}"
 
 
 def _value_text(value: float) -> str:
@@ -239,7 +236,7 @@ def end_to_end(rows: pd.DataFrame, size: int, path: Path) -> bool:
     where the end-to-end figure is above its own
     model figure, its bar is hatched and says so (the table's ^)."""
     largest = rows[rows["batch_size"] == rows["batch_size"].max()]
-    real = [name for name in sorted(largest["loader"].unique()) if data.loader(name).end_to_end]
+    real = sorted(largest.loc[largest["timing_kind"].eq("under_load"), "loader"].unique())
     if not real:
         return False
     table = _with_series(largest[largest["loader"].isin(real)].dropna(subset=["e2e_fps", "model_fps_under_load"]))

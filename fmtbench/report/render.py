@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,7 @@ import pandas as pd
 from fmtbench import accuracy, backends, data, gpus, results
 from fmtbench.atomic import atomic_path, read_json
 from fmtbench.model import describe, is_random
-from fmtbench.report import findings, items, plots
+from fmtbench.report import findings, inputs, items, plots
 from fmtbench.report import frame as frames
 from fmtbench.stats import CONFIDENCE, median_ci
 
@@ -38,11 +39,34 @@ def _ms(value: float) -> str:
     return f"{value:.1f}" if value >= 100 else f"{value:.3g}"
 
 
+def _true(value) -> bool:
+    """A flag that is set (a numpy bool, or None / NaN where a row has no such figure)."""
+    return value is True or (not pd.isna(value) and bool(value)) if value is not None else False
+
+
 def _marks(row) -> str:
-    marks = ("~" if row["noisy"] else "") + ("‡" if row["unstable"] else "") + ("†" if row["throttled"] is True
-                                                                                else "")
-    marks += "§" if row.get("contended") == True else ""  # noqa: E712 - a numpy bool, or None in older results
+    marks = ("~" if _true(row["noisy"]) else "") + ("‡" if _true(row["unstable"]) else "")
+    marks += ("†" if row["throttled"] is True else "") + ("◊" if _true(row.get("host_bound")) else "")
+    marks += "§" if _true(row.get("contended")) else ""
     return f" {marks}" if marks else ""
+
+
+def _speedup_text(row) -> str:
+    """The ratio, with the marks of either of its rows: a contended or host-bound baseline is in it too."""
+    if pd.isna(row["speedup"]):
+        return "n/a"
+    marks = "◊" if _true(row.get("host_bound")) or _true(row.get("baseline_host_bound")) else ""
+    marks += "§" if _true(row.get("contended")) or _true(row.get("baseline_contended")) else ""
+    return f"{row['speedup']:.2f}×" + (f" {marks}" if marks else "")
+
+
+def _memory_text(row) -> str:
+    """The steady-state figure, or the processes' range where they disagree (never the lowest of them)."""
+    if pd.isna(row["memory_mb"]):
+        return "–"
+    if _true(row.get("memory_disagree")):
+        return f"{row['memory_min_mb']:.1f}–{row['memory_max_mb']:.1f}"
+    return f"{row['memory_mb']:.1f}"
 
 
 def _precision_text(row) -> str:
@@ -52,6 +76,8 @@ def _precision_text(row) -> str:
 def _spread_text(row) -> str:
     if pd.isna(row["processes"]):
         return "–"
+    if _true(row.get("host_bound")) and row["processes"] >= 2:
+        return f"{_ms(row['process_min_ms'])}–{_ms(row['process_max_ms'])} ms ({int(row['processes'])})"
     if row["processes"] < 2:
         if pd.isna(row["pooled_ci_low_ms"]):
             return "– (1)"
@@ -68,7 +94,8 @@ def _number(value, digits: str = ".1f") -> str:
 def _e2e_text(row) -> str:
     if pd.isna(row["e2e_fps"]):
         return "–"
-    marks = ("*" if row["stalled"] else "") + ("^" if row["e2e_above_model"] else "")
+    marks = ("*" if _true(row["stalled"]) else "") + ("^" if _true(row["e2e_above_model"]) else "")
+    marks += "!" if _true(row.get("e2e_above_capacity")) else ""
     return f"{row['e2e_fps']:.1f}" + (f" {marks}" if marks else "")
 
 
@@ -90,8 +117,8 @@ def _formatted(rows: pd.DataFrame) -> pd.DataFrame:
         latency_p99_text=rows["latency_p99_ms"].map(lambda v: "–" if pd.isna(v) else _ms(v)),
         spread_text=rows.apply(_spread_text, axis=1),
         throughput_text=rows["throughput_fps"].map(_number),
-        speedup_text=rows["speedup"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}×"),
-        memory_text=rows["memory_mb"].map(_number),
+        speedup_text=rows.apply(_speedup_text, axis=1),
+        memory_text=rows.apply(_memory_text, axis=1),
         e2e_text=rows.apply(_e2e_text, axis=1),
         capacity_text=rows["decode_capacity_fps"].map(_number),
         under_load_text=rows.apply(lambda r: "–" if pd.isna(r["model_ms_under_load"])
@@ -102,45 +129,65 @@ def _formatted(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _split(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(model-alone rows, end-to-end rows)."""
-    real = rows["loader"].map(lambda name: data.loader(name).end_to_end).astype(bool)
+    """(model-alone rows, end-to-end rows), as each row's timing says it was measured."""
+    real = rows["timing_kind"].eq("under_load")
     return rows[~real], rows[real]
 
 
 MODEL_LEGEND = (
     "*Model alone (dummy loader).* *latency p50* = median over the row's processes of each process's median time "
     "of one call between two device-wide synchronisations (`~` a process was noisy, `‡` the processes disagree by "
-    "more than {unstable:.0%}, `†` timed while the GPU reported power or thermal clock limits, `§` timed while "
-    "other processes used its cores or its GPU); *p99* = median over "
-    "the processes of their 99th percentile; *spread* = (slowest − fastest) / median of the per-process medians "
-    "(number of processes), or, with one process, the interval of its median (its coverage where below 95 %); "
-    "*throughput* = images / s with calls queued back to back, one synchronisation per block of calls (the model "
-    "alone, as a serving loop runs it; on the CPU, where a call is synchronous, batch / median call time); "
-    "*speedup* = this throughput / that of {baseline} on the same device, size and batch; *memory* = the model's "
-    "load + the configuration's peak growth of device memory in use (CUDA) or of the process's resident set (CPU) "
-    "over its own baseline (– where no process measured the configuration alone: each ran it after another "
-    "loader at its batch size, sharing torch.compile's recorded graph, whose pool was then in the baseline; the "
-    "CSV's `memory_shared_mb` holds that lower bound); *rel. error* = largest relative L2 error of an image's "
-    "logits against PyTorch fp32 on "
-    "the CPU, at this row's batch size; *library default* = the fp32 math the library uses out of the box. (The "
-    "seed study called the format `function` and the memory `allocated_memory`.)")
+    "more than {unstable} in latency or in back-to-back rate, `†` timed while the GPU reported power or thermal "
+    "clock limits, `◊` host-bound: in some process the GPU was busy for less than {host_bound} of a call, so the "
+    "figure is the host's launch rate, which moves between processes and runs — read its range, whose low end is "
+    "what the format does on a quiet host, `§` measured while other processes used its cores, the machine (CPU "
+    "rows) or its GPU); *p99* = median over the processes of their 99th percentile; *spread* = (slowest − fastest) "
+    "/ median of the per-process medians (number of processes), for a host-bound row the range itself, or, with "
+    "one process, the interval of its median (its coverage where below 95 %); *throughput* = images / s with calls "
+    "queued back to back, one synchronisation per block of calls (the model alone, as a serving loop runs it; on "
+    "the CPU, where a call is synchronous, batch / median call time); *speedup* = this throughput / that of "
+    "{baseline} on the same device, size and batch (with the marks of either row); *memory* = the model's load + "
+    "the configuration's peak growth of device memory in use (CUDA) or of the process's resident set (CPU) over its "
+    "own baseline during its timed phases, what the running model needs (its first call's autotuning peak is in "
+    "the CSV's `memory_first_call_mb`); a range where its processes disagree by more than 2 % or 8 MB; – where no "
+    "process measured the configuration alone (each ran it after another loader at its batch size, sharing "
+    "torch.compile's recorded graph, whose pool was then in the baseline; the CSV's `memory_shared_mb` holds that "
+    "lower bound); *rel. error* = largest relative L2 error of an image's logits against PyTorch fp32 on the CPU, "
+    "at this row's batch size; *library default* = the fp32 math the library uses out of the box. (The seed study "
+    "called the format `function` and the memory `allocated_memory`.)")
 E2E_LEGEND = (
-    "*End to end (real loaders).* *end-to-end* = images / wall time of the timed phase (whole rounds of the "
-    "loader's workers, batches fetched and run back to back, waiting for data included; `*` below "
-    "{efficiency:.0%} of min(model under load, decode capacity), `^` above the same run's model figure); "
-    "*decode capacity* = images / s the loader's producers made; *model under load* = median time of the model's "
-    "call in the same run, from CUDA events on the model's stream (the loader's stream is not waited for; on the "
-    "CPU perf_counter around the call), and the rate it allows; *spread* over the processes of that model time. "
-    "(The seed study called the loader `dataloader_type`.)")
+    "*End to end (real loaders).* *end-to-end* = images / wall time of the timed phase after the batches the loader "
+    "held ready at its start (whole rounds of the loader's workers, batches fetched and run back to back, waiting "
+    "for data included; `*` below {efficiency:.0%} of min(model under load, decode capacity), `^` above the same "
+    "run's model figure, `!` above the decode capacity by more than {capacity:.0%}); *decode capacity* = images / s "
+    "the loader's producers made; *model under load* = median time of the model's call in the same run, from CUDA "
+    "events on the model's stream (the loader's stream is not waited for; on the CPU perf_counter around the "
+    "call), and the rate it allows; *spread* over the processes of that model time. (The seed study called the "
+    "loader `dataloader_type`.)")
 
 
-def _tables(rows: pd.DataFrame, legends: tuple[str, str]) -> list[str]:
+def _legend_texts(rows: pd.DataFrame, baseline: dict, measurement: dict) -> tuple[str, str]:
+    """The two legends, with the thresholds these rows were judged with."""
+    return (MODEL_LEGEND.format(
+        unstable=findings.threshold_text(rows, measurement["unstable_spread"]),
+        host_bound=findings.threshold_text(rows, measurement.get("host_bound_share", 0.9), "host_bound_share"),
+        baseline=f"{baseline['format']} {baseline['precision']}"),
+        E2E_LEGEND.format(efficiency=results.PIPELINE_EFFICIENCY, capacity=results.CAPACITY_MARGIN))
+
+
+def _tables(rows: pd.DataFrame) -> list[str]:
     lines = []
-    for part, columns, legend in zip(_split(rows), (MODEL_COLUMNS, E2E_COLUMNS), legends, strict=True):
+    for part, columns in zip(_split(rows), (MODEL_COLUMNS, E2E_COLUMNS), strict=True):
         if not part.empty:
             table = _formatted(part)[list(columns)].rename(columns=columns)
-            lines += [table.to_markdown(index=False, disable_numparse=True), "", legend, ""]
+            lines += [table.to_markdown(index=False, disable_numparse=True), ""]
     return lines
+
+
+def _legends(ok: pd.DataFrame, legends: tuple[str, str]) -> list[str]:
+    """What the columns and marks of the tables below mean, once for all of them (each kind of table that is there)."""
+    present = [legend for part, legend in zip(_split(ok), legends, strict=True) if not part.empty]
+    return ["## Reading the tables", "", *[line for legend in present for line in (legend, "")]] if present else []
 
 
 def _html_table(rows: pd.DataFrame, title: str) -> str:
@@ -215,42 +262,67 @@ def _range(values, fmt: str = ".2g", unit: str = "") -> str:
     return f"{low:{fmt}}{unit}" if low == high else f"{low:{fmt}}–{high:{fmt}}{unit}"
 
 
+def _process_text(harness: dict | None, device: str) -> str:
+    """How the rows' measuring processes were laid out, as their recorded harness switches say."""
+    if not harness:
+        return ("A process loads the model once and measures every batch size and loader of its job (how the "
+                "harness was set was not recorded: written before rows recorded it).")
+    layout = ("The dummy loader's rows (the model alone) are measured in processes of their own and the real "
+              "loaders' in others, so no model-alone figure is timed beside a real loader's workers; a process "
+              if harness.get("loaders_apart") else "A process measures every batch size and loader of its job, the "
+              "real loaders' workers alive throughout; it ")
+    order = ("in an order rotated between processes" if harness.get("rotate_order")
+             else "in the same order in every process")
+    parts = [f"{layout}loads the model once and takes its configurations {order}."]
+    memory = (("device memory is sampled every ms" if harness.get("device_memory_sampling")
+               else "device memory is read at each stage") + ", and ") if device == "cuda" else ""
+    parts.append("Python's garbage collector is " + ("on" if harness.get("gc_during_measurement") else
+                                                     "off while a configuration is measured (as timeit does)")
+                 + "; the job is " + ("pinned to its share of the cores" if harness.get("pin_cores") else
+                                      "not pinned") + "; " + memory + "what else used the machine is "
+                 + ("watched" if harness.get("contention_watch") else "not watched") + ".")
+    return " ".join(parts)
+
+
 def _settings_lines(device: str, rows: pd.DataFrame) -> list[str]:
     """What the rows of one device record about how they were measured, and what their processes did."""
     lines = []
-    for text, group in rows.groupby("measurement", sort=True):
-        settings = json.loads(text)
+    for _, group in rows.groupby("measurement", sort=True):
+        settings = group[frames.ROW].iloc[0].measurement
         counts = group["processes"].value_counts().sort_index()
         spread = ", ".join(f"{int(n)} process{'es' if n > 1 else ''}: {count} rows" for n, count in counts.items())
-        line = (f"- **{device.upper()} rows ({len(group)}):** measured in {settings['processes']} "
-                f"process{'es' if settings['processes'] > 1 else ''} each")
-        if settings["max_processes"] > settings["processes"]:
-            line += (f", up to {settings['max_processes']} for rows whose processes disagreed by more than the "
+        line = (f"- **{device.upper()} rows ({len(group)}):** measured in {settings.processes} "
+                f"process{'es' if settings.processes > 1 else ''} each")
+        if settings.max_processes > settings.processes:
+            line += (f", up to {settings.max_processes} for rows whose processes disagreed by more than the "
                      "unstable share")
-        line += (f" ({spread}). A process loads the model once and measures every batch size and loader of its "
-                 "job, the loaders of a batch size one after the other, the batch sizes in an order rotated "
-                 "between processes. Per configuration: warm-up ≥ "
-                 f"{settings['warmup_iters']} calls and ≥ {settings['warmup_seconds']} s")
+        line += f" ({spread}). " + _process_text(settings.harness, device) + (
+            f" Per configuration: warm-up ≥ {settings.warmup_iters} calls and ≥ {settings.warmup_seconds} s")
         model = group[group["timing_kind"] == "latency"]
         if not model.empty:
             stops = ", ".join(sorted(set(",".join(model["stops"].dropna()).split(","))))
-            target = (f"then until the median's 95 % interval is within ±{settings['target_ci']:.0%} of it or "
-                      f"{settings['max_seconds']} s had passed" if settings["target_ci"] > 0 else
-                      f"no interval target, at most {settings['max_seconds']} s")
-            line += (f"; dummy loader: latency samples ≥ {settings['min_iters']} calls and ≥ "
-                     f"{settings['min_seconds']} s, {target} — in this run "
+            target = (f"then until the median's 95 % interval is within ±{settings.target_ci:.0%} of it or "
+                      f"{settings.max_seconds} s had passed" if settings.target_ci > 0 else
+                      f"no interval target, at most {settings.max_seconds} s")
+            line += (f"; dummy loader: latency samples ≥ {settings.min_iters} calls and ≥ "
+                     f"{settings.min_seconds} s, {target} — in this run "
                      f"{_range(model['iterations'] / model['processes'], '.0f')} calls per process over "
                      f"{_range(model['timed_seconds_min'].tolist() + model['timed_seconds_max'].tolist(), '.3g')} s "
                      f"(stopped on: {stops}; `min_iters` is a floor even past the time cap)")
+            if model["gpu_ms"].notna().any():
+                line += ("; then the device time of a few calls with their launches hidden (each behind a spin "
+                         "kernel), against which a call's time says whether the host sets it")
             if model["throughput_fps"].notna().any() and device == "cuda":
-                line += (f"; then calls back to back for ≥ {settings['throughput_seconds']} s (≥ "
-                         f"{settings['energy_seconds']} s in a row's first process, over which the board's energy "
-                         "is read)")
+                energy = (f" (≥ {settings.energy_seconds} s in a row's first process)" if settings.energy_seconds
+                          > settings.throughput_seconds else "")
+                line += (f"; then calls back to back for ≥ {settings.throughput_seconds} s{energy}, over which the "
+                         "board's energy is read in every process")
         real = group[group["timing_kind"] == "under_load"]
         if not real.empty:
-            line += (f"; real loaders: whole rounds of their workers back to back "
-                     f"({_range(real['iterations'] / real['processes'], '.0f')} batches per process over "
-                     f"{_range(real['timed_seconds_min'].tolist() + real['timed_seconds_max'].tolist(), '.3g')} s)")
+            line += (f"; real loaders: the batches the loader held ready, then whole rounds of their workers back "
+                     f"to back ({_range(real['iterations'] / real['processes'], '.0f')} batches per process over "
+                     f"{_range(real['timed_seconds_min'].tolist() + real['timed_seconds_max'].tolist(), '.3g')} s; "
+                     "the end-to-end rate over those the loader had to make)")
         lines.append(line + ".")
     return lines
 
@@ -292,30 +364,48 @@ def _method(ok: pd.DataFrame, baseline: dict) -> list[str]:
                      + ", ".join(f"batch {int(b)} held {int(d)} distinct images" for b, d in
                                  repeated[["batch_size", "distinct_images_per_batch"]].drop_duplicates()
                                  .sort_values("batch_size").itertuples(index=False)) + ".")
-        if loader.end_to_end:
-            text += (f" Its workers run on from one configuration to the next and one endless sampler feeds them, "
-                     f"so they never restart or drain; the timed phase spans {data.ROUNDS_TIMED} rounds of the "
-                     "workers (batches). *Decode capacity* = images per second the "
-                     "producers made (timed inside them); the end-to-end figure is checked against min(model under "
-                     "load, capacity).")
+        timed = ok[(ok["loader"] == name) & (ok["timing_kind"] == "under_load")]
+        if loader.end_to_end and not timed.empty:
+            text += (" Its workers run on from one configuration to the next and one endless sampler feeds them, "
+                     "so they never restart or drain; the timed phase takes the batches the loader holds ready, then "
+                     "whole rounds of the workers, at least `min_iters` batches: "
+                     f"{_range(timed['iterations'] / timed['processes'], '.0f')} batches per process in this run. "
+                     "*Decode capacity* = images per second the producers made (timed inside them); the end-to-end "
+                     "figure, taken over the batches the loader had to make during the timed phase (not those it "
+                     "held ready at its start), is checked against min(model under load, capacity) and against the "
+                     "capacity itself.")
         lines.append(text)
     methods = sorted(set(ok["memory_method"].dropna()))
     lines.append("- **memory:** " + "; ".join(methods) + ". The process baseline is taken after imports, the CUDA "
-                 "context and the library handles; each configuration's figure is the model's load plus its own peak "
-                 "growth over its own baseline (taken after its input batch was made, before its loader started: a "
-                 "real loader's batches, queues and GPU decoder are in its figure, its worker processes are not).")
-    cuda = ok[(ok["device"] == "cuda")].dropna(subset=["memory_first_run_mb", "memory_load_mb"])
+                 "context and the library handles (nvJPEG's too where a process decodes on the GPU); each "
+                 "configuration's figure is the model's load plus its own peak growth over its own baseline (taken "
+                 "after its input batch was made, before its loader started: a real loader's batches, queues and GPU "
+                 "decoder are in its figure, its worker processes are not) during its timed phases: what the running "
+                 "model needs, whichever configuration of the process first met its shape. The first call's peak "
+                 "(autotuning, graph capture) is apart, in the CSV's `memory_first_call_mb`.")
+    cuda = ok[(ok["device"] == "cuda")].dropna(subset=["memory_first_call_mb", "memory_mb"])
     if not cuda.empty:
-        handles = (cuda["memory_first_run_mb"] - cuda["memory_load_mb"]).median()
-        lines.append(f"  Measured here: loading took a median {cuda['memory_load_mb'].median():.0f} MB, the first "
-                     f"run at a configuration's shape added {handles:.0f} MB (workspaces, autotuning) — included in "
-                     "the figures; per-stage values are in the CSV.")
+        extra = (cuda["memory_first_call_mb"] - cuda["memory_mb"]).clip(lower=0)
+        lines.append(f"  Measured here: loading took a median {cuda['memory_load_mb'].median():.0f} MB; a first call "
+                     f"at a new shape peaked a median {extra.median():.0f} MB (up to {extra.max():.0f} MB) above the "
+                     "steady figure.")
+    timed = ok.dropna(subset=["gpu_busy_share"]) if "gpu_busy_share" in ok else ok.iloc[0:0]
+    if not timed.empty:
+        lines.append("- **host-bound (◊):** a CUDA row's call is also timed on the device with its launches hidden "
+                     "(a spin kernel queued first keeps the GPU busy while the host queues the whole call; CUDA "
+                     "events around the call then time its kernels back to back). Device time / call time is how "
+                     f"much of a call the GPU is busy: here {_range(timed['gpu_busy_share'], '.0%')}. Where it is "
+                     "below the set share in some process, the host's launch rate sets the row's figure; that rate "
+                     "moves between processes and runs, so the row's range over its processes is its figure and its "
+                     "fastest process what the format does on a quiet host. Not measured for libraries that run on "
+                     "a CUDA stream of their own (ONNX Runtime).")
     for name in sorted(ok["backend_name"].dropna().unique()):
         note = backends.spec(name).note if name in backends.names() else None
         if note:
             lines.append(f"- **{backends.spec(name).label}:** {note}")
+    energy = sorted({row.gpu.energy_method for row in ok[frames.ROW] if row.gpu and row.gpu.energy_method})
     if ok["energy_j_per_image"].notna().any():
-        lines.append(f"- **Energy and clocks (CUDA):** {results.ENERGY_METHOD}; the SM clock, power and clock event "
+        lines.append(f"- **Energy and clocks (CUDA):** {'; '.join(energy)}; the SM clock, power and clock event "
                      f"reasons sampled every {gpus.CLOCK_SAMPLE_MS} ms by the job process during timing; a row timed "
                      "while a power or thermal limit held the clocks down is marked †. Columns in the CSV.")
     lines.append(
@@ -418,11 +508,45 @@ def _exports(provenance_paths) -> list[str]:
             table.to_markdown(index=False), ""]
 
 
-def render(result_paths, model_provenance_path, report_path, baseline: dict, measurement: dict,
-           export_provenance=(), tables_dir=None, results_csv=None) -> None:
-    """report.md with its plots; with tables_dir / results_csv also the HTML report's table items.
+def _rst(text: str) -> str:
+    """A line of report.md as reStructuredText: `code` as ``code``, the other markup characters taken literally."""
+    return "".join(f"``{part[1:-1]}``" if len(part) > 2 and part[0] == part[-1] == "`"
+                   else re.sub(r"([\\*|_`])", r"\\\1", part) for part in re.split(r"(`[^`]+`)", text))
 
-    `result_paths`: every result the study asks for; those without a file are listed as not run."""
+
+def _front_page(model_provenance: dict, ok: pd.DataFrame, summary: str, answer: list[str], found: list[str]) -> str:
+    """The front page of Snakemake's HTML report (reStructuredText, taken as it is by its Jinja step): what ran,
+    the answer and the findings, from the rows as report.md has them."""
+    lines = []
+    if is_random(model_provenance):
+        lines += [".. raw:: html", "", f"   <p style=\"{WARNING_STYLE}\"><b>⚠ Random weights.</b> "
+                  f"{html.escape(describe(model_provenance))}. Speed and memory do not depend on the weights' values; "
+                  "the accuracy figures measure numerical agreement with PyTorch fp32 on the CPU, not ImageNet "
+                  "accuracy.</p>", ""]
+    lines += [_rst(f"fmtbench: ResNet-18 inference by deployment format. {summary}"), ""]
+    if answer:
+        lines += ["**In short**", "", *[f"- {_rst(line)}" for line in answer], ""]
+    ran = ok.assign(kind=[f"`{row['format']}` {row['format_label'] or ''} {row['precision_label']} on {row['device']}"
+                          for _, row in ok.iterrows()]) if not ok.empty else ok
+    lines += ["**Measured**", ""] + [f"- {_rst(f'`{host}`: ' + '; '.join(sorted(set(rows['kind']))))}"
+                                     for host, rows in ran.groupby("host", sort=True)] + [""]
+    lines += ["**Findings**", "", *[f"- {_rst(line)}" for line in found], "",
+              "Results are grouped by image size (category) and format (subcategory); figures that span sizes or "
+              'formats are under "All image sizes" and "All formats". ``report/report.md``, written beside this '
+              'report, states the method in full (section "How it was measured") and lists what did not run.', ""]
+    return "{% raw %}\n" + "\n".join(lines) + "{% endraw %}\n"
+
+
+def render(result_paths, model_provenance_path, report_path, baseline: dict, measurement: dict,
+           export_provenance=(), tables_dir=None, results_csv=None, front_page=None) -> None:
+    """report.md with its plots; with tables_dir / results_csv / front_page also the HTML report's table items and
+    front page.
+
+    `result_paths`: every result the study asks for; those without a file are listed as not run. Every file is
+    checked before anything is written (inputs.RefusedInput names those that fail)."""
+    present = [path for path in result_paths if Path(path).exists()]
+    missing = [str(path) for path in result_paths if not Path(path).exists()]
+    records = inputs.read(present)
     report_path = Path(report_path)
     plots_dir = report_path.parent / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
@@ -432,35 +556,34 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, mea
         path.parent.mkdir(parents=True, exist_ok=True)
         return path, path.relative_to(report_path.parent).as_posix()
 
-    present = [path for path in result_paths if Path(path).exists()]
-    missing = [str(path) for path in result_paths if not Path(path).exists()]
     model_provenance = read_json(model_provenance_path)
-    table = frames.with_speedup(frames.load(present), baseline["format"], baseline["precision"])
+    table = frames.with_speedup(frames.load(present, records), baseline["format"], baseline["precision"])
     # Rows written before results carried their weights (another machine's, copied here) say so: this
     # machine's model need not be theirs.
     table["weights"] = table["weights"].fillna("not recorded (written before results carried it)")
     table["random_weights"] = table["random_weights"].fillna(False).astype(bool)
     ok = table[table["status"] == "ok"]
-    unstable = measurement["unstable_spread"]
-    legends = (MODEL_LEGEND.format(unstable=unstable, baseline=f"{baseline['format']} {baseline['precision']}"),
-               E2E_LEGEND.format(efficiency=results.PIPELINE_EFFICIENCY))
+    unstable = measurement["unstable_spread"]  # for rows that did not record the threshold they were judged with
     asked = len(table) + len(missing)
+    summary = (f"{len(ok)} of the {asked} configurations the study asks for were measured on "
+               f"{table['host'].nunique()} machine(s); {len(table) - len(ok)} could not be ("
+               + ", ".join(f"{count} {status}" for status, count in
+                           table[table["status"] != "ok"]["status"].value_counts().sort_index().items())
+               + f"), {len(missing)} were not run (see Not run).")
+    answer = findings.answer(ok, baseline["format"], baseline["precision"]) if not ok.empty else []
+    found = findings.all_findings(table, baseline["format"], unstable, is_random(model_provenance))
     lines = ["# fmtbench: ResNet-18 inference by deployment format", ""]
     lines += _warnings(model_provenance, ok)
-    lines += [f"{len(ok)} of the {asked} configurations the study asks for were measured on "
-              f"{table['host'].nunique()} machine(s); {len(table) - len(ok)} could not be ("
-              + ", ".join(f"{count} {status}" for status, count in
-                          table[table["status"] != "ok"]["status"].value_counts().sort_index().items())
-              + f"), {len(missing)} were not run (see Not run).", "",
-              "## Setup", "", f"- **Weights:** {describe(model_provenance)}.", *_formats(ok), *_machines(table), ""]
+    lines += [summary, ""] + (["**In short:**", "", *[f"- {line}" for line in answer], ""] if answer else [])
+    lines += ["## Setup", "", f"- **Weights:** {describe(model_provenance)}.", *_formats(ok), *_machines(table), ""]
     lines += _method(ok, baseline) if not ok.empty else []
-    lines += ["## Findings", "", *[f"- {line}" for line in findings.all_findings(
-        table, baseline["format"], unstable, is_random(model_provenance))], ""]
+    lines += ["## Findings", "", *[f"- {line}" for line in found], ""]
     lines += _cross_hardware(ok, figure)
+    lines += _legends(ok, _legend_texts(ok, baseline, measurement))
     for host, host_ok in ok.groupby("host", sort=True):
         lines += [f"## Results on `{host}`", ""]
         for size, rows in host_ok.groupby("image_size", sort=True):
-            lines += [f"### {size}×{size}", "", *_tables(rows, legends)]
+            lines += [f"### {size}×{size}", "", *_tables(rows)]
             for name, draw in plots.PER_SIZE.items():
                 path, link = figure(host, f"{name}_{size}")
                 if draw(rows, size, path):
@@ -474,8 +597,11 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, mea
     lines += _not_run(table, missing)
     with atomic_path(report_path) as tmp:
         tmp.write_text("\n".join(lines), encoding="utf-8")
+    if front_page is not None:
+        with atomic_path(Path(front_page)) as tmp:
+            tmp.write_text(_front_page(model_provenance, ok, summary, answer, found), encoding="utf-8")
     if tables_dir is not None:
         write_item_tables(ok, Path(tables_dir))
     if results_csv is not None:
         with atomic_path(Path(results_csv)) as tmp:
-            table.to_csv(tmp, index=False)
+            frames.csv_columns(table).to_csv(tmp, index=False)

@@ -1,26 +1,6 @@
-"""Inputs: the loaders a configuration can use (one registry, `LOADERS`) and the batch sources behind them.
-
-- `dummy`: one seeded random batch, made on the device in the format's final dtype and layout before the
-  memory baseline.
-- `real`: DataLoader workers decode, resize and centre-crop the image files (CPU); the measuring process
-  normalises each batch on the device.
-- `real_gpu_decode`: workers only read the files' bytes; a thread of the measuring process takes them from
-  the workers, another decodes each batch in one batched nvJPEG call, resizes, crops and normalises on the
-  GPU on a side stream, batches ahead of the model, so decoding batch n+1 overlaps the model on batch n.
-
-A source is made before its configuration's memory baseline (a dummy batch: the input, not counted) and
-started after it (`start`: workers, decoder threads and their queues are the loader's own memory, counted
-in the configuration's figure: a real-loader row's figure is the model's plus its loader's).
-
-The real loaders' workers make chunks of a few images (`chunk_size`: a divisor of every batch size of the
-process), drawn from one endless sampler over the image set, and a batch is its chunks copied into one buffer
-on the target device (or, for GPU decode, one batched nvJPEG call over its chunks' bytes). Chunks do not depend
-on the batch size, so a measuring process keeps its workers running from one configuration to the next
-(`Feeds`, one pool per kind of work, started before the first configuration's baseline): no configuration pays
-for starting or stopping them, none sees their start-up burst, and they never drain at an epoch boundary. The
-sources record how long each batch waited for data and how fast the workers (or the GPU decoder) produce
-batches: their decode capacity.
-"""
+"""The batch sources behind the loaders (data.LOADERS): a seeded dummy batch, CPU-decoding workers, and
+workers feeding an nvJPEG decoder on the GPU. Each records how long its batches waited for data and how fast
+its producers make them (their decode capacity)."""
 from __future__ import annotations
 
 import math
@@ -28,37 +8,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from fmtbench.atomic import read_json
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-PREFETCH_FACTOR = 2
-# A real loader's timed phase: this many rounds of its workers, then it stops. Its figure is the end-to-end
-# rate; waiting for the model time's interval to narrow under loader contention ran every such process to
-# its time cap on the H100 (2.0 s per process instead of ~0.4 s).
-ROUNDS_TIMED = 4
-
-
-@dataclass(frozen=True)
-class InputFormat:
-    """The tensor a session's `prepare` takes without a copy: dtype name and memory layout."""
-    dtype: str = "float32"          # "float16" | "float32"
-    channels_last: bool = False
-
-
-@dataclass(frozen=True)
-class SourceRequest:
-    device: str
-    image_size: int
-    batch_size: int
-    workers: int
-    manifest: str | None
-    input_format: InputFormat = InputFormat()
-    seed: int = 0
-    feeds: Feeds | None = None  # the process's running workers; None: the source starts and stops its own
+from fmtbench.data.feeds import PREFETCH_FACTOR, Feed, FileBytes, ImageFiles, chunk_size
+from fmtbench.data.inputs import Normaliser, SourceRequest, in_format, preprocess
 
 
 def _chunking(request: SourceRequest) -> int:
@@ -67,190 +21,6 @@ def _chunking(request: SourceRequest) -> int:
         raise ValueError(f"batch size {request.batch_size} is not a whole number of {chunk}-image chunks")
     return chunk
 
-
-@dataclass(frozen=True)
-class Loader:
-    name: str
-    devices: tuple[str, ...]
-    end_to_end: bool          # has an end-to-end figure (the dummy loader has none)
-    description: str
-    open: Callable[[SourceRequest], object]   # makes its batch source (not yet started)
-
-    def min_timed_batches(self, workers: int) -> int:
-        """Whole rounds of the workers: a timed phase shorter than a few rounds sees their start-up burst."""
-        return ROUNDS_TIMED * max(workers, 1) if self.end_to_end else 0
-
-
-def loader(name: str) -> Loader:
-    if name not in LOADERS:
-        raise ValueError(f"unknown loader {name!r}; known loaders: {', '.join(LOADERS)}")
-    return LOADERS[name]
-
-
-def loaders_for(names, device: str) -> list[str]:
-    return [name for name in names if device in loader(name).devices]
-
-
-# --- images ---------------------------------------------------------------------------------------------
-
-def image_paths(manifest_path: str | Path) -> list[str]:
-    return [entry["path"] for entry in read_json(manifest_path)["images"]]
-
-
-def resize_short_side(size: int) -> int:
-    """ImageNet evaluation practice: resize the short side to size * 256/224, then centre-crop `size`."""
-    return int(math.floor(size * 256 / 224))
-
-
-def preprocess(image, size: int):
-    """uint8 (..., 3, H, W) -> uint8 (..., 3, size, size) on the image's device."""
-    from torchvision.transforms.v2 import functional as F
-    image = F.resize(image, resize_short_side(size), antialias=True)
-    return F.center_crop(image, [size, size])
-
-
-class Endless:
-    """Indices 0..n-1, over and over: one sampler for the whole measurement, so no epoch ever ends."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def __iter__(self):
-        while True:
-            yield from range(self.n)
-
-
-class ImageFiles:
-    """Decoded, resized, centre-cropped uint8 images; `__getitems__` makes a whole batch in a worker and
-    says how long it took (DataLoader calls it with the batch's indices)."""
-
-    def __init__(self, paths: list[str], size: int):
-        self.paths, self.size = list(paths), size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int):
-        from fmtbench.images import decode
-        return preprocess(decode(self.paths[index]), self.size)
-
-    def __getitems__(self, indices):
-        import torch
-        start = time.perf_counter()
-        batch = torch.stack([self[i] for i in indices])
-        return batch, time.perf_counter() - start
-
-
-class FileBytes:
-    """Undecoded file contents, a batch per call, with the seconds its reading took. Plain bytes, not
-    tensors: a tensor per file would cross from the workers through a file descriptor each (12 workers
-    exhausted them on the H100 host)."""
-
-    def __init__(self, paths: list[str]):
-        self.paths = list(paths)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitems__(self, indices):
-        start = time.perf_counter()
-        items = []
-        for i in indices:
-            with open(self.paths[i], "rb") as handle:
-                items.append((self.paths[i], handle.read()))
-        return items, time.perf_counter() - start
-
-
-def _as_is(batch):
-    return batch
-
-
-MAX_CHUNK = 8
-
-
-def chunk_size(batch_sizes) -> int:
-    """Images per worker task: the largest divisor of every batch size that is at most MAX_CHUNK (8 for the
-    default 32..64 step 8), so every batch is whole chunks."""
-    common = math.gcd(*(int(size) for size in batch_sizes))
-    return max(size for size in range(1, min(common, MAX_CHUNK) + 1) if common % size == 0)
-
-
-def _endless_loader(dataset, chunk: int, workers: int, pin_memory: bool = False):
-    from torch.utils.data import BatchSampler, DataLoader
-    return DataLoader(dataset, batch_sampler=BatchSampler(Endless(len(dataset)), chunk, drop_last=False),
-                      num_workers=workers, collate_fn=_as_is, pin_memory=pin_memory,
-                      prefetch_factor=PREFETCH_FACTOR if workers else None)
-
-
-class Feed:
-    """DataLoader workers making chunks of `chunk` images without end; `take(n)` returns the next n chunks and the
-    workers' seconds for each."""
-
-    def __init__(self, dataset, chunk: int, workers: int, pin_memory: bool = False):
-        self._chunks = iter(_endless_loader(dataset, chunk, workers, pin_memory=pin_memory))
-
-    def take(self, count: int) -> tuple[list, list[float]]:
-        pieces, seconds = [], []
-        for _ in range(count):
-            piece, spent = next(self._chunks)
-            pieces.append(piece)
-            seconds.append(spent)
-        return pieces, seconds
-
-    def close(self) -> None:
-        shutdown = getattr(self._chunks, "_shutdown_workers", None)
-        if shutdown:
-            shutdown()
-        self._chunks = None
-
-
-class Feeds:
-    """A measuring process's feeds, one per kind of work (decoded images at one size, or file bytes), kept from
-    one configuration to the next as a server keeps its input pipeline; closed when the process ends."""
-
-    def __init__(self, chunk: int):
-        self.chunk = chunk
-        self._open: dict = {}
-
-    def get(self, key, make: Callable[[], Feed]) -> Feed:
-        if key not in self._open:
-            self._open[key] = make()
-        return self._open[key]
-
-    def close(self) -> None:
-        for feed in self._open.values():
-            feed.close()
-        self._open.clear()
-
-
-def in_format(tensor, input_format: InputFormat, device: str | None = None):
-    """`tensor` (float NCHW) in the format's input dtype and memory layout, on `device` if given."""
-    import torch
-    return tensor.to(device=device, dtype=getattr(torch, input_format.dtype),
-                     memory_format=torch.channels_last if input_format.channels_last else torch.contiguous_format)
-
-
-class Normaliser:
-    """uint8 NCHW (any device) -> ImageNet-normalised tensor on `device` in the input format."""
-
-    def __init__(self, device: str, input_format: InputFormat):
-        import torch
-        self.device, self.input_format = device, input_format
-        self.scale = (1 / (255 * torch.tensor(IMAGENET_STD, device=device))).view(1, 3, 1, 1)
-        self.shift = (torch.tensor(IMAGENET_MEAN, device=device) / torch.tensor(IMAGENET_STD, device=device)
-                      ).view(1, 3, 1, 1)
-
-    def __call__(self, batch_uint8):
-        batch = batch_uint8.to(self.device, non_blocking=True).float().mul_(self.scale).sub_(self.shift)
-        return in_format(batch, self.input_format)
-
-
-def normalise(batch_uint8, device: str):
-    """uint8 NCHW -> float32 NCHW on `device`, ImageNet-normalised."""
-    return Normaliser(device, InputFormat())(batch_uint8)
-
-
-# --- batch sources ------------------------------------------------------------------------------------
 
 class DummySource:
     def __init__(self, request: SourceRequest):
@@ -267,6 +37,9 @@ class DummySource:
 
     def start_timing(self) -> None:
         pass
+
+    def buffered_batches(self) -> int:
+        return 0
 
     def stats(self) -> dict | None:
         return None
@@ -324,6 +97,11 @@ class _Fed(_Recording):
         # the process's feed is started before the configuration's baseline, and outlives it
         self._feed = self.request.feeds.get(key, lambda: make(self._chunk)) if self.request.feeds else None
 
+    def buffered_batches(self) -> int:
+        """Batches the workers hold ready when they are ahead: their prefetched chunks."""
+        workers = self.request.workers
+        return math.ceil(workers * PREFETCH_FACTOR / self._per_batch) if workers else 0
+
     def _start_feed(self) -> None:
         if self._feed is None:  # its own workers: started after the baseline, the configuration's
             self._own = self._feed = self._make(self._chunk)
@@ -379,6 +157,19 @@ def nvjpeg_paths(manifest_path: str | Path) -> frozenset[str]:
                             f"(first: {unflagged[0]}); the manifest predates it: delete it and run the study "
                             "again to remake it")
     return frozenset(entry["path"] for entry in entries if entry["nvjpeg"])
+
+
+def warm_gpu_decoder(device: str = "cuda") -> None:
+    """nvJPEG's handle and buffers, made on first use and kept for the process (torchvision keeps its decoder):
+    made before a measuring process's baseline, like the other libraries' handles, so that the first GPU-decode
+    configuration of a process does not hold them in its figure while the next ones do not."""
+    import torch
+
+    from fmtbench.images import torchvision_io
+    io = torchvision_io()
+    encoded = io.encode_jpeg(torch.zeros(3, 16, 16, dtype=torch.uint8))
+    io.decode_jpeg([encoded], mode=io.ImageReadMode.RGB, device=device)
+    torch.cuda.synchronize()
 
 
 def decode_on_gpu(items, size: int, device: str = "cuda", nvjpeg: frozenset[str] | None = None):
@@ -473,6 +264,10 @@ class GpuDecodeSource(_Fed):
             except queue.Full:
                 continue
 
+    def buffered_batches(self) -> int:
+        """The workers' prefetched bytes, and the decoded and fetched batches in the two queues and threads."""
+        return super().buffered_batches() + 2 * (self.QUEUE_DEPTH + 1)
+
     def stats(self) -> dict:
         import numpy as np
         stats = super().stats()
@@ -506,32 +301,3 @@ class GpuDecodeSource(_Fed):
                 thread.join(timeout=10)
             self._threads = []
         self._close_feed()
-
-
-LOADERS = {loader.name: loader for loader in (
-    Loader("real", ("cpu", "cuda"), True,
-           "DataLoader workers decode, resize (short side to size·256/224) and centre-crop the image files on "
-           "the CPU, a few images per task; a batch is its tasks' images copied into one buffer on the target "
-           "device and normalised there", RealSource),
-    Loader("dummy", ("cpu", "cuda"), False,
-           "one seeded random batch, made on the device in the format's input dtype and layout", DummySource),
-    Loader("real_gpu_decode", ("cuda",), True,
-           "DataLoader workers read the files' bytes, a few files per task; a thread of the measuring process "
-           "takes a batch's worth, another "
-           "decodes each batch with nvJPEG in one call, then resizes, crops and normalises on the GPU on a side "
-           "stream, batches ahead of the model", GpuDecodeSource),
-)}
-
-
-def dummy_batch(batch_size: int, size: int, device: str, seed: int = 0):
-    """A float32 NCHW seeded random batch (tests, perf checks)."""
-    return DummySource(SourceRequest(device, size, batch_size, 0, None, InputFormat(), seed)).batch
-
-
-def fixed_batch(paths: list[str], size: int, count: int):
-    """The first `count` images, normalised float32 on the CPU: the accuracy check's input."""
-    import torch
-
-    from fmtbench.images import decode
-    chosen = [paths[i % len(paths)] for i in range(count)]
-    return normalise(torch.stack([preprocess(decode(p), size) for p in chosen]), "cpu"), chosen

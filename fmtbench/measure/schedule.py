@@ -1,0 +1,212 @@
+"""The job process's side of a request: which measuring processes run, in which order, and what each reported.
+
+A process measures either the model alone (the dummy loader's rows) or end to end (the real loaders' rows, whose
+workers run in it), so no model-alone figure is timed beside a real loader's idle or refilling workers (harness
+`loaders_apart`; off: one process takes every loader). Every row is measured in `processes` processes, each
+taking its configurations in another order (the batch sizes rotated, the loaders of a batch rotated too); dummy
+rows whose processes disagree (latency or back-to-back rate) by more than `unstable_spread` get further
+processes, up to `max_processes` (a real-loader row's spread is the loader's as much as the model's: reported,
+not chased). The job process never initialises CUDA: its monitors watch the child from outside
+(measure.monitors). A process that dies loses only the configuration it was measuring; the rest of its group is
+measured by another process.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from fmtbench import backends, data, isolation, readings
+from fmtbench.measure import child, monitors
+from fmtbench.measure.marks import PROCESS_STAGES, Failed, Mark, Planned, Reading
+from fmtbench.measure.ready import Prepared
+from fmtbench.measure.request import Request
+from fmtbench.stats import spread_of
+
+log = logging.getLogger(__name__)
+
+
+def order(configs: list[tuple[str, int]], index: int, count: int) -> list[tuple[str, int]]:
+    """The configurations of one measuring process: batch sizes rotated a fraction further for each process,
+    the loaders of a batch (which share its shape, so autotuning is paid once) kept together, rotated one further
+    for each process, so that each loader comes first at its batch size in some process (torch.compile keeps a
+    batch size's CUDA graph for the next loader: only the first one's memory figure is its own; reversing the
+    order every other process never put the middle loader, the dummy one, first)."""
+    batches = sorted({batch for _, batch in configs})
+    offset = index * len(batches) // max(count, 1)
+    ordered = []
+    for batch in batches[offset:] + batches[:offset]:
+        loaders = [loader for loader, b in configs if b == batch]
+        shift = index % len(loaders)
+        ordered += [(loader, batch) for loader in loaders[shift:] + loaders[:shift]]
+    return ordered
+
+
+@dataclass
+class Gathered:
+    """What the job has for one configuration so far."""
+    readings: list[Reading] = field(default_factory=list)           # one per process that measured it
+    entries: list[readings.ProcessEntry] = field(default_factory=list)  # those processes' parts of the row
+    failure: tuple | None = None                                    # (status, reason, transient)
+    accuracy: readings.Accuracy | None = None
+    accuracy_error: str | None = None
+
+    @property
+    def checked(self) -> bool:
+        return self.accuracy is not None or self.accuracy_error is not None
+
+
+class _Marks:
+    """The marks of one measuring process, as they arrive: when each configuration reached its stages, and what
+    each reported when done."""
+
+    def __init__(self, monitor: monitors.Monitors):
+        self.monitor = monitor
+        self.done: dict = {}
+        self.stages: dict = {}
+        self.current: tuple[str, int] | None = None
+
+    def __call__(self, name: str, data: dict) -> dict:
+        now = isolation.elapsed()
+        if name == Mark.CONFIG_START:
+            self.current = (data["loader"], data["batch"])
+            self.stages[self.current] = {}
+        if name == Mark.CONFIG_DONE:
+            key = (data["loader"], data["batch"])
+            self.done[key] = data["value"]
+            self.stages.setdefault(key, {})["done"] = now  # no config_start: it failed before its baseline
+            self.current = None
+            return {}
+        if self.current is not None:
+            self.stages[self.current][str(name)] = now
+        return self.monitor.on_mark(name, data)
+
+
+class Scheduler:
+    """Plans the measuring processes of one request and gathers what they report."""
+
+    def __init__(self, request: Request, spec):
+        self.request, self.spec = request, spec
+        self.rows = {key: Gathered() for key in request.configurations}
+        self.monitor = monitors.for_device(request.device, request.measurement.harness)
+        self.processes = 0
+        self.info: dict = {}
+        self.environment: dict | None = None
+
+    def unstable(self, key) -> bool:
+        """A model-alone row whose processes disagree on its latency or its back-to-back rate."""
+        values = self.rows[key].readings
+        if len(values) < 2 or data.loader(key[0]).end_to_end:
+            return False
+        limit = self.request.measurement.policy.unstable_spread
+        rates = [v.timing.throughput.images_per_s for v in values if v.timing.throughput is not None]
+        return spread_of([v.timing.summary.median for v in values]) > limit or spread_of(rates) > limit
+
+    def groups(self, keys: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
+        """The configurations each process of a round takes: the model alone apart from the real loaders (their
+        workers would be alive beside the model-alone rows), unless the harness says otherwise."""
+        if not self.request.measurement.harness.loaders_apart:
+            return [keys] if keys else []
+        kinds: dict[str, list] = {}
+        for key in keys:
+            kinds.setdefault(data.loader(key[0]).scenario, []).append(key)
+        return [kinds[kind] for kind in sorted(kinds, reverse=True)]  # model alone first: no workers started yet
+
+    def run(self, keys: list[tuple[str, int]], planned_processes: int, position: int) -> isolation.Outcome | None:
+        """One measuring process over `keys` (in this process's order: the `position`-th of its kind); returns an
+        `unavailable` outcome if the format turned out not to run here."""
+        turn = position if self.request.measurement.harness.rotate_order else 0
+        return self.run_in_order(order(keys, turn, planned_processes))
+
+    def run_in_order(self, keys: list[tuple[str, int]]) -> isolation.Outcome | None:
+        """One measuring process over `keys`, in this order."""
+        index = self.processes
+        self.processes += 1
+        plan = [Planned(loader, batch, accuracy=not self.rows[(loader, batch)].checked,
+                        energy=not self.rows[(loader, batch)].readings) for loader, batch in keys]
+        marks = _Marks(self.monitor)
+        log.info("measuring %s: process %d, %d configuration(s)", self.request.describe(), index + 1, len(plan))
+        outcome = isolation.run_forked(child.measure_group, self.request, plan, on_mark=marks, spec=self.spec,
+                                       timeout=self.request.measurement.loop.stall_timeout())
+        self.monitor.reset()
+        if outcome.status == "unavailable":
+            return outcome
+        if outcome.status == "ok":
+            self.info = outcome.value["backend"]
+            self.environment = self.environment or outcome.value["environment"]
+        stages = {str(name): round(seconds, 4) for name, seconds in outcome.stages.items()}
+        stages = {name: stages[name] for name in map(str, PROCESS_STAGES) if name in stages}
+        for position, planned in enumerate(plan):
+            self._gather(planned, marks, outcome, index, position, len(plan), stages)
+        return None
+
+    def _gather(self, planned: Planned, marks: _Marks, outcome: isolation.Outcome, index: int, position: int,
+                size: int, stages: dict) -> None:
+        row, value = self.rows[planned.key], marks.done.get(planned.key)
+        if value is None:
+            if outcome.status != "ok" and (marks.current == planned.key or not marks.done and not marks.stages):
+                # the configuration it died (or failed to start) in
+                reason = f"measuring process {index + 1}: {outcome.reason}"
+                row.failure = (outcome.status, reason, outcome.transient or outcome.status == "oom")
+            return  # not reached: measured by a later process
+        if isinstance(value, Failed):
+            row.failure = (value.status, value.reason, value.status == "oom")
+            return
+        row.readings.append(value)
+        row.entries.append(readings.ProcessEntry(
+            process=index + 1, position=position + 1, configurations=size, stages_s=stages,
+            config_stages_s={k: round(v, 4) for k, v in marks.stages[planned.key].items()},
+            first_run_ms=value.first_run_ms, memory=value.memory, gpu=value.gpu, loader=value.loader,
+            contention=value.contention))
+        if not row.checked:
+            row.accuracy, row.accuracy_error = value.accuracy, value.accuracy_error
+        timed = value.timing
+        log.info("-> %s batch %d: median %.3f ms over %d calls (stopped: %s)%s", planned.loader, planned.batch,
+                 timed.summary.median, timed.summary.count, timed.stop,
+                 f", {timed.throughput.images_per_s:.0f} img/s back to back" if timed.throughput else "")
+
+    def measure(self) -> isolation.Outcome | None:
+        """`processes` rounds over every configuration (a configuration a process did not reach is measured by
+        the next one), then more processes for the model-alone rows whose processes disagree, up to
+        `max_processes`."""
+        policy = self.request.measurement.policy
+        keys = list(self.rows)
+        for round_index in range(policy.processes):
+            for _ in range(3):  # the round's configurations a crashed process left, in another process
+                pending = [k for k in keys
+                           if self.rows[k].failure is None and len(self.rows[k].readings) <= round_index]
+                if not pending:
+                    break
+                for group in self.groups(pending):
+                    unavailable = self.run(group, policy.processes, round_index)
+                    if unavailable:
+                        return unavailable
+        extra = policy.processes
+        while True:
+            pending = [k for k in keys if self.rows[k].failure is None and self.unstable(k)
+                       and len(self.rows[k].readings) < policy.max_processes]
+            if not pending:
+                return None
+            for group in self.groups(pending):
+                unavailable = self.run(group, policy.max_processes, extra)
+                if unavailable:
+                    return unavailable
+            extra += 1
+
+
+@dataclass
+class Measured:
+    """What the processes of a request gathered per configuration, the session's settings in effect and the
+    environment they ran in; or the outcome that kept every configuration from being measured."""
+    rows: dict
+    info: dict
+    environment: dict | None
+    failure: isolation.Outcome | None
+
+
+def measure(prepared: Prepared) -> Measured:
+    """A prepared request's measuring processes, as many as its rows need."""
+    if prepared.failure is not None:
+        return Measured({}, {}, None, prepared.failure)
+    scheduler = Scheduler(prepared.request, backends.spec(prepared.request.backend))
+    unavailable = scheduler.measure()
+    return Measured(scheduler.rows, scheduler.info, scheduler.environment, unavailable)
