@@ -173,6 +173,12 @@ def anchors(server: Server, workspace: Path, out: Path, results: list[str], segm
                     "batch": batch, "loops": loops, "rows": figures})
 
 
+def _set_name(folder: str) -> str:
+    """A result folder as the tables name it: its workspace's name for a study's `artifacts/results`."""
+    path = Path(folder)
+    return path.parent.parent.name if path.parts[-2:] == ("artifacts", "results") else path.name
+
+
 def _median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -229,7 +235,7 @@ def summarise(out: Path) -> str:
                 within = row["latency_ms"] <= 1.03 * mid and (row["throughput_fps"] or 0) >= fps / 1.03
                 verdict = "GPU-bound: " + ("within" if within else "NOT within") + " 1.03×"
             anchor_lines.append(
-                f"| {record['row'][7:]} | {mid:.3f} ({low:.3f}–{high:.3f}) | {fps:.0f} | {Path(row['set']).name}: "
+                f"| {record['row'][7:]} | {mid:.3f} ({low:.3f}–{high:.3f}) | {fps:.0f} | {_set_name(row['set'])}: "
                 f"{row['latency_ms']:.3f}, {row['throughput_fps'] or 0:.0f} | {row['latency_ms'] / mid:.3f} | "
                 f"{(row['throughput_fps'] or 0) / fps:.3f} | {verdict} |")
     return "\n".join(lines + (anchor_lines if len(anchor_lines) > 3 else [])) + "\n"

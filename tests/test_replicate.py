@@ -21,7 +21,7 @@ def _sets(tmp_path, change=None):
 def test_a_study_against_itself_passes_every_bar(tmp_path):
     table = replicate.compare(*_sets(tmp_path))
     assert not table.empty and table["pass"].all()
-    assert set(table["class"]) == {"gpu_bound", "host_bound", "memory", "end_to_end", "cpu"}
+    assert set(table["class"]) == {"gpu_bound", "host_bound", "memory", "end_to_end", "cpu", "device_time"}
     assert all(line.endswith("met") and "NOT" not in line for line in replicate.summary(table))
 
 
@@ -40,3 +40,16 @@ def test_a_gpu_bound_row_that_moved_more_than_its_interval_fails(tmp_path):
     memory = table[(table["class"] == "memory") & (table["loader"] == "dummy") & (table["device"] == "cuda")]
     assert not memory["pass"].any()
     assert any("gpu_bound" in line and "NOT met" in line for line in replicate.summary(table))
+
+
+def test_the_device_time_of_a_call_is_checked_apart_from_its_host_bound_latency(tmp_path):
+    def kernels_slower(document):
+        if document["config"]["device"] == "cuda" and document["config"]["loader"] == "dummy":
+            for process in document["timing"]["processes"]:
+                if process.get("gpu_ms"):
+                    process["gpu_ms"] *= 1.05
+    table = replicate.compare(*_sets(tmp_path, kernels_slower))
+    device = table[table["class"] == "device_time"]
+    assert not device.empty and not device["pass"].any() and device["difference"].round(3).eq(0.05).all()
+    assert table[table["class"] != "device_time"]["pass"].all(), "the latency figures did not move"
+    assert any(line.startswith("device_time") and "NOT met" in line for line in replicate.summary(table))

@@ -10,7 +10,9 @@ states, and a verdict by the bar of the issue "Two runs, one answer":
 - host-bound rows (◊): the other run's median inside this run's range over its processes (their honest interval);
 - every row's memory (steady state) within 2 % or 8 MB;
 - real-loader rows' end-to-end rate within 5 %;
-- CPU rows: the other run's median inside this run's interval.
+- CPU rows: the other run's median inside this run's interval;
+- device time (ours, not the issue's): a CUDA dummy row's device time per call with its launches hidden (`gpu_ms`,
+  what its kernels take, host-bound or not) within 2 %.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import pandas as pd
 
 from fmtbench.report import frame as frames
 
-BARS = {"gpu_bound": 0.95, "host_bound": 0.80}  # share of rows that must pass
+BARS = {"gpu_bound": 0.95, "host_bound": 0.80, "device_time": 0.95}  # share of rows that must pass
 SHARE, MEMORY_MB, E2E = 0.02, 8.0, 0.05
 
 
@@ -52,6 +54,9 @@ def _row_checks(row) -> list[dict]:
                 checks.append({**_check("throughput", row["throughput_fps_a"], row["throughput_fps_b"],
                                         row["throughput_min_fps_a"], row["throughput_max_fps_a"], SHARE),
                                "class": "gpu_bound"})
+        if row["device"] == "cuda" and not pd.isna(row.get("gpu_ms_a")) and not pd.isna(row.get("gpu_ms_b")):
+            checks.append({**_check("device_ms", row["gpu_ms_a"], row["gpu_ms_b"], row["gpu_ms_a"], row["gpu_ms_a"],
+                                    SHARE), "class": "device_time"})
     if not pd.isna(row["memory_mb_a"]) and not pd.isna(row["memory_mb_b"]):
         a, b = row["memory_mb_a"], row["memory_mb_b"]
         allowed = max(SHARE * a, MEMORY_MB)
