@@ -1,4 +1,6 @@
 # Input functions and helpers of the rules (Snakemake's lint wants them apart from the rules).
+from snakemake.exceptions import WorkflowError
+
 from fmtbench.report import items
 
 
@@ -75,10 +77,16 @@ def job_cores(device):
 def job_threads(wildcards):
     """What a benchmark job claims of Snakemake's cores: a CUDA job its share; a CPU job every core, so that
     nothing of the study (an export compiling, another job's loader workers) runs beside its timed rows (it pins
-    itself to the CPU rows' cores all the same)."""
+    itself to the CPU rows' cores all the same). Without --cores (a cluster executor: each job has a node's share
+    of its own) a CPU job claims its cores."""
     cores = len(job_cores(wildcards.device))
-    if wildcards.device == "cpu" and isinstance(workflow.cores, int):
-        return max(workflow.cores, cores)
+    if wildcards.device == "cpu":
+        try:
+            total = workflow.cores
+        except WorkflowError:  # no --cores: Snakemake schedules no cores of its own
+            total = None
+        if isinstance(total, int):
+            return max(total, cores)
     return cores
 
 
