@@ -10,17 +10,21 @@ its packages' `__init__`, so those count too. Each module counts by its code wit
 (the `ast.dump` of its parse, docstrings removed; positions are not dumped): a docstring, a comment or a blank
 line reruns nothing. The hash is of the dump, so another Python version (another AST) reruns everything once.
 
-Light on purpose (no torch): the Snakefile calls this for every job on every invocation.
+Light on purpose (no torch): the Snakefile calls this for every job on every invocation. What a parse found is kept
+in `.snakemake/` of the working directory (`CACHE`), per file by its path, modification time and size and per
+Python version, so a run that changed nothing parses nothing.
 """
 from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from fmtbench import backends, versions
+from fmtbench import atomic, backends, versions
 
 PACKAGE = __name__.partition(".")[0]
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -30,8 +34,43 @@ STAGE_SCRIPTS = {"model": "fetch_model.py", "images": "make_images.py", "referen
                  "export": "export.py", "benchmark": "benchmark.py", "report": "report.py"}
 
 _DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+CACHE = Path(".snakemake") / "fmtbench-code.json"
 _parsed: dict[Path, tuple[tuple[int, int], str, frozenset[str]]] = {}
 _hashes: dict[tuple, tuple[tuple, str]] = {}
+_cache = {"loaded": False, "dirty": False}
+
+
+def _python() -> str:
+    return ".".join(map(str, sys.version_info[:3]))
+
+
+def _load_cache() -> None:
+    """What earlier invocations parsed (CACHE), once per process; an unreadable or other Python's cache is ignored."""
+    if _cache["loaded"]:
+        return
+    _cache["loaded"] = True
+    try:
+        saved = json.loads(CACHE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(saved, dict) or saved.get("python") != _python():
+        return
+    for path, (mtime_ns, size, digest, imported) in saved.get("files", {}).items():
+        _parsed.setdefault(Path(path), ((mtime_ns, size), digest, frozenset(imported)))
+
+
+def _save_cache() -> None:
+    """Writes CACHE where something new was parsed (and Snakemake's folder is there: nothing is made for it)."""
+    if not _cache["dirty"] or not CACHE.parent.is_dir():
+        return
+    files = {str(path): [stamp[0], stamp[1], digest, sorted(imported)]
+             for path, (stamp, digest, imported) in _parsed.items()}
+    try:
+        with atomic.atomic_path(CACHE) as temporary:
+            Path(temporary).write_text(json.dumps({"python": _python(), "files": files}), encoding="utf-8")
+    except OSError:
+        return  # a read-only working directory: parse again next time
+    _cache["dirty"] = False
 
 
 def _without_docstrings(tree: ast.Module) -> ast.Module:
@@ -68,6 +107,7 @@ def _imported(tree: ast.Module, module: str, is_package: bool) -> frozenset[str]
 def _parse(path: Path, module: str) -> tuple[str, frozenset[str]]:
     """(digest of the module's code without docstrings and comments, the package modules it may import);
     parsed once per version of the file."""
+    _load_cache()
     stat = path.stat()
     stamp = (stat.st_mtime_ns, stat.st_size)
     cached = _parsed.get(path)
@@ -77,6 +117,7 @@ def _parse(path: Path, module: str) -> tuple[str, frozenset[str]]:
     imported = _imported(tree, module, path.name == "__init__.py")
     digest = hashlib.sha256(ast.dump(_without_docstrings(tree)).encode()).hexdigest()
     _parsed[path] = (stamp, digest, imported)
+    _cache["dirty"] = True
     return digest, imported
 
 
@@ -138,6 +179,7 @@ def code_hash(stage: str, format_name: str | None = None) -> str:
     for module, path in modules.items():
         digest.update(f"{module}\0{_parse(path, module)[0]}\n".encode())
     _hashes[key] = (_stamps(modules.values()), digest.hexdigest()[:16])
+    _save_cache()
     return _hashes[key][1]
 
 

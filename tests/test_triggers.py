@@ -116,3 +116,38 @@ def test_a_backend_from_outside_the_package_is_hashed_with_what_it_imports_from_
     finally:
         backends.use_modules([])
 
+
+
+def _new_process(monkeypatch):
+    """The module's state as a new Snakemake invocation finds it: nothing parsed in memory."""
+    monkeypatch.setattr(triggers, "_parsed", {})
+    monkeypatch.setattr(triggers, "_hashes", {})
+    monkeypatch.setattr(triggers, "_cache", {"loaded": False, "dirty": False})
+
+
+def test_a_run_that_changed_nothing_parses_nothing_and_a_changed_file_is_parsed_again(tmp_path, monkeypatch):
+    package = _copy_package(tmp_path, monkeypatch)
+    workdir = tmp_path / "work"
+    (workdir / ".snakemake").mkdir(parents=True)
+    monkeypatch.chdir(workdir)
+    _new_process(monkeypatch)
+    first = triggers.code_hash("benchmark", "onnx")
+    assert (workdir / triggers.CACHE).is_file()
+
+    _new_process(monkeypatch)
+    parse = ast.parse
+
+    def counted(*args, **kwargs):
+        counted.calls += 1
+        return parse(*args, **kwargs)
+    counted.calls = 0
+    monkeypatch.setattr(triggers.ast, "parse", counted)
+    assert triggers.code_hash("benchmark", "onnx") == first and counted.calls == 0
+
+    _new_process(monkeypatch)
+    (package / "timing.py").write_text((package / "timing.py").read_text() + "\nA_CHANGE = 1\n")
+    assert triggers.code_hash("benchmark", "onnx") != first and counted.calls == 1
+
+    _new_process(monkeypatch)
+    (workdir / triggers.CACHE).write_text("{not json")
+    assert triggers.code_hash("benchmark", "onnx") != first, "an unreadable cache is parsed around"
