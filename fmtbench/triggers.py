@@ -173,6 +173,7 @@ def code_hash(stage: str, format_name: str | None = None) -> str:
     key = (stage, format_name, backends.module_name(format_name) if format_name else None)
     cached = _hashes.get(key)
     if cached and cached[0] == _stamps(path for path, _, _ in cached[0]):
+        _save_cache()  # a first run hashes before Snakemake makes its folder, and again (from here) after
         return cached[1]
     modules = stage_modules(stage, format_name)
     digest = hashlib.sha256()
