@@ -250,6 +250,7 @@ def test_the_html_report_renders_in_a_browser_without_script_errors(study):
 
 def test_second_run_does_nothing_quickly(study):
     repo, workdir = study
+    assert (workdir / ".snakemake" / "fmtbench-code.json").is_file(), "the first run kept its code hashes' parses"
     started = time.perf_counter()
     out = snakemake(repo, workdir)
     elapsed = time.perf_counter() - started
