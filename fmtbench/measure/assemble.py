@@ -60,10 +60,6 @@ def rates(batch_size: int, timing: stats.Timing, loaders: list[readings.LoaderSt
         producer=loaders[0].producer, distinct_images_per_batch=loaders[0].distinct_images_per_batch)
 
 
-# A row's processes agree on its memory when their steady figures are within this share or these MB of each other.
-MEMORY_AGREE = (0.02, 8.0)
-
-
 def memory_summary(figures: list[readings.MemoryReading]) -> readings.MemorySummary:
     """The reading of the process with the median growth, with every process's growth beside it; the steady and
     first-call figures are the medians over the processes (never the lowest of disagreeing ones: whether they
@@ -73,7 +69,7 @@ def memory_summary(figures: list[readings.MemoryReading]) -> readings.MemorySumm
     chosen = asdict(sorted(own, key=lambda r: r.allocated_mb)[(len(own) - 1) // 2])
     steady = [r.steady_mb for r in own if r.steady_mb is not None]
     if steady:
-        share, megabytes = MEMORY_AGREE
+        share, megabytes = results.MEMORY_AGREE
         chosen["steady_mb"] = float(np.median(steady))
         chosen["first_call_peak_mb"] = _median(r.first_call_peak_mb for r in own)
         chosen["steady_mb_processes"] = [r.steady_mb for r in figures]

@@ -249,8 +249,8 @@ def reliability(ok: pd.DataFrame, unstable_spread: float) -> list[str]:
                        f"for less than {threshold_text(ok, 0.9, 'host_bound_share')} of a call; their range over "
                        "the processes is the figure, and no finding ranks them within it)"),
         "memory": (ok["memory_disagree"].eq(True) if "memory_disagree" in ok else pd.Series(False, index=ok.index),
-                   "whose processes disagree on the memory figure by more than 2 % or 8 MB (shown as their "
-                   "range)"),
+                   f"whose processes disagree on the memory figure by more than {results.memory_agree_text()} "
+                   "(shown as their range)"),
         "stalled": (ok["stalled"].fillna(False).astype(bool),
                     f"whose end-to-end throughput stayed below {results.PIPELINE_EFFICIENCY:.0%} of min(model under "
                     "load, decode capacity) (marked *)"),

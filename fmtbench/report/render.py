@@ -149,7 +149,7 @@ MODEL_LEGEND = (
     "{baseline} on the same device, size and batch (with the marks of either row); *memory* = the model's load + "
     "the configuration's peak growth of device memory in use (CUDA) or of the process's resident set (CPU) over its "
     "own baseline during its timed phases, what the running model needs (its first call's autotuning peak is in "
-    "the CSV's `memory_first_call_mb`); a range where its processes disagree by more than 2 % or 8 MB; – where no "
+    "the CSV's `memory_first_call_mb`); a range where its processes disagree by more than {memory_agree}; – where no "
     "process measured the configuration alone (each ran it after another loader at its batch size, sharing "
     "torch.compile's recorded graph, whose pool was then in the baseline; the CSV's `memory_shared_mb` holds that "
     "lower bound); *rel. error* = largest relative L2 error of an image's logits against PyTorch fp32 on the CPU, "
@@ -171,7 +171,7 @@ def _legend_texts(rows: pd.DataFrame, baseline: dict, measurement: dict) -> tupl
     return (MODEL_LEGEND.format(
         unstable=findings.threshold_text(rows, measurement["unstable_spread"]),
         host_bound=findings.threshold_text(rows, measurement.get("host_bound_share", 0.9), "host_bound_share"),
-        baseline=f"{baseline['format']} {baseline['precision']}"),
+        baseline=f"{baseline['format']} {baseline['precision']}", memory_agree=results.memory_agree_text()),
         E2E_LEGEND.format(efficiency=results.PIPELINE_EFFICIENCY, capacity=results.CAPACITY_MARGIN))
 
 
