@@ -27,9 +27,9 @@ SPEC = FormatSpec(
           "allocations). The arena grows in chunks rounded up to the next power of two (`arena_extend_strategy` "
           "kNextPowerOfTwo), so its size is a staircase over the sizes requested, not a line: a CPU row's memory "
           "figure can fall from one batch size to the next and overstates what the tensors need. On CUDA too the "
-          "arena is ORT's default (kNextPowerOfTwo): growing it by what is requested instead (kSameAsRequested) cost "
-          "6 % of the back-to-back rate on the H200 (fp16 224² batch 64: 45.0k against 48.0k img/s) for 250 MB "
-          "less; a measuring process makes the session anew for each configuration, so none inherits another's "
+          "arena is ORT's default (kNextPowerOfTwo): growing it by what is requested instead (kSameAsRequested) "
+          "costs back-to-back rate for less memory (measured on one GPU in docs/results/nvidia-h200/ablation/, not "
+          "in this study); a measuring process makes the session anew for each configuration, so none inherits another's "
           "arena (its cuDNN algorithm search runs again)."),
 )
 # prefer_nhwc "auto": NHWC is kept only when faster than NCHW by more than this share; else ORT's default.
