@@ -29,8 +29,8 @@ SPEC = FormatSpec(
           "figure can fall from one batch size to the next and overstates what the tensors need. On CUDA too the "
           "arena is ORT's default (kNextPowerOfTwo): growing it by what is requested instead (kSameAsRequested) "
           "costs back-to-back rate for less memory (measured on one GPU in docs/results/nvidia-h200/ablation/, not "
-          "in this study); a measuring process makes the session anew for each configuration, so none inherits another's "
-          "arena (its cuDNN algorithm search runs again)."),
+          "in this study); a measuring process makes the session anew for each configuration, so none inherits "
+          "another's arena (its cuDNN algorithm search runs again)."),
 )
 # prefer_nhwc "auto": NHWC is kept only when faster than NCHW by more than this share; else ORT's default.
 NHWC_MARGIN = 0.03
