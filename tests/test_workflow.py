@@ -248,14 +248,21 @@ def test_the_html_report_renders_in_a_browser_without_script_errors(study):
     print(f"browser screenshots: {shots}")
 
 
-def test_second_run_does_nothing_quickly(study):
+def test_second_run_does_nothing_and_starts_light(study):
+    """What keeps a no-op rerun at Snakemake's own start-up cost, asserted as behaviour rather than a wall-clock bound
+    (which measured the machine: 1.4 s here, 3.4 s on CI's runner with the SLURM plugin): the Snakefile imports no
+    framework, and every code hash comes from the parses the first run kept (the cache is not rewritten)."""
     repo, workdir = study
-    assert (workdir / ".snakemake" / "fmtbench-code.json").is_file(), "the first run kept its code hashes' parses"
-    started = time.perf_counter()
-    out = snakemake(repo, workdir)
-    elapsed = time.perf_counter() - started
+    cache = workdir / ".snakemake" / "fmtbench-code.json"
+    assert cache.is_file(), "the first run kept its code hashes' parses"
+    kept = cache.stat().st_mtime_ns, cache.read_bytes()
+    out = snakemake(repo, workdir, env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert "Nothing to be done" in out.stdout + out.stderr
-    assert elapsed < 3.0, f"no-op run took {elapsed:.2f} s"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert "fmtbench.study" in imported, "the import trace was not read"
+    heavy = {"torch", "torchvision", "onnx", "onnxruntime", "matplotlib", "fmtbench.measure"}
+    assert not heavy & imported, sorted(heavy & imported)
+    assert (cache.stat().st_mtime_ns, cache.read_bytes()) == kept, "a no-op run parsed code again"
 
 
 def test_onnxruntime_upgrade_reruns_exactly_onnx(study):
