@@ -9,6 +9,13 @@ from dataclasses import dataclass
 from fmtbench.typedjson import doc
 
 NUMBER = "number"
+# A row's processes agree on its memory when their steady figures are within this share or these MB of each other.
+MEMORY_AGREE = (0.02, 8.0)
+
+
+def memory_agree_text() -> str:
+    share, megabytes = MEMORY_AGREE
+    return f"{share * 100:g} % or {megabytes:g} MB"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,8 +57,8 @@ class MemorySummary(MemoryReading):
     its steady_mb and first_call_peak_mb are the medians over the processes that measured the configuration alone."""
     allocated_mb_processes: list[float] = doc("every process's allocated_mb, in the order they ran")
     steady_mb_processes: list[float] | None = doc("every process's steady_mb, in the order they ran", omitted=True)
-    steady_disagree: bool | None = doc("the processes' steady figures differ by more than 2 % or 8 MB: the row's "
-                                       "memory is their range, not one figure", omitted=True)
+    steady_disagree: bool | None = doc(f"the processes' steady figures differ by more than {memory_agree_text()}: "
+                                       "the row's memory is their range, not one figure", omitted=True)
 
 
 @dataclass(frozen=True, kw_only=True)

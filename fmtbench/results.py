@@ -21,13 +21,6 @@ STATUSES = ("ok", "unavailable", "oom", "failed")
 PIPELINE_EFFICIENCY = 0.9
 # e2e FPS above the decode capacity by more than this share is flagged: the producers did not make those images.
 CAPACITY_MARGIN = 0.02
-# A row's processes agree on its memory when their steady figures are within this share or these MB of each other.
-MEMORY_AGREE = (0.02, 8.0)
-
-
-def memory_agree_text() -> str:
-    share, megabytes = MEMORY_AGREE
-    return f"{share:.0%} or {megabytes:.0f} MB".replace("%", " %")
 
 
 @dataclass(frozen=True, kw_only=True)

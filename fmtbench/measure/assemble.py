@@ -69,7 +69,7 @@ def memory_summary(figures: list[readings.MemoryReading]) -> readings.MemorySumm
     chosen = asdict(sorted(own, key=lambda r: r.allocated_mb)[(len(own) - 1) // 2])
     steady = [r.steady_mb for r in own if r.steady_mb is not None]
     if steady:
-        share, megabytes = results.MEMORY_AGREE
+        share, megabytes = readings.MEMORY_AGREE
         chosen["steady_mb"] = float(np.median(steady))
         chosen["first_call_peak_mb"] = _median(r.first_call_peak_mb for r in own)
         chosen["steady_mb_processes"] = [r.steady_mb for r in figures]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from fmtbench import results
+from fmtbench import readings, results
 from fmtbench.backends.base import math_label
 from fmtbench.report.frame import ROW
 
@@ -249,7 +249,7 @@ def reliability(ok: pd.DataFrame, unstable_spread: float) -> list[str]:
                        f"for less than {threshold_text(ok, 0.9, 'host_bound_share')} of a call; their range over "
                        "the processes is the figure, and no finding ranks them within it)"),
         "memory": (ok["memory_disagree"].eq(True) if "memory_disagree" in ok else pd.Series(False, index=ok.index),
-                   f"whose processes disagree on the memory figure by more than {results.memory_agree_text()} "
+                   f"whose processes disagree on the memory figure by more than {readings.memory_agree_text()} "
                    "(shown as their range)"),
         "stalled": (ok["stalled"].fillna(False).astype(bool),
                     f"whose end-to-end throughput stayed below {results.PIPELINE_EFFICIENCY:.0%} of min(model under "

@@ -9,9 +9,10 @@ Each column means one thing for every row that has it, and is empty where a row 
 - `pooled_*`: every sample of every process taken together (not the row's interval when processes disagree);
 - `memory_mb`: the configuration's own steady-state figure (the model's load + its peak growth over its timed
   phases: what the running model needs; median over its processes, `memory_min_mb`–`memory_max_mb` their range,
-  `memory_disagree` where they differ by more than 2 % or 8 MB); `memory_first_call_mb` the peak through its first
-  call and warm-up (autotuning, graph capture), `memory_peak_mb` the overall peak (before schema 4 the only figure:
-  rows of older results have no `memory_mb`); `memory_shared_mb` instead where no process measured it alone;
+  `memory_disagree` where they differ by more than readings.MEMORY_AGREE); `memory_first_call_mb` the peak
+  through its first call and warm-up (autotuning, graph capture), `memory_peak_mb` the overall peak (before
+  schema 4 the only figure: rows of older results have no `memory_mb`); `memory_shared_mb` instead where no
+  process measured it alone;
 - `host_bound`: in some process the GPU was busy for less than the set share of a synchronised call
   (`gpu_busy_share`, from `gpu_ms`, the call's device time with its launches hidden): the figure is the host's.
 """

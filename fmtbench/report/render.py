@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fmtbench import accuracy, backends, data, gpus, results
+from fmtbench import accuracy, backends, data, gpus, readings, results
 from fmtbench.atomic import atomic_path, read_json
 from fmtbench.model import describe, is_random
 from fmtbench.report import findings, inputs, items, plots
@@ -171,7 +171,7 @@ def _legend_texts(rows: pd.DataFrame, baseline: dict, measurement: dict) -> tupl
     return (MODEL_LEGEND.format(
         unstable=findings.threshold_text(rows, measurement["unstable_spread"]),
         host_bound=findings.threshold_text(rows, measurement.get("host_bound_share", 0.9), "host_bound_share"),
-        baseline=f"{baseline['format']} {baseline['precision']}", memory_agree=results.memory_agree_text()),
+        baseline=f"{baseline['format']} {baseline['precision']}", memory_agree=readings.memory_agree_text()),
         E2E_LEGEND.format(efficiency=results.PIPELINE_EFFICIENCY, capacity=results.CAPACITY_MARGIN))
 
 
