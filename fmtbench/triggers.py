@@ -172,15 +172,13 @@ def code_hash(stage: str, format_name: str | None = None) -> str:
     once per job)."""
     key = (stage, format_name, backends.module_name(format_name) if format_name else None)
     cached = _hashes.get(key)
-    if cached and cached[0] == _stamps(path for path, _, _ in cached[0]):
-        _save_cache()  # a first run hashes before Snakemake makes its folder, and again (from here) after
-        return cached[1]
-    modules = stage_modules(stage, format_name)
-    digest = hashlib.sha256()
-    for module, path in modules.items():
-        digest.update(f"{module}\0{_parse(path, module)[0]}\n".encode())
-    _hashes[key] = (_stamps(modules.values()), digest.hexdigest()[:16])
-    _save_cache()
+    if not (cached and cached[0] == _stamps(path for path, _, _ in cached[0])):
+        modules = stage_modules(stage, format_name)
+        digest = hashlib.sha256()
+        for module, path in modules.items():
+            digest.update(f"{module}\0{_parse(path, module)[0]}\n".encode())
+        _hashes[key] = (_stamps(modules.values()), digest.hexdigest()[:16])
+    _save_cache()  # also when nothing new was hashed: a first run hashes before Snakemake makes its folder
     return _hashes[key][1]
 
 
