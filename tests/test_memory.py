@@ -17,7 +17,9 @@ def test_rss_growth_is_never_negative_after_memory_is_freed():
     tracker = memory.RssTracker().start()
     del block  # RSS falls 64 MiB below the baseline
     record = tracker.stop()
-    assert record["allocated_mb"] < 1 and record["peak_mb"] == record["baseline_mb"]  # no growth, and not -64
+    # The peak is the baseline's (the kernel's high-water mark, reset at the start, keeps the freed block), not 64 MiB
+    # below it; a page or two the interpreter touches after the baseline is read is growth too (8 KiB seen on CI).
+    assert abs(record["peak_mb"] - record["baseline_mb"]) < 1 and record["allocated_mb"] < 1
 
 
 def test_peak_is_kept_when_memory_is_released_before_stop():
