@@ -94,6 +94,25 @@ def test_onnx_runs_on_cuda_ep_with_io_binding_fp16_and_no_cudnn_fallback(weights
     assert _agrees(logits, _reference(weights, batch))[0]
 
 
+def test_onnx_runs_on_the_processs_stream_so_its_device_time_is_measured(weights, tmp_path):
+    """ORT's kernels on the torch stream the process made current (user_compute_stream): a spin kernel queued on
+    it first delays them, so timing.GpuTime measures ORT's device time as it does torch's."""
+    from fmtbench import timing
+    artifact, _ = _export(weights, tmp_path, "onnx", "fp16", device="any")
+    session = onnx_backend.load(_request(weights, "onnx", "fp16", artifact, prefer_nhwc=False))
+    assert not session.own_stream and "user_compute_stream" in session.info["compute_stream"]
+    assert torch.cuda.current_stream().cuda_stream != 0
+    batch = data.dummy_batch(8, 64, "cuda")
+    prepared = session.prepare(batch)
+    clock, gpu = timing.CudaClock(), timing.GpuTime()
+    session.run(prepared)
+    host = sorted(clock.time(lambda: session.run(prepared)) * 1e3 for _ in range(9))[4]
+    device = sorted(gpu.time(lambda: session.run(prepared), host) for _ in range(5))[2]
+    assert 0 < device <= host * 1.05, (device, host)
+    assert _agrees(_logits(session, batch), _reference(weights, batch))[0]
+    torch.cuda.set_stream(torch.cuda.default_stream())
+
+
 def test_onnx_cuda_graph_replays_new_inputs(weights, tmp_path):
     artifact, _ = _export(weights, tmp_path, "onnx", "fp16", device="any")
     plain = onnx_backend.load(_request(weights, "onnx", "fp16", artifact, prefer_nhwc=False))

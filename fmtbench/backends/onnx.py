@@ -3,7 +3,11 @@
 CUDA practice: the CUDA execution provider asserted first (ORT silently falls back to the CPU),
 cuDNN convolution algorithm search EXHAUSTIVE (DEFAULT leaves every Conv in cuDNN's fallback mode),
 ORT's own arena growth (kNextPowerOfTwo), inputs and outputs bound to torch CUDA tensors (no numpy copies),
-and prefer_nhwc measured both ways unless set (interleaved runs, a margin, both timings recorded).
+prefer_nhwc measured both ways unless set (interleaved runs, a margin, both timings recorded), and ORT's kernels
+on the measuring process's own CUDA stream (`user_compute_stream`: a torch stream made current for the process),
+so torch's writes are ordered before ORT's reads without a host synchronisation, and the harness's device-time
+method (a spin kernel queued first, timing.GpuTime) applies to ORT as to torch. With ORT's CUDA graphs
+(`enable_cuda_graph`) ORT keeps a stream of its own (the row says so: `compute_stream`).
 """
 from __future__ import annotations
 
@@ -137,9 +141,11 @@ def export(model, request: ExportRequest, out) -> dict:
 
 # --- runtime ----------------------------------------------------------------------------------------
 
-def cuda_provider_options(prefer_nhwc: bool, options: dict, precision: str) -> dict:
-    """Device 0: each job sees only its own GPU (CUDA_VISIBLE_DEVICES). ORT keeps its own stream: the
-    clock and `prepare` synchronise the device, so torch's writes are complete before ORT reads them.
+def cuda_provider_options(prefer_nhwc: bool, options: dict, precision: str, stream: int | None = None) -> dict:
+    """Device 0: each job sees only its own GPU (CUDA_VISIBLE_DEVICES). `stream`: the CUDA stream (its handle)
+    ORT's kernels run on (`user_compute_stream`); None: a stream of ORT's own, which `prepare` then synchronises
+    with torch's before each run. ORT treats handle 0 (torch's default stream) as "none": `compute_stream` makes a
+    stream of its own for that reason.
 
     `use_tf32` is set for fp32 only: "0" there means strict fp32, but on fp16 models it also kept the
     convolutions off the tensor cores (3.3 ms instead of 1.4 ms at 224², batch 64 on the H100)."""
@@ -152,7 +158,21 @@ def cuda_provider_options(prefer_nhwc: bool, options: dict, precision: str) -> d
     }
     if precision == "fp32":
         provider["use_tf32"] = "1" if options["fp32_math"] == "tf32" else "0"
+    if stream:
+        provider["user_compute_stream"] = str(stream)
     return provider
+
+
+def compute_stream(options: dict):
+    """The torch stream ORT's kernels run on, made current for the process (every torch op of the measuring
+    process — inputs, the harness's spin kernel and events — then shares it); None with ORT's CUDA graphs, which
+    keep a stream of ORT's own."""
+    if options["enable_cuda_graph"]:
+        return None
+    import torch
+    stream = torch.cuda.Stream()
+    torch.cuda.set_stream(stream)
+    return stream
 
 
 def session_options(threads: int | None):
@@ -179,16 +199,17 @@ class OrtSession:
     first run of each shape, so every shape keeps fixed buffers (and its own graph id) and new inputs are
     copied into them in `prepare`."""
 
-    def __init__(self, session, device: str, precision: str, info: dict, cuda_graph: bool = False, remake=None):
+    def __init__(self, session, device: str, precision: str, info: dict, cuda_graph: bool = False, remake=None,
+                 shared_stream: bool = False):
         import torch
         self.session, self.device, self._remake = session, device, remake
         self.dtype = tu.dtype(precision)
         self.numpy_dtype = {torch.float16: "float16", torch.float32: "float32"}[self.dtype]
         self.info = info
         self.cuda_graph = cuda_graph
-        # ORT runs on a CUDA stream of its own (synchronised at the end of each run): work queued on torch's stream
-        # is not in front of it (timing.GpuTime cannot hide its launches)
-        self.own_stream = device == "cuda"
+        # Without a shared stream ORT runs on a CUDA stream of its own (synchronised at the end of each run): work
+        # queued on torch's stream is not in front of it (timing.GpuTime cannot hide its launches)
+        self.own_stream = device == "cuda" and not shared_stream
         self._static: dict = {}
         self.classes = output_classes(session)
 
@@ -205,6 +226,9 @@ class OrtSession:
         return binding, output
 
     def _run_options(self, graph_id: int | None):
+        """None (ORT's defaults, as a plain loop runs) unless a CUDA graph is named."""
+        if graph_id is None:
+            return None
         import onnxruntime as ort
         options = ort.RunOptions()
         if graph_id is not None:
@@ -227,7 +251,7 @@ class OrtSession:
         else:
             binding, output = self._bind(inputs)
             prepared = (binding, inputs, output, self._run_options(None))
-        if self.device == "cuda":
+        if self.own_stream:
             # ORT runs on a stream of its own: the input, written on torch's stream, is complete before it reads
             # it (this stream only: a loader's side stream is not waited for)
             torch.cuda.current_stream().synchronize()
@@ -261,10 +285,12 @@ class OrtSession:
         return output.float().cpu()
 
 
-def _create(path: str, device: str, precision: str, options: dict, prefer_nhwc: bool, threads: int | None):
+def _create(path: str, device: str, precision: str, options: dict, prefer_nhwc: bool, threads: int | None,
+            stream=None):
     import onnxruntime as ort
     if device == "cuda":
-        providers = [("CUDAExecutionProvider", cuda_provider_options(prefer_nhwc, options, precision)),
+        handle = stream.cuda_stream if stream is not None else None
+        providers = [("CUDAExecutionProvider", cuda_provider_options(prefer_nhwc, options, precision, handle)),
                      "CPUExecutionProvider"]
     else:
         providers = ["CPUExecutionProvider"]
@@ -336,15 +362,22 @@ def load(request: LoadRequest):
     prefer_nhwc = request.options["prefer_nhwc"]
     if prefer_nhwc == "auto":
         raise ValueError("prefer_nhwc 'auto' must be resolved by tune() before load()")
+    stream = compute_stream(request.options)
+
     def create():
-        return _create(path, "cuda", request.precision, request.options, bool(prefer_nhwc), None)
+        return _create(path, "cuda", request.precision, request.options, bool(prefer_nhwc), None, stream)
 
     session = create()
     provider_options = session.get_provider_options()["CUDAExecutionProvider"]
     info.update({key: provider_options.get(key) for key in
                  ("cudnn_conv_algo_search", "arena_extend_strategy", "prefer_nhwc", "enable_cuda_graph", "use_tf32")})
+    shared = stream is not None
+    if shared and provider_options.get("has_user_compute_stream") not in (None, "1"):
+        raise RuntimeError(f"ONNX Runtime did not take the compute stream it was given: {provider_options}")
+    info["compute_stream"] = ("the measuring process's torch stream (user_compute_stream)" if shared else
+                              "ONNX Runtime's own (CUDA graphs): its device time is not measured")
     info["providers"] = session.get_providers()
     if "prefer_nhwc_trial" in request.options:
         info["prefer_nhwc_trial"] = request.options["prefer_nhwc_trial"]
     return OrtSession(session, "cuda", request.precision, info, cuda_graph=bool(request.options["enable_cuda_graph"]),
-                      remake=create)
+                      remake=create, shared_stream=shared)
