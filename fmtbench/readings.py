@@ -59,6 +59,10 @@ class MemorySummary(MemoryReading):
     steady_mb_processes: list[float] | None = doc("every process's steady_mb, in the order they ran", omitted=True)
     steady_disagree: bool | None = doc(f"the processes' steady figures differ by more than {memory_agree_text()}: "
                                        "the row's memory is their range, not one figure", omitted=True)
+    chosen_from: str | None = doc("which processes steady_mb comes from: first (the median over the processes where "
+                                  "the configuration went first) or highest (none did: the highest over them, as a "
+                                  "configuration measured after another can reuse what that one left)",
+                                  enum=["first", "highest"], omitted=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,6 +153,13 @@ class PipelineRates:
     data_wait_ms: MsSummary | None = doc("median over the processes of the batches' wait for data")
     producer: str = doc("who makes the batches")
     distinct_images_per_batch: int | None = doc("distinct images a batch held")
+    bound: str | None = doc("loader: end-to-end within bound_share of the decode capacity measured in the same "
+                            "processes (the host's decoding sets the rate); model: below it (the model, or the "
+                            "pipeline, sets it); absent without a capacity", enum=["loader", "model"], omitted=True)
+    bound_share: float | None = doc("the share of the decode capacity from which a row is loader-bound",
+                                    omitted=True, exclusiveMinimum=0, maximum=1)
+    e2e_over_capacity: float | None = doc("end-to-end / decode capacity: a loader-bound row's figure that carries "
+                                          "over to another run (the capacity is the host's)", omitted=True)
 
 
 @dataclass(frozen=True, kw_only=True)

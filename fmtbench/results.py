@@ -15,12 +15,14 @@ from fmtbench import data, readings, stats
 from fmtbench.typedjson import doc, from_json, json_schema, to_json
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 STATUSES = ("ok", "unavailable", "oom", "failed")
 # e2e FPS below this share of min(model FPS, decode capacity) means the pipeline stalled.
 PIPELINE_EFFICIENCY = 0.9
 # e2e FPS above the decode capacity by more than this share is flagged: the producers did not make those images.
 CAPACITY_MARGIN = 0.02
+# e2e FPS at or above this share of the decode capacity measured in the same processes: the row is loader-bound.
+LOADER_BOUND_SHARE = 0.9
 
 
 @dataclass(frozen=True, kw_only=True)

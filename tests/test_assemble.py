@@ -1,7 +1,7 @@
 """A row's figures from its processes' readings."""
 import pytest
 
-from fmtbench import readings, stats
+from fmtbench import readings, results, stats
 from fmtbench.measure import assemble
 
 
@@ -67,3 +67,31 @@ def test_an_end_to_end_rate_above_the_loaders_capacity_is_flagged():
     under_load = _timing(4 / 200 * 1e3, kind="under_load")
     assert assemble.rates(4, under_load, [_loader(101.0)]).above_capacity is False   # within 2 %
     assert assemble.rates(4, under_load, [_loader(114.1)]).above_capacity is True    # the H100's 14.1k vs 12.4k
+
+
+def test_a_rows_memory_comes_from_the_processes_where_it_went_first_else_the_highest():
+    """Inductor fp16 224² batch 32 on the H200 read 222 MB where it went first in its process and 128 MB where it
+    followed batch 64 (it reused what that one left): the row's figure must not depend on how many processes each
+    order got."""
+    def process(steady):
+        return readings.MemoryReading(method="m", baseline_mb=1.0, peak_mb=2.0, allocated_mb=steady, steady_mb=steady,
+                                      first_call_peak_mb=steady)
+    two = assemble.memory_summary([process(222.0), process(128.0)], [1, 2])
+    three = assemble.memory_summary([process(222.0), process(128.0), process(128.0)], [1, 2, 2])
+    assert two.steady_mb == three.steady_mb == 222.0 and two.chosen_from == "first"
+    assert two.steady_disagree is True and two.steady_mb_processes == [222.0, 128.0]
+    never_first = assemble.memory_summary([process(300.0), process(310.0)], [2, 3])
+    assert never_first.steady_mb == 310.0 and never_first.chosen_from == "highest"
+
+
+def test_a_real_loader_row_is_loader_bound_where_its_end_to_end_rate_reaches_the_capacity_share():
+    under_load = _timing(4 / 200 * 1e3, kind="under_load")  # the model: 200 img/s; the loader's capacity 100
+    loader_bound = assemble.rates(4, under_load, [_loader(95.0)])
+    assert loader_bound.bound == "loader" and loader_bound.bound_share == results.LOADER_BOUND_SHARE
+    assert loader_bound.e2e_over_capacity == pytest.approx(0.95)
+    model_bound = assemble.rates(4, _timing(4 / 60 * 1e3, kind="under_load"), [_loader(58.0)])
+    assert model_bound.bound == "model"
+    unknown = assemble.rates(4, under_load, [readings.LoaderStats(
+        data_wait_ms=None, batches_timed=24, producer="p", producers=2, concurrent=True, produce_ms_per_batch=None,
+        decode_capacity_fps=None, distinct_images_per_batch=4, end_to_end_fps=90.0)])
+    assert unknown.bound is None and unknown.e2e_over_capacity is None

@@ -46,6 +46,9 @@ def rates(batch_size: int, timing: stats.Timing, loaders: list[readings.LoaderSt
     else:
         expected = 1 / (1 / model_fps + 1 / capacity)
     waits = [entry.data_wait_ms for entry in loaders if entry.data_wait_ms]
+    bound = None
+    if capacity and end_to_end:
+        bound = "loader" if end_to_end >= results.LOADER_BOUND_SHARE * capacity else "model"
     return readings.PipelineRates(
         model_fps=model_fps, basis="under_load", latency_fps=None, end_to_end_fps=end_to_end,
         end_to_end_spread=stats.spread_of(e2e) if end_to_end else 0.0, decode_capacity_fps=capacity,
@@ -57,23 +60,36 @@ def rates(batch_size: int, timing: stats.Timing, loaders: list[readings.LoaderSt
         above_capacity=bool(capacity and end_to_end > capacity * (1 + results.CAPACITY_MARGIN)),
         data_wait_ms=readings.MsSummary(**{key: _median(getattr(w, key) for w in waits)
                                            for key in ("median", "mean", "p90", "max")}) if waits else None,
-        producer=loaders[0].producer, distinct_images_per_batch=loaders[0].distinct_images_per_batch)
+        producer=loaders[0].producer, distinct_images_per_batch=loaders[0].distinct_images_per_batch,
+        bound=bound, bound_share=results.LOADER_BOUND_SHARE if bound else None,
+        e2e_over_capacity=end_to_end / capacity if bound else None)
 
 
-def memory_summary(figures: list[readings.MemoryReading]) -> readings.MemorySummary:
-    """The reading of the process with the median growth, with every process's growth beside it; the steady and
-    first-call figures are the medians over the processes (never the lowest of disagreeing ones: whether they
-    agree is recorded). Processes in which the configuration reused state an earlier one made (`shared`: a
-    recorded CUDA graph) are left out where another process has the configuration's own figure."""
-    own = [r for r in figures if not r.shared] or figures
-    chosen = asdict(sorted(own, key=lambda r: r.allocated_mb)[(len(own) - 1) // 2])
-    steady = [r.steady_mb for r in own if r.steady_mb is not None]
+def memory_summary(figures: list[readings.MemoryReading], positions: list[int] | None = None
+                   ) -> readings.MemorySummary:
+    """A row's memory is what its configuration needs in a process that ran nothing before it: the median over the
+    processes where it went first; where none did, the highest over its processes (one measured after another can
+    reuse what that one left, e.g. torch.compile's CUDA-graph pool, and read lower, as on the H200 on 2026-12-02).
+    The reading shown is that of the chosen processes with the median growth, with every process's figures beside
+    it; whether the processes agree is recorded. Processes in which the configuration reused state an earlier one
+    made on purpose (`shared`: a recorded CUDA graph kept) are left out where another process has its own figure.
+    `positions`: where the configuration stood in each process (1: first)."""
+    positions = positions or [1] * len(figures)
+    own = [(r, pos) for r, pos in zip(figures, positions) if not r.shared] or list(zip(figures, positions))
+    first = [r for r, pos in own if pos == 1]
+    chosen_from = "first" if first else "highest"
+    pool = first or [r for r, _ in own]
+    chosen = asdict(sorted(pool, key=lambda r: r.allocated_mb)[(len(pool) - 1) // 2])
+    steady = [r.steady_mb for r in pool if r.steady_mb is not None]
+    every = [r.steady_mb for r, _ in own if r.steady_mb is not None]
     if steady:
         share, megabytes = readings.MEMORY_AGREE
-        chosen["steady_mb"] = float(np.median(steady))
-        chosen["first_call_peak_mb"] = _median(r.first_call_peak_mb for r in own)
+        chosen["steady_mb"] = float(np.median(steady)) if first else max(steady)
+        peaks = [r.first_call_peak_mb for r in pool if r.first_call_peak_mb is not None]
+        chosen["first_call_peak_mb"] = (float(np.median(peaks)) if first else max(peaks)) if peaks else None
         chosen["steady_mb_processes"] = [r.steady_mb for r in figures]
-        chosen["steady_disagree"] = bool(max(steady) - min(steady) > max(share * np.median(steady), megabytes))
+        chosen["steady_disagree"] = bool(max(every) - min(every) > max(share * np.median(every), megabytes))
+        chosen["chosen_from"] = chosen_from
     return readings.MemorySummary(**chosen, allocated_mb_processes=[r.allocated_mb for r in figures])
 
 
@@ -118,7 +134,8 @@ def row(request: Request, loader: str, batch: int, gathered: Gathered, backend: 
     return results.Row(
         schema_version=results.SCHEMA_VERSION, config=config, status="ok", reason=None, transient=False, attempt=1,
         timing=timing, throughput=rates(batch, timing, [v.loader for v in values if v.loader]),
-        memory=memory_summary([entry.memory for entry in gathered.entries]), gpu=gpu_summary(values, batch),
+        memory=memory_summary([entry.memory for entry in gathered.entries],
+                              [entry.position for entry in gathered.entries]), gpu=gpu_summary(values, batch),
         accuracy=gathered.accuracy, environment=environment, artifact=artifact, backend=backend,
         processes=gathered.entries, measurement=request.measurement.record(),
         contention=_contention([v.contention for v in values]))

@@ -4,11 +4,14 @@ Each column means one thing for every row that has it, and is empty where a row 
 - dummy-loader rows: `latency_*` (each call between two synchronisations; the row's median is the median of
   its processes' medians, and its interval is the order-statistics interval of those medians) and
   `throughput_fps` (calls back to back: the model alone) with `speedup` from it;
-- real-loader rows: `e2e_fps` (images / wall time, waiting for data included) and the same run's own model
+- real-loader rows: `e2e_fps` (images / wall time, waiting for data included), the decode capacity measured in
+  the same processes (`decode_capacity_fps`, the host's figure), `e2e_bound` (loader: e2e at or above
+  `loader_bound_share` of that capacity; model: below) with `e2e_over_capacity`, and the same run's own model
   figures `model_ms_under_load` / `model_fps_under_load` (CUDA events on the model's stream beside the loader);
 - `pooled_*`: every sample of every process taken together (not the row's interval when processes disagree);
 - `memory_mb`: the configuration's own steady-state figure (the model's load + its peak growth over its timed
-  phases: what the running model needs; median over its processes, `memory_min_mb`–`memory_max_mb` their range,
+  phases: what the running model needs in a process that ran nothing before it — the median over the processes
+  where it went first, else the highest, `memory_chosen_from`; `memory_min_mb`–`memory_max_mb` their range,
   `memory_disagree` where they differ by more than readings.MEMORY_AGREE); `memory_first_call_mb` the peak
   through its first call and warm-up (autotuning, graph capture), `memory_peak_mb` the overall peak (before
   schema 4 the only figure: rows of older results have no `memory_mb`); `memory_shared_mb` instead where no
@@ -114,6 +117,9 @@ def _row(result: results.Row) -> dict:
         "decode_capacity_fps": _get(throughput, "decode_capacity_fps"),
         "capacity_spread": _get(throughput, "capacity_spread"),
         "pipeline_efficiency": _get(throughput, "pipeline_efficiency"),
+        "e2e_bound": _get(throughput, "bound"),
+        "e2e_over_capacity": _get(throughput, "e2e_over_capacity"),
+        "loader_bound_share": _get(throughput, "bound_share"),
         "stalled": _get(throughput, "stalled"),
         "e2e_above_model": _get(throughput, "above_model_fps"),
         "e2e_above_capacity": _get(throughput, "above_capacity"),
@@ -128,6 +134,7 @@ def _row(result: results.Row) -> dict:
         "memory_min_mb": min(steady) if steady and not shared else None,
         "memory_max_mb": max(steady) if steady and not shared else None,
         "memory_disagree": _get(memory, "steady_disagree"),
+        "memory_chosen_from": _get(memory, "chosen_from"),
         "memory_first_call_mb": _get(memory, "first_call_peak_mb"),
         "memory_peak_mb": _get(memory, "allocated_mb"),
         "memory_load_mb": _get(memory, "load_mb"),
