@@ -108,3 +108,20 @@ def test_only_model_alone_rows_get_extra_processes(weights, tmp_path, monkeypatc
                  max_processes=3)
     assert len(rows[("dummy", 8)]["processes"]) == 3 and rows[("dummy", 8)]["timing"]["unstable"]
     assert len(rows[("real", 8)]["processes"]) == 2 and rows[("real", 8)]["timing"]["unstable"]
+
+
+def test_a_jobs_image_sizes_take_their_rounds_in_turn_so_a_rows_processes_are_spread_over_the_job(
+        weights, tmp_path, monkeypatch):
+    """Two image sizes, two processes per row: size 32's second process runs after size 48's first, not right after
+    its own first (a drift of the host shows in the row's range instead of moving the whole row)."""
+    from dataclasses import replace
+    monkeypatch.setenv("FAKE_COUNTS", str(tmp_path / "counts.json"))
+    monkeypatch.setattr(child, "measure_configuration", _fake_config)
+    requests = []
+    for size in (32, 48):
+        base = cpu_request(weights, tmp_path, (2,), processes=2, max_processes=2)
+        requests.append(replace(base, image_size=size, outputs={("dummy", 2): str(tmp_path / f"{size}.json")}))
+    rows = {r["config"]["image_size"]: r for r in job.run_jobs(requests)}
+    forks = {size: [p["stages_s"]["forked_at"] for p in rows[size]["processes"]] for size in rows}
+    assert all(len(times) == 2 for times in forks.values())
+    assert forks[32][0] < forks[48][0] < forks[32][1] < forks[48][1], forks

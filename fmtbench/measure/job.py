@@ -1,8 +1,8 @@
-"""A benchmark job: every image size of one (format, device, precision), one after the other in the one job
-process (its imports made once). Per image size (a `Request`): the export checked, the request prepared (what
-cannot run here said for every row, the backend's once-per-job settings tuned), its measuring processes
-scheduled, its rows assembled from their readings and written (atomically, validated) — a JSON for every
-configuration, whatever happens."""
+"""A benchmark job: every image size of one (format, device, precision) in the one job process (its imports made
+once). Per image size (a `Request`): the export checked, the request prepared (what cannot run here said for every
+row, the backend's once-per-job settings tuned); then the measuring processes of every size, round by round across
+the sizes (a row's processes spread over the job); then each size's rows assembled from their readings and written
+(atomically, validated) — a JSON for every configuration, whatever happens."""
 from __future__ import annotations
 
 import logging
@@ -15,19 +15,21 @@ log = logging.getLogger(__name__)
 
 
 def run_jobs(requests: list[Request]) -> list[dict]:
-    """A Snakemake job's image sizes one after the other."""
+    """A Snakemake job's image sizes: each prepared (its export checked, the backend tuned), then their measuring
+    processes round by round across the sizes (schedule.measure_together), then each size's rows written."""
+    started = time.perf_counter()
+    exports = [artifact.check(request) for request in requests]
+    prepared = [ready.prepare(request, export) for request, export in zip(requests, exports)]
+    for item in prepared:
+        if item.failure is not None:
+            log.info("%s: %s: %s", item.request.describe(), item.failure.status, item.failure.reason)
     rows = []
-    for request in requests:
-        started = time.perf_counter()
-        rows += run_job(request)
-        log.info("%s: %d rows in %.1f s", request.describe(), len(request.outputs), time.perf_counter() - started)
+    for item, measured, export in zip(prepared, schedule.measure_together(prepared), exports):
+        rows += output.write(item.request, assemble.rows(item, measured, export.artifact))
+    log.info("%d image size(s), %d rows in %.1f s", len(requests), len(rows), time.perf_counter() - started)
     return rows
 
 
 def run_job(request: Request) -> list[dict]:
-    export = artifact.check(request)
-    prepared = ready.prepare(request, export)
-    if prepared.failure is not None:
-        log.info("%s: %s: %s", request.describe(), prepared.failure.status, prepared.failure.reason)
-    measured = schedule.measure(prepared)
-    return output.write(request, assemble.rows(prepared, measured, export.artifact))
+    """One image size alone."""
+    return run_jobs([request])

@@ -91,6 +91,7 @@ class Scheduler:
         self.processes = 0
         self.info: dict = {}
         self.environment: dict | None = None
+        self.unavailable: isolation.Outcome | None = None  # the format turned out not to run here (rounds)
 
     def unstable(self, key) -> bool:
         """A model-alone row whose processes disagree on its latency or its back-to-back rate."""
@@ -164,10 +165,11 @@ class Scheduler:
                  timed.summary.median, timed.summary.count, timed.stop,
                  f", {timed.throughput.images_per_s:.0f} img/s back to back" if timed.throughput else "")
 
-    def measure(self) -> isolation.Outcome | None:
-        """`processes` rounds over every configuration (a configuration a process did not reach is measured by
-        the next one), then more processes for the model-alone rows whose processes disagree, up to
-        `max_processes`."""
+    def rounds(self):
+        """The measuring processes round by round, yielding after each: `processes` rounds over every
+        configuration (a configuration a process did not reach is measured by the next one), then more processes
+        for the model-alone rows whose processes disagree, up to `max_processes`. A format that turns out not to
+        run here ends it, its outcome in `self.unavailable`."""
         policy = self.request.measurement.policy
         keys = list(self.rows)
         for round_index in range(policy.processes):
@@ -177,20 +179,29 @@ class Scheduler:
                 if not pending:
                     break
                 for group in self.groups(pending):
-                    unavailable = self.run(group, policy.processes, round_index)
-                    if unavailable:
-                        return unavailable
+                    self.unavailable = self.run(group, policy.processes, round_index)
+                    if self.unavailable:
+                        return
+            yield
         extra = policy.processes
         while True:
             pending = [k for k in keys if self.rows[k].failure is None and self.unstable(k)
                        and len(self.rows[k].readings) < policy.max_processes]
             if not pending:
-                return None
+                return
             for group in self.groups(pending):
-                unavailable = self.run(group, policy.max_processes, extra)
-                if unavailable:
-                    return unavailable
+                self.unavailable = self.run(group, policy.max_processes, extra)
+                if self.unavailable:
+                    return
             extra += 1
+            yield
+
+    def measure(self) -> isolation.Outcome | None:
+        """Every round at once (`rounds`); the outcome that kept the format from running, if any."""
+        self.unavailable = None
+        for _ in self.rounds():
+            pass
+        return self.unavailable
 
 
 @dataclass
@@ -205,8 +216,23 @@ class Measured:
 
 def measure(prepared: Prepared) -> Measured:
     """A prepared request's measuring processes, as many as its rows need."""
-    if prepared.failure is not None:
-        return Measured({}, {}, None, prepared.failure)
-    scheduler = Scheduler(prepared.request, backends.spec(prepared.request.backend))
-    unavailable = scheduler.measure()
-    return Measured(scheduler.rows, scheduler.info, scheduler.environment, unavailable)
+    return measure_together([prepared])[0]
+
+
+def measure_together(prepared: list[Prepared]) -> list[Measured]:
+    """The measuring processes of several requests (a job's image sizes), their rounds interleaved: every request's
+    first round, then every request's second, and so on. A row's processes are then spread over the job instead of
+    back to back, so a drift of the host (the CPU's speed moved between two runs on the H200) shows in the row's
+    range over its processes instead of moving the whole row."""
+    schedulers = [None if item.failure is not None else Scheduler(item.request, backends.spec(item.request.backend))
+                  for item in prepared]
+    active = [(scheduler, scheduler.rounds()) for scheduler in schedulers if scheduler is not None]
+    for scheduler, _ in active:
+        scheduler.unavailable = None
+    while active:
+        for entry in list(active):
+            if next(entry[1], StopIteration) is StopIteration:
+                active.remove(entry)
+    return [Measured({}, {}, None, item.failure) if scheduler is None else
+            Measured(scheduler.rows, scheduler.info, scheduler.environment, scheduler.unavailable)
+            for item, scheduler in zip(prepared, schedulers)]
