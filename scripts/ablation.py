@@ -46,7 +46,7 @@ VARIANTS = {"harness": {}, "no_nvml_sampling": {"device_memory_sampling": False}
             "no_contention_watch": {"contention_watch": False}, "unpinned": {"pin_cores": False},
             "gc_on": {"gc_during_measurement": True}, "workers_alive": {"loaders_apart": False},
             "second_in_group": {}}
-ORT_VARIANTS = ["harness", "no_nvml_sampling", "arena_same_as_requested"]
+ORT_VARIANTS = ["harness", "unpinned", "no_nvml_sampling", "arena_same_as_requested"]
 SIZE, BATCHES = 224, (32, 64)
 DEVICE = "cuda"  # --device cpu: a smoke run of the script on a machine without a GPU (torch rows only)
 
