@@ -13,6 +13,16 @@ from fmtbench.data import InputFormat
 pytestmark = pytest.mark.gpu
 
 
+@pytest.fixture(autouse=True)
+def default_stream():
+    """ONNX Runtime's load makes a stream of its own current for the process (as in a measuring process): each test
+    here starts on torch's default stream again."""
+    yield
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.set_stream(torch.cuda.default_stream())
+
+
 def _request(weights, fmt, precision, artifact=None, size=64, batches=(4, 8), **options):
     return LoadRequest(precision=precision, device="cuda", image_size=size, batch_sizes=batches, state_dict=weights,
                        artifact=artifact, options={**study.spec(fmt).options, **options})
@@ -110,7 +120,6 @@ def test_onnx_runs_on_the_processs_stream_so_its_device_time_is_measured(weights
     device = sorted(gpu.time(lambda: session.run(prepared), host) for _ in range(5))[2]
     assert 0 < device <= host * 1.05, (device, host)
     assert _agrees(_logits(session, batch), _reference(weights, batch))[0]
-    torch.cuda.set_stream(torch.cuda.default_stream())
 
 
 def test_onnx_cuda_graph_replays_new_inputs(weights, tmp_path):
