@@ -97,8 +97,10 @@ def make_call(spec: dict):
         provider.update(spec.get("provider_options") or {})
         if precision == "fp32":
             provider["use_tf32"] = "1" if name == "onnx_tf32" else "0"
-        session = ort.InferenceSession(str(artifact), providers=[("CUDAExecutionProvider", provider),
-                                                                 "CPUExecutionProvider"])
+        options = ort.SessionOptions()  # the harness's session options: one intra-op thread on CUDA
+        options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+        session = ort.InferenceSession(str(artifact), sess_options=options,
+                                       providers=[("CUDAExecutionProvider", provider), "CPUExecutionProvider"])
         assert session.get_providers()[0] == "CUDAExecutionProvider"
         xc = x.contiguous()
         out = torch.empty(batch, 1000, dtype=xc.dtype, device="cuda")

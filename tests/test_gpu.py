@@ -111,6 +111,7 @@ def test_onnx_runs_on_the_processs_stream_so_its_device_time_is_measured(weights
     artifact, _ = _export(weights, tmp_path, "onnx", "fp16", device="any")
     session = onnx_backend.load(_request(weights, "onnx", "fp16", artifact, prefer_nhwc=False))
     assert not session.own_stream and "user_compute_stream" in session.info["compute_stream"]
+    assert session.info["intra_op_threads"] == 1
     assert torch.cuda.current_stream().cuda_stream != 0
     batch = data.dummy_batch(8, 64, "cuda")
     prepared = session.prepare(batch)

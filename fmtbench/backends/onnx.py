@@ -34,12 +34,18 @@ SPEC = FormatSpec(
           "arena is ORT's default (kNextPowerOfTwo): growing it by what is requested instead (kSameAsRequested) "
           "costs back-to-back rate for less memory (measured on one GPU in docs/results/nvidia-h200/ablation/, not "
           "in this study); a measuring process makes the session anew for each configuration, so none inherits "
-          "another's arena (its cuDNN algorithm search runs again)."),
+          "another's arena (its cuDNN algorithm search runs again). On CUDA a session has one intra-op thread (the "
+          "graph runs on the GPU) and runs its kernels on the measuring process's torch stream, so its device time "
+          "is measured as torch's is (a row with ORT's own CUDA graphs keeps ORT's stream and has none)."),
 )
 # prefer_nhwc "auto": NHWC is kept only when faster than NCHW by more than this share; else ORT's default.
 NHWC_MARGIN = 0.03
 TUNE_WARMUP, TUNE_RUNS = 5, 40
 INPUT, OUTPUT = "input", "logits"
+# CUDA sessions: one intra-op thread (the graph runs on the GPU; ORT's maintainers advise 1 where the CPU does no
+# heavy work). ORT's default pool has a thread per physical core of the machine, each pinned by ORT to its core
+# whatever the process's own affinity, spinning after each run: on the cores of the study's CPU rows too.
+CUDA_INTRA_OP_THREADS = 1
 ONNX_DTYPES = {"fp16": "FLOAT16", "fp32": "FLOAT"}
 
 
@@ -289,6 +295,7 @@ def _create(path: str, device: str, precision: str, options: dict, prefer_nhwc: 
             stream=None):
     import onnxruntime as ort
     if device == "cuda":
+        threads = CUDA_INTRA_OP_THREADS
         handle = stream.cuda_stream if stream is not None else None
         providers = [("CUDAExecutionProvider", cuda_provider_options(prefer_nhwc, options, precision, handle)),
                      "CPUExecutionProvider"]
@@ -377,6 +384,7 @@ def load(request: LoadRequest):
     info["compute_stream"] = ("the measuring process's torch stream (user_compute_stream)" if shared else
                               "ONNX Runtime's own (CUDA graphs): its device time is not measured")
     info["providers"] = session.get_providers()
+    info["intra_op_threads"] = CUDA_INTRA_OP_THREADS
     if "prefer_nhwc_trial" in request.options:
         info["prefer_nhwc_trial"] = request.options["prefer_nhwc_trial"]
     return OrtSession(session, "cuda", request.precision, info, cuda_graph=bool(request.options["enable_cuda_graph"]),
