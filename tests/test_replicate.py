@@ -214,15 +214,15 @@ def test_schema_4_onnx_runtime_rows_have_no_device_time(tmp_path):
 def test_the_plain_loop_judges_the_gpu_bound_rows_and_reports_the_host_bound_ones(tmp_path):
     a, b = _sets(tmp_path)
     rows = a[(a["device"] == "cuda") & (a["loader"] == "dummy") & (a["status"] == "ok")]
+    folders = ["/elsewhere/run-a/artifacts/results", str(tmp_path / "b")]  # a's copied since, b's where it ran
     anchors = [{"row": "anchor-x", "kind": "anchor", "error": "could not load"}]
     for row in rows.itertuples():
         slow = row.format == "onnx" and row.precision == "fp32"  # the harness 10 % slower than the loop
         loop = {"latency_ms": row.latency_ms / (1.1 if slow else 1.0), "throughput_fps": row.throughput_fps}
         anchors.append({"kind": "anchor", "format": row.format, "precision": row.precision, "size": row.image_size,
                         "batch": row.batch_size, "loops": [loop, loop, loop],
-                        "rows": [{"set": str(tmp_path / name), "latency_ms": row.latency_ms,
-                                  "throughput_fps": row.throughput_fps, "host_bound": row.host_bound}
-                                 for name in "ab"]})
+                        "rows": [{"set": folder, "latency_ms": row.latency_ms, "throughput_fps": row.throughput_fps,
+                                  "host_bound": row.host_bound} for folder in folders]})
     comparison = replicate.compare(a, b, anchors, (str(tmp_path / "a"), str(tmp_path / "b")))
     loop = _lines(comparison, "plain_loop")
     host = loop[(loop["format"] == "torch") & (loop["precision"] == "fp16") & (loop["image_size"] == 32)]
@@ -233,5 +233,6 @@ def test_the_plain_loop_judges_the_gpu_bound_rows_and_reports_the_host_bound_one
     judged = loop[(loop["verdict"] != "reported") & ~loop.index.isin(slow.index)]
     assert len(judged) == 32 and set(judged["verdict"]) == {"pass"}
     assert {note.split(" against")[0] for note in loop["note"]} == {"set a", "set b"}
+    assert (loop.groupby(["format", "precision", "image_size", "batch_size", "figure"])["note"].nunique() == 2).all()
     verdicts = replicate.verdicts(comparison)
     assert verdicts["plain_loop"]["met"] is False and list(verdicts["plain_loop"]["skipped"].values()) == [1]

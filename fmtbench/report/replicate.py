@@ -250,19 +250,19 @@ def compare(first: pd.DataFrame, second: pd.DataFrame, anchors: list[dict] | Non
     return Comparison(pd.DataFrame(lines, columns=COLUMNS), skipped, flags)
 
 
-def _side(name: str, sets: tuple[str, str], seen: list[str]) -> str:
-    """Which set an anchor row came from: its result folder is a's or b's, else the order the anchors name them."""
-    for side, folder in zip("ab", sets, strict=True):
-        if folder and Path(name).resolve() == Path(folder).resolve():
-            return side
-    seen += [name] if name not in seen else []
-    return "ab"[seen.index(name)] if seen.index(name) < 2 else name
+def _sides(anchors: list[dict], sets: tuple[str, str]) -> dict[str, str]:
+    """Which set each result folder the anchors name is: a's or b's folder, else the sets left in the order named."""
+    names = dict.fromkeys(entry["set"] for record in anchors for entry in record.get("rows") or [])
+    sides = {name: side for name in names for side, folder in zip("ab", sets, strict=True)
+             if folder and Path(name).resolve() == Path(folder).resolve()}
+    free = [side for side in "ab" if side not in sides.values()]
+    return {name: sides.get(name) or (free.pop(0) if free else name) for name in names}
 
 
 def plain_loop(anchors: list[dict], sets: tuple[str, str], both: pd.DataFrame) -> tuple[list[dict], list[dict]]:
     """Each anchor row (a CUDA model-alone row of a set) against the plain loop measured after both runs: judged
     where the row is host-bound in neither set (its flags in the sets compared, else the anchor's own)."""
-    lines, skipped, seen = [], [], []
+    lines, skipped, sides = [], [], _sides(anchors, sets)
     for record in (r for r in anchors if r.get("kind") == "anchor"):
         keys = {"device": "cuda", "loader": "dummy", "format": record.get("format"), "batch_size": record.get("batch"),
                 "precision": record.get("precision"), "image_size": record.get("size")}
@@ -276,7 +276,7 @@ def plain_loop(anchors: list[dict], sets: tuple[str, str], both: pd.DataFrame) -
         for entry in record["rows"]:
             flags = [match[f"host_bound_{s}"].iloc[0] for s in "ab"] if len(match) else [entry.get("host_bound")]
             judged = all(flag is False for flag in flags)
-            note = f"set {_side(entry['set'], sets, seen)} against the loop" + (
+            note = f"set {sides[entry['set']]} against the loop" + (
                 "" if judged else "; host-bound" if True in flags else "; host-bound flag unknown")
             for figure, loop, low, high in (("latency_ms", loop_ms, None, PLAIN_LOOP * loop_ms),
                                             ("throughput_fps", loop_fps, loop_fps / PLAIN_LOOP, None)):
@@ -316,8 +316,9 @@ def summary(comparison: Comparison, anchors_given: bool = True) -> list[str]:
                          f"{flags['both']} in both, {flags['only one']} in only one (the flag the same in "
                          f"{flags['same']} of the {flags['known in both']} rows with one in both sets)")
         elif checked:
+            how = "; each both ways (a's median in b's range and b's in a's)" if cls == "cpu" else ""
             lines.append(f"{cls}: {passed} of {checked} checks pass ({passed / checked:.0%}; bar {bar:.0%}) — "
-                         + ("met" if result["met"] else "NOT met")
+                         + ("met" if result["met"] else "NOT met") + how
                          + (f"; {result['reported']} reported, not judged" if result["reported"] else ""))
         else:
             lines.append(f"{cls}: nothing checked (bar {bar:.0%})"
