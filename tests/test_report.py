@@ -324,3 +324,92 @@ def test_the_html_front_page_says_what_ran_the_answer_and_the_findings(tmp_path)
     assert page.count("<li>Fastest (") == findings.count("\n- Fastest (") > 0
     measured = page.split("<strong>Measured</strong>")[1].split("<strong>Findings</strong>")[0]
     assert measured.count('<tt class="docutils literal">onnx</tt>') == 3 and "fp16" not in measured, measured
+
+
+def _cuda_model(ok, size=32, batch=4):
+    return ok[(ok["host"] == "gpu-box") & (ok["device"] == "cuda") & (ok["loader"] == "dummy")
+              & (ok["image_size"] == size) & (ok["batch_size"] == batch)]
+
+
+def test_cuda_rows_show_their_device_time_and_a_host_bound_speedup_is_from_it(tmp_path):
+    """Issue 32: the device time reproduces between runs (16 of 16 CUDA rows within 1.3 %), a host-bound row's wall
+    figures do not: it is shown beside the wall latency, and a speedup with a ◊ row is taken from it."""
+    ok = _cuda_model(_ok(tmp_path))
+    model, _ = render._split(ok)
+    table = render._table(model, render.MODEL_COLUMNS)
+    torch_fp16 = (ok["format"] == "torch") & (ok["precision"] == "fp16")
+    assert table["device time (ms)"].tolist() == [render._ms(v) for v in ok["gpu_ms"]]
+    row = ok[torch_fp16].iloc[0]
+    baseline = ok[(ok["format"] == "torch") & (ok["precision"] == "fp32")].iloc[0]
+    assert row["host_bound"] and row["speedup_basis"] == "device time"
+    assert row["speedup"] == baseline["gpu_ms"] / row["gpu_ms"]
+    assert render._speedup_text(row) == f"{row['speedup']:.2f}× dev ◊"
+    assert (ok[~torch_fp16]["speedup_basis"] == "throughput").all()
+    # ONNX Runtime with its own CUDA graphs runs on a stream of its own: no device time, and the row says why
+    graphs = ok[ok["format"] == "onnx"].iloc[0].copy()
+    graphs["gpu_ms"] = None
+    graphs["compute_stream"] = "ONNX Runtime's own (CUDA graphs): its device time is not measured"
+    assert render._device_ms_text(graphs) == "– °"
+    legend = render._legend_texts(ok, BASELINE, MEASUREMENT)[0]
+    assert "*device time* (CUDA rows)" in legend and "`°`" in legend and "marked `dev`" in legend
+
+
+def test_a_host_bound_rows_wall_figures_are_its_processes_range(tmp_path):
+    ok = _cuda_model(_ok(tmp_path))
+    row = ok[(ok["format"] == "torch") & (ok["precision"] == "fp16")].iloc[0]
+    assert render._latency_text(row) == f"{render._ms(row['process_min_ms'])}–{render._ms(row['process_max_ms'])} ‡◊"
+    assert render._throughput_text(row) == f"{row['throughput_min_fps']:.1f}–{row['throughput_max_fps']:.1f}"
+    steady = ok[(ok["format"] == "onnx")].iloc[0]
+    assert render._latency_text(steady) == render._ms(steady["latency_ms"])
+    legend = render._legend_texts(ok, BASELINE, MEASUREMENT)[0]
+    assert ("so its latency and throughput are this host's launch rate, shown as the range over its processes "
+            "(the low end what the format does on a quiet host) and ranked by no finding") in legend
+
+
+def test_end_to_end_rows_give_their_verdict_and_the_capacity_is_a_table_of_the_hosts(tmp_path):
+    ok = _ok(tmp_path)
+    real = ok[(ok["host"] == "gpu-box") & (ok["loader"] == "real") & (ok["device"] == "cuda")].copy()
+    assert render._table(real, render.E2E_COLUMNS)["bound (e2e / capacity)"].eq("loader (97%)").all()
+    real.loc[real.index[0], ["e2e_bound", "e2e_over_capacity"]] = ["model", 0.62]
+    assert render._table(real, render.E2E_COLUMNS)["bound (e2e / capacity)"].iloc[0] == "model (62%)"
+    legend = render._legend_texts(ok, BASELINE, MEASUREMENT)[1]
+    assert "*bound* = `loader` where the end-to-end rate is at least 90% of that capacity" in legend
+    from fmtbench.report import loaders
+    lines = loaders.capacity_table(ok[ok["host"] == "gpu-box"])
+    assert lines[0] == "### Decode capacity (the host's)"
+    assert "this host's figure (its cores), not the format's" in lines[2]
+    line = next(x for x in lines[4].splitlines() if re.match(r"\| real +\| cuda +\| 32² +\| 4 ", x))
+    capacities = real[(real["image_size"] == 32) & (real["batch_size"] == 4)]["decode_capacity_fps"]
+    assert (f"| {capacities.median():.1f} " in line and f"{capacities.min():.1f}–{capacities.max():.1f}" in line
+            and line.rstrip(" |").endswith(str(len(capacities)))), line
+    assert loaders.capacity_table(ok[ok["loader"] == "dummy"]) == []
+
+
+def test_memory_is_defined_and_a_gpu_decode_rows_loader_share_is_shown_apart(tmp_path):
+    results = frame.with_speedup(frame.load(write_results(tmp_path)), "torch", "fp32")
+    decode = ((results["host"] == "gpu-box") & (results["device"] == "cuda") & (results["loader"] == "real")
+              & (results["status"] == "ok"))
+    results.loc[decode, "loader"] = "real_gpu_decode"
+    results.loc[decode, "memory_mb"] += 100.0
+    results = frame.with_loader_memory(results)
+    assert results.loc[results["loader"] == "real_gpu_decode", "loader_memory_mb"].round(6).eq(100.0).all()
+    assert results.loc[results["loader"] != "real_gpu_decode", "loader_memory_mb"].isna().all()
+    ok = results[results["status"] == "ok"]
+    _, real = render._split(ok)
+    assert render._table(real, render.E2E_COLUMNS)["of which the loader (MB)"].isin(["100.0", "–"]).all()
+    assert "of which the loader (MB)" not in render._table(real[real["device"] == "cpu"], render.E2E_COLUMNS)
+    assert "*of which the loader* = a GPU-decode row's memory minus" in render._legend_texts(ok, BASELINE,
+                                                                                              MEASUREMENT)[1]
+    assert ("A row's memory is its configuration's own: what it needs in a process that ran nothing before it, the "
+            "median over its processes where it went first, else the highest over them"
+            ) in render._memory_definition(ok)
+
+
+def test_a_cpu_only_report_has_no_device_time_and_its_capacity_table(tmp_path):
+    paths = write_results(tmp_path, hosts=("cpu-box",))
+    report = tmp_path / "report" / "report.md"
+    render.render(paths, model_provenance(tmp_path), report, BASELINE, MEASUREMENT)
+    text = report.read_text()
+    assert "device time" not in text and "°" not in text and "× dev" not in text
+    assert "### Decode capacity (the host's)" in text and "GPU's decoder" not in text
+    assert "| bound (e2e / capacity) " in text and "loader (97%)" in text
