@@ -28,7 +28,7 @@ LAYERS = [
     # frame of the rows and the result files it reads, checked
     {"measure", "measure.policy", "measure.marks", "report.frame", "report.inputs"},
     {"measure.request", "measure.scenarios", "measure.monitors", "report.findings", "report.items",
-     "report.replicate"},
+     "report.replicate", "report.loaders"},
     # the measuring process, the export a request runs; the report's plots
     {"measure.child", "measure.artifact", "report.plots"},
     {"measure.ready", "report.render"},         # a request prepared (unavailable, tuned); the report

@@ -25,6 +25,47 @@ def _fmt_fps(value: float) -> str:
     return f"{value / 1000:.1f}k" if value >= 10000 else f"{value:.0f}"
 
 
+# Why a row or a pair is left out of a comparison, by its mark (the tables' legend says the same).
+LEFT_OUT = {"‡": "their processes disagree", "§": "measured beside other work",
+            "◊": "host-bound, without a device time to compare"}
+
+
+def _flag(row, host_bound_ok: bool = False) -> str | None:
+    """The mark that keeps a row (or a pair, with its baseline's columns) out of a comparison, or None:
+    ‡ processes disagree, § contended, ◊ host-bound (unless its comparison is made on device time)."""
+    def set_(*columns):
+        return any(_on(row.get(column)) for column in columns)
+    if set_("unstable", "unstable_a", "unstable_b"):
+        return "‡"
+    if set_("contended", "baseline_contended", "contended_a", "contended_b"):
+        return "§"
+    if not host_bound_ok and set_("host_bound", "baseline_host_bound", "host_bound_a", "host_bound_b"):
+        return "◊"
+    return None
+
+
+def _on(value) -> bool:
+    """A flag that is set (a numpy bool; None / NaN where a row has no such figure)."""
+    return value is not None and not isinstance(value, str) and not pd.isna(value) and bool(value)
+
+
+def _shape(row) -> str:
+    return f"{int(row['image_size'])}² bs {int(row['batch_size'])}"
+
+
+def _left_out(rows: pd.DataFrame, figure: str | None = None) -> str:
+    """`32² bs 4, 64² bs 8 (‡ their processes disagree); …`: the left-out rows by mark, each with its reason, and
+    the range of their `figure` as the tables show it."""
+    parts = []
+    for mark, group in rows.groupby("flag", sort=True):
+        text = f"{', '.join(_shape(row) for _, row in group.iterrows())} ({mark} {LEFT_OUT[mark]}"
+        if figure is not None and group[figure].notna().any():
+            low, high = group[figure].min(), group[figure].max()
+            text += f"; {low:.2f}×" + (f"–{high:.2f}×" if f"{high:.2f}" != f"{low:.2f}" else "") + " in the tables"
+        parts.append(text + ")")
+    return "; ".join(parts)
+
+
 def _model_rows(ok: pd.DataFrame) -> pd.DataFrame:
     """Rows that measure the model alone (their timing is latency, not the model under a loader's load)."""
     return ok[~ok["timing_kind"].eq("under_load")]
@@ -61,14 +102,22 @@ def _cards_apart(rows) -> bool:
 
 def _fastest_model(rows: pd.DataFrame) -> str:
     """The best model-alone row, or a tie: the runner-up (another format or precision) whose processes' range of
-    back-to-back rates reaches the best's is not told apart from it — nor a host-bound one whose range does."""
+    back-to-back rates reaches the best's is not told apart from it. Host-bound rows (◊) are not ranked (their wall
+    rate is this host's launch rate): named as left out."""
+    host_bound = rows["host_bound"].eq(True) if "host_bound" in rows else pd.Series(False, index=rows.index)
+    left = ", ".join(f"{row['format']} {precision_label(row)} bs {int(row['batch_size'])}"
+                     for _, row in rows[host_bound].iterrows())
+    left = f" (not ranked: {left} — ◊ host-bound, their wall rate is this host's)" if left else ""
+    rows = rows[~host_bound]
+    if rows.empty:
+        return "no row to rank" + left
     per_format = rows.loc[rows.groupby(["format", "precision"])["throughput_fps"].idxmax()]
     ordered = per_format.sort_values("throughput_fps", ascending=False)
     best = ordered.iloc[0]
     text = (f"{best['format']} {precision_label(best)} at batch {int(best['batch_size'])}, "
             f"{_fmt_fps(best['throughput_fps'])} img/s" + (" (‡: its processes disagree)" if best["unstable"]
                                                            else "")
-            + (" (◊: the host's launch rate)" if best.get("host_bound") is True else ""))
+            + (" (§: measured beside other work)" if _on(best.get("contended")) else ""))
     best_low = _range_of(best)[0]
     tied = [row for _, row in ordered.iloc[1:].iterrows() if _range_of(row)[1] >= best_low]
     if tied:
@@ -78,7 +127,7 @@ def _fastest_model(rows: pd.DataFrame) -> str:
     runner_up = tied or [row for _, row in ordered.iloc[1:2].iterrows()]
     if _cards_apart([best, *runner_up]):
         text += " (measured on different cards, not calibrated against each other)"
-    return text
+    return text + left
 
 
 def fastest(ok: pd.DataFrame) -> list[str]:
@@ -103,32 +152,47 @@ def fastest(ok: pd.DataFrame) -> list[str]:
             line += (f" (the loader's decode capacity ranged {_fmt_fps(capacity.min())}–{_fmt_fps(capacity.max())} "
                      "img/s over these rows: where it is below the model throughput, it sets the end-to-end figure "
                      "whatever the format)")
+        bound = group["e2e_bound"].dropna() if end_to_end and "e2e_bound" in group else pd.Series(dtype=object)
+        if not bound.empty:
+            share = group["loader_bound_share"].dropna()
+            share = f"{share.max():.0%}" if not share.empty else f"{results.LOADER_BOUND_SHARE:.0%}"
+            line += (f"; {int(bound.eq('loader').sum())} of {len(bound)} of these rows loader-bound (end-to-end at "
+                     f"least {share} of the decode capacity of their own processes: the host's decoding sets them, "
+                     "not the format)")
         lines.append(line + ".")
     return lines
 
 
 def _ratio_line(pairs: pd.DataFrame, what: str, host: str, device: str, format_name: str, ok) -> str:
-    """Ratio of throughputs (b over a) over like-for-like pairs; pairs with a ‡ or ◊ row are counted apart (a
-    host-bound row's figure is the host's launch rate: its ratio would compare hosts, not arithmetic)."""
-    flagged = (pairs["unstable_a"].astype(bool) | pairs["unstable_b"].astype(bool)
-               | pairs["host_bound_a"].eq(True) | pairs["host_bound_b"].eq(True))
-    steady = pairs[~flagged]
-    left_out = len(pairs) - len(steady)
+    """Ratio of speeds (b over a) over like-for-like pairs, from back-to-back throughput, or from device time where
+    a row of the pair is host-bound (its wall rate is the host's launch rate: the ratio would compare hosts, not
+    arithmetic); pairs with a ‡ or § row, or a ◊ row without device times, are left out and named."""
+    pairs = pairs.assign(flag=[_flag(row, host_bound_ok=pd.notna(row["gpu_ms_a"]) and pd.notna(row["gpu_ms_b"]))
+                               for _, row in pairs.iterrows()])
+    steady = pairs[pairs["flag"].isna()]
+    left = pairs[pairs["flag"].notna()]
     cards = (" (the pairs' rows ran on different cards, not calibrated against each other)"
              if (pairs["gpu_uuid_a"].fillna("") != pairs["gpu_uuid_b"].fillna("")).any() else "")
+    where = f"{what}, {format_name} on {device}{_where(host, ok)}"
     if steady.empty:
-        return (f"{what}, {format_name} on {device}{_where(host, ok)}: no pair of steady rows ({left_out} "
-                f"configurations with a ‡ or ◊ row){cards}.")
-    ratio = steady["throughput_fps_b"] / steady["throughput_fps_a"]
-    return (f"{what}, {format_name} on {device}{_where(host, ok)}: median ×{ratio.median():.2f} "
-            f"(range ×{ratio.min():.2f}–×{ratio.max():.2f} over {len(steady)} configurations, throughput back to "
-            "back" + (f"; {left_out} with a ‡ or ◊ row left out" if left_out else "") + f"){cards}.")
+        return f"{where}: no pair to compare; left out: {_left_out(left)}{cards}."
+    device_time = steady["host_bound_a"].eq(True) | steady["host_bound_b"].eq(True)
+    ratio = (steady["throughput_fps_b"] / steady["throughput_fps_a"]).where(
+        ~device_time, steady["gpu_ms_a"] / steady["gpu_ms_b"])
+    basis = "throughput back to back"
+    if device_time.any():
+        basis += (f", device time for the {int(device_time.sum())} with a ◊ row "
+                  f"({', '.join(_shape(row) for _, row in steady[device_time].iterrows())})")
+    spread = (f"×{ratio.iloc[0]:.2f} in its one configuration ({_shape(steady.iloc[0])}, {basis})" if len(steady) == 1
+              else f"median ×{ratio.median():.2f} (range ×{ratio.min():.2f}–×{ratio.max():.2f} over {len(steady)} "
+                   f"configurations, {basis})")
+    return f"{where}: {spread}" + (f"; left out: {_left_out(left)}" if not left.empty else "") + f"{cards}."
 
 
 def _pairs(a: pd.DataFrame, b: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    columns = keys + ["throughput_fps", "unstable", "host_bound", "gpu_uuid"]
-    return a[columns].merge(b[columns], on=keys, suffixes=("_a", "_b")).dropna(subset=["throughput_fps_a",
-                                                                                       "throughput_fps_b"])
+    columns = keys + ["throughput_fps", "unstable", "host_bound", "contended", "gpu_ms", "gpu_uuid"]
+    a, b = (rows.reindex(columns=columns) for rows in (a, b))
+    return a.merge(b, on=keys, suffixes=("_a", "_b")).dropna(subset=["throughput_fps_a", "throughput_fps_b"])
 
 
 def fp16_gain(ok: pd.DataFrame) -> list[str]:
@@ -166,9 +230,11 @@ def lowest_memory(ok: pd.DataFrame) -> list[str]:
         largest = group[(group["image_size"] == group["image_size"].max())]
         largest = largest[largest["batch_size"] == largest["batch_size"].max()]
         best = largest.loc[largest["memory_mb"].idxmin()]
+        figure = (f"{best['memory_min_mb']:.0f}–{best['memory_max_mb']:.0f} MB (its processes disagree)"
+                  if _on(best.get("memory_disagree")) else f"{best['memory_mb']:.0f} MB")
         lines.append(f"Lowest memory growth on {device}{_where(host, ok)}, {loader} loader, "
                      f"{int(best['image_size'])}² batch {int(best['batch_size'])}: {best['format']} "
-                     f"{precision_label(best)}, {best['memory_mb']:.0f} MB.")
+                     f"{precision_label(best)}, {figure}.")
     return lines
 
 
@@ -281,39 +347,58 @@ def reliability(ok: pd.DataFrame, unstable_spread: float) -> list[str]:
 
 def answer(ok: pd.DataFrame, baseline_format: str, baseline_precision: str) -> list[str]:
     """The study's answer in one line per machine and device: the format and precision with the highest median
-    speedup over the baseline (same shape, the model alone, rows whose processes agree, neither side host-bound
-    nor measured beside other work), and what it was; a tie where the runner-up's median reaches the best's range."""
+    speedup over the baseline, as the tables show it (the model alone, same shape; device time where either row is
+    host-bound), over the configurations without a mark that keeps them out (‡ processes disagree, § measured
+    beside other work, ◊ host-bound without device time): their range, and the ones left out named with why and
+    their range in the tables; a tie where the runner-up's median reaches the best's range."""
     lines = []
     model = _model_rows(ok).dropna(subset=["speedup"])
-    flagged = pd.Series(False, index=model.index)
-    for column in ("unstable", "host_bound", "contended", "baseline_host_bound", "baseline_contended"):
-        if column in model:
-            flagged |= model[column].eq(True)
-    model = model[~flagged]
+    model = model.assign(flag=[_flag(row, host_bound_ok=row.get("speedup_basis") == "device time")
+                               for _, row in model.iterrows()],
+                         kind=[f"{row['format']} {precision_label(row)}" for _, row in model.iterrows()])
     baseline = f"{baseline_format} {baseline_precision}"
     for (host, device), rows in model.groupby(["host", "device"], sort=True):
-        rows = rows.assign(kind=[f"{row['format']} {precision_label(row)}" for _, row in rows.iterrows()])
-        medians = rows.groupby("kind")["speedup"].median()
-        best = medians.idxmax()
-        chosen = rows.loc[rows["kind"] == best, "speedup"]
-        others = medians.drop(rows.loc[(rows["format"] == baseline_format)
-                                       & (rows["precision"] == baseline_precision), "kind"].unique())
         where = f"On `{host}`, {device}" if ok["host"].nunique() > 1 else f"On this machine, {device}"
-        if others.empty:
+        candidates = rows[~((rows["format"] == baseline_format) & (rows["precision"] == baseline_precision))]
+        kept = rows[rows["flag"].isna()]
+        medians = kept.groupby("kind")["speedup"].median()
+        others = medians.drop(kept.loc[(kept["format"] == baseline_format)
+                                       & (kept["precision"] == baseline_precision), "kind"].unique())
+        if candidates.empty:
             lines.append(f"{where}: only {baseline}, the baseline, was measured: no other format to compare.")
-        elif best not in others:
-            lines.append(f"{where}: stay with {baseline}, the baseline: no other format beat it (the best other, "
-                         f"{others.idxmax()}, ran at a median {others.max():.2f}× its throughput).")
+            continue
+        if others.empty:
+            lines.append(f"{where}: no configuration to compare with {baseline} without a mark; left out: "
+                         + "; ".join(f"{kind} {_left_out(group, 'speedup')}"
+                                     for kind, group in candidates.groupby("kind", sort=True)) + ".")
+            continue
+        best = medians.idxmax()
+        if best not in others:
+            line = (f"{where}: stay with {baseline}, the baseline: no other format beat it (the best other, "
+                    f"{others.idxmax()}, ran at a median {others.max():.2f}× its throughput)")
         else:
-            low, high = f"{chosen.min():.2f}", f"{chosen.max():.2f}"
-            spread = (", in its one configuration" if len(chosen) == 1 else
-                      f", the same in each of its {len(chosen)} configurations" if low == high else
-                      f", {low}–{high}× over {len(chosen)} configurations")
+            chosen = kept[kept["kind"] == best]
+            low, high = f"{chosen['speedup'].min():.2f}", f"{chosen['speedup'].max():.2f}"
+            apart = " without a mark" if candidates["flag"].notna().any() else ""
+            spread = (f", in its one configuration{apart} ({_shape(chosen.iloc[0])})" if len(chosen) == 1 else
+                      f", the same in each of its {len(chosen)} configurations{apart}" if low == high else
+                      f", {low}–{high}× over its {len(chosen)} configurations{apart}")
             runner_up = others.drop(best).sort_values(ascending=False)
             tie = (f"; a tie with {runner_up.index[0]} (a median {runner_up.iloc[0]:.2f}×, within its range)"
-                   if not runner_up.empty and runner_up.iloc[0] >= chosen.min() and len(chosen) > 1 else "")
-            lines.append(f"{where}: deploy with {best}: a median {chosen.median():.2f}× the throughput of {baseline} "
-                         f"(the baseline){spread}; the model alone, same batch and image size{tie}.")
+                   if not runner_up.empty and runner_up.iloc[0] >= chosen["speedup"].min() and len(chosen) > 1
+                   else "")
+            device_time = chosen["speedup_basis"].eq("device time") if "speedup_basis" in chosen else None
+            basis = "back-to-back throughput" + (
+                f", device time for the {int(device_time.sum())} with a ◊ row" if device_time is not None
+                and device_time.any() else "")
+            line = (f"{where}: deploy with {best}: a median {chosen['speedup'].median():.2f}× the throughput of "
+                    f"{baseline} (the baseline){spread}; the model alone, same batch and image size, from {basis}"
+                    f"{tie}")
+        left = candidates[candidates["flag"].notna()]
+        if not left.empty:
+            line += "; left out: " + "; ".join(f"{kind} {_left_out(group, 'speedup')}"
+                                               for kind, group in left.groupby("kind", sort=True))
+        lines.append(line + ".")
     return lines
 
 

@@ -16,6 +16,10 @@ Each column means one thing for every row that has it, and is empty where a row 
   through its first call and warm-up (autotuning, graph capture), `memory_peak_mb` the overall peak (before
   schema 4 the only figure: rows of older results have no `memory_mb`); `memory_shared_mb` instead where no
   process measured it alone;
+- `gpu_ms`: CUDA model-alone rows: the median over the processes of a call's device time with its launches
+  hidden (torch's formats and ONNX Runtime on the process's torch stream; none where a library runs on a stream of
+  its own, `compute_stream` says so); `speedup_basis` says whether a speedup is from it (either row host-bound) or
+  from back-to-back throughput; `loader_memory_mb`: a GPU-decode row's memory minus its dummy row's (the loader's);
 - `host_bound`: in some process the GPU was busy for less than the set share of a synchronised call
   (`gpu_busy_share`, from `gpu_ms`, the call's device time with its launches hidden): the figure is the host's.
 """
@@ -108,6 +112,7 @@ def _row(result: results.Row) -> dict:
         "format_label": backend.get("label"),
         "backend_name": backend.get("backend"),
         "math": backend.get("math"),
+        "compute_stream": backend.get("compute_stream"),
         "precision_label": math_label(backend.get("math"), config.device, config.precision),
         "library_default": library_default(backend, config.precision),
         **_timing_columns(result.timing),
@@ -199,13 +204,42 @@ def settings(rows: pd.DataFrame) -> list:
 
 def with_speedup(frame: pd.DataFrame, baseline_format: str, baseline_precision: str) -> pd.DataFrame:
     """speedup = row's back-to-back throughput / the baseline's, same host, device, image size and batch size
-    (dummy-loader rows: the model alone; real-loader rows have none, their figure is end to end). A speedup carries
-    the marks of both its rows: the baseline's contention and host-boundness are in it too."""
+    (dummy-loader rows: the model alone; real-loader rows have none, their figure is end to end). Where either row
+    is host-bound (◊) and both have a device time, the speedup is the baseline's device time / the row's (a
+    host-bound row's wall rate is the host's launch rate; its device time reproduces): `speedup_basis` says which
+    figure. A speedup carries the marks of both its rows: the baseline's contention and host-boundness are in it too."""
+    frame = frame.drop(columns=["speedup", "speedup_basis", "baseline_fps", "baseline_contended",
+                                "baseline_host_bound", "baseline_gpu_ms"], errors="ignore")  # made anew
     same = ["host", "device", "image_size", "batch_size", "loader"]
+    figures = ["throughput_fps", "contended", "host_bound", "gpu_ms"]
     baseline = frame[(frame["format"] == baseline_format) & (frame["precision"] == baseline_precision)
-                     & (frame["status"] == "ok")][same + ["throughput_fps", "contended", "host_bound"]].rename(
+                     & (frame["status"] == "ok")][same + figures].rename(
         columns={"throughput_fps": "baseline_fps", "contended": "baseline_contended",
-                 "host_bound": "baseline_host_bound"})
+                 "host_bound": "baseline_host_bound", "gpu_ms": "baseline_gpu_ms"})
     merged = frame.merge(baseline, on=same, how="left")
     merged["speedup"] = merged["throughput_fps"] / merged["baseline_fps"]
+    host_bound = merged["host_bound"].eq(True) | merged["baseline_host_bound"].eq(True)
+    device = host_bound & merged["gpu_ms"].notna() & merged["baseline_gpu_ms"].notna()
+    by_device = pd.to_numeric(merged["baseline_gpu_ms"]) / pd.to_numeric(merged["gpu_ms"])
+    merged["speedup"] = merged["speedup"].where(~device, by_device)
+    merged["speedup_basis"] = None
+    merged.loc[merged["speedup"].notna(), "speedup_basis"] = "throughput"
+    merged.loc[device, "speedup_basis"] = "device time"
     return merged
+
+
+# Loaders that decode on the GPU: their row's memory holds the decoder's batches in flight beside the model's.
+GPU_DECODE_LOADERS = ("real_gpu_decode",)
+
+
+def with_loader_memory(frame: pd.DataFrame) -> pd.DataFrame:
+    """`loader_memory_mb` for GPU-decode rows: the row's memory minus that of the dummy-loader row of the same host,
+    device, format, precision, image size and batch size (the model's own): the loader's share, apart from the
+    model's; empty for other rows and where either figure is missing."""
+    same = ["host", "device", "format", "precision", "image_size", "batch_size"]
+    dummy = frame[(frame["loader"] == "dummy") & (frame["status"] == "ok")][same + ["memory_mb"]].rename(
+        columns={"memory_mb": "model_memory_mb"}).drop_duplicates(same)
+    merged = frame.merge(dummy, on=same, how="left")
+    decode = merged["loader"].isin(GPU_DECODE_LOADERS)
+    merged["loader_memory_mb"] = (merged["memory_mb"] - merged["model_memory_mb"]).where(decode)
+    return merged.drop(columns=["model_memory_mb"])

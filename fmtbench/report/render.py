@@ -12,7 +12,7 @@ import pandas as pd
 from fmtbench import accuracy, backends, data, gpus, readings, results
 from fmtbench.atomic import atomic_path, read_json
 from fmtbench.model import describe, is_random
-from fmtbench.report import findings, inputs, items, plots
+from fmtbench.report import findings, inputs, items, loaders, plots
 from fmtbench.report import frame as frames
 from fmtbench.stats import CONFIDENCE, median_ci
 
@@ -20,16 +20,24 @@ from fmtbench.stats import CONFIDENCE, median_ci
 # end (real loaders, each with the model figure of its own run). The seed study's names are in the legend.
 MODEL_COLUMNS = {
     "format": "format", "device": "device", "precision_label": "precision", "batch_size": "batch",
-    "latency_text": "latency p50 (ms)", "latency_p99_text": "p99 (ms)", "spread_text": "spread (processes)",
+    "latency_text": "latency p50 (ms)", "device_ms_text": "device time (ms)",
+    "latency_p99_text": "p99 (ms)", "spread_text": "spread (processes)",
     "throughput_text": "throughput (img/s)",
     "speedup_text": "speedup", "memory_text": "memory (MB)", "rel_error": "rel. error",
 }
 E2E_COLUMNS = {
     "format": "format", "device": "device", "precision_label": "precision", "loader": "loader", "batch_size": "batch",
     "e2e_text": "end-to-end (img/s)", "capacity_text": "decode capacity (img/s)",
+    "bound_text": "bound (e2e / capacity)",
     "under_load_text": "model under load (ms)", "under_load_fps_text": "model under load (img/s)",
-    "spread_text": "spread (processes)", "memory_text": "memory (MB)", "rel_error": "rel. error",
+    "spread_text": "spread (processes)", "memory_text": "memory (MB)",
+    "loader_memory_text": "of which the loader (MB)",
+    "rel_error": "rel. error",
 }
+# Columns a table has only where one of its rows has such a figure (a CPU-only study has no device time).
+OPTIONAL_COLUMNS = {"device_ms_text": lambda rows: rows["device"].eq("cuda").any(),
+                    "loader_memory_text": lambda rows: rows.get("loader_memory_mb", pd.Series(dtype=float))
+                    .notna().any()}
 WARNING_STYLE = "border:2px solid #c60;background:#fff3e0;padding:6px 10px;font:13px sans-serif"
 TABLE_STYLE = ("table{border-collapse:collapse;font:13px sans-serif}th,td{padding:3px 8px;text-align:right;"
                "border-bottom:1px solid #ddd}th{background:#f3f3f3}")
@@ -57,7 +65,8 @@ def _speedup_text(row) -> str:
         return "n/a"
     marks = "◊" if _true(row.get("host_bound")) or _true(row.get("baseline_host_bound")) else ""
     marks += "§" if _true(row.get("contended")) or _true(row.get("baseline_contended")) else ""
-    return f"{row['speedup']:.2f}×" + (f" {marks}" if marks else "")
+    basis = " dev" if row.get("speedup_basis") == "device time" else ""
+    return f"{row['speedup']:.2f}×{basis}" + (f" {marks}" if marks else "")
 
 
 def _memory_text(row) -> str:
@@ -76,8 +85,6 @@ def _precision_text(row) -> str:
 def _spread_text(row) -> str:
     if pd.isna(row["processes"]):
         return "–"
-    if _true(row.get("host_bound")) and row["processes"] >= 2:
-        return f"{_ms(row['process_min_ms'])}–{_ms(row['process_max_ms'])} ms ({int(row['processes'])})"
     if row["processes"] < 2:
         if pd.isna(row["pooled_ci_low_ms"]):
             return "– (1)"
@@ -99,6 +106,35 @@ def _e2e_text(row) -> str:
     return f"{row['e2e_fps']:.1f}" + (f" {marks}" if marks else "")
 
 
+def _host_range(row) -> bool:
+    """A host-bound row measured in several processes: its wall figures are this host's, shown as their range."""
+    return _true(row.get("host_bound")) and not pd.isna(row["processes"]) and row["processes"] >= 2
+
+
+def _latency_text(row) -> str:
+    if pd.isna(row["latency_ms"]):
+        return "–"
+    if _host_range(row):
+        return f"{_ms(row['process_min_ms'])}–{_ms(row['process_max_ms'])}" + _marks(row)
+    return _ms(row["latency_ms"]) + _marks(row)
+
+
+def _throughput_text(row) -> str:
+    if _host_range(row) and not pd.isna(row.get("throughput_min_fps")):
+        return f"{row['throughput_min_fps']:.1f}–{row['throughput_max_fps']:.1f}"
+    return _number(row["throughput_fps"])
+
+
+def _device_ms_text(row) -> str:
+    """A CUDA model-alone row's device time per call (launches hidden); ° where its library ran on a stream of its
+    own (ONNX Runtime's own CUDA graphs), which the harness cannot time so."""
+    if row["device"] != "cuda":
+        return "–"
+    if not pd.isna(row.get("gpu_ms")):
+        return _ms(row["gpu_ms"])
+    return "– °" if isinstance(row.get("compute_stream"), str) and "own" in row["compute_stream"] else "–"
+
+
 def _rel_error_text(row) -> str:
     if isinstance(row.get("accuracy_error"), str):
         return "check failed"
@@ -112,20 +148,29 @@ def _rel_error_text(row) -> str:
 def _formatted(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(
         precision_label=rows.apply(_precision_text, axis=1),
-        latency_text=rows.apply(lambda r: "–" if pd.isna(r["latency_ms"]) else _ms(r["latency_ms"]) + _marks(r),
-                                axis=1),
+        latency_text=rows.apply(_latency_text, axis=1),
+        device_ms_text=rows.apply(_device_ms_text, axis=1),
         latency_p99_text=rows["latency_p99_ms"].map(lambda v: "–" if pd.isna(v) else _ms(v)),
         spread_text=rows.apply(_spread_text, axis=1),
-        throughput_text=rows["throughput_fps"].map(_number),
+        throughput_text=rows.apply(_throughput_text, axis=1),
         speedup_text=rows.apply(_speedup_text, axis=1),
         memory_text=rows.apply(_memory_text, axis=1),
         e2e_text=rows.apply(_e2e_text, axis=1),
         capacity_text=rows["decode_capacity_fps"].map(_number),
+        bound_text=rows.apply(loaders.bound_text, axis=1),
+        loader_memory_text=rows.apply(loaders.loader_memory_text, axis=1) if len(rows) else [],
         under_load_text=rows.apply(lambda r: "–" if pd.isna(r["model_ms_under_load"])
                                    else _ms(r["model_ms_under_load"]) + _marks(r), axis=1),
         under_load_fps_text=rows["model_fps_under_load"].map(_number),
         rel_error=rows.apply(_rel_error_text, axis=1),
     )
+
+
+def _table(part: pd.DataFrame, columns: dict) -> pd.DataFrame:
+    """A part's rows as its table shows them: its columns, less the optional ones none of its rows has."""
+    shown = {key: name for key, name in columns.items()
+             if key not in OPTIONAL_COLUMNS or OPTIONAL_COLUMNS[key](part)}
+    return _formatted(part)[list(shown)].rename(columns=shown)
 
 
 def _split(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -136,50 +181,71 @@ def _split(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 MODEL_LEGEND = (
     "*Model alone (dummy loader).* *latency p50* = median over the row's processes of each process's median time "
-    "of one call between two device-wide synchronisations (`~` a process was noisy, `‡` the processes disagree by "
-    "more than {unstable} in latency or in back-to-back rate, `†` timed while the GPU reported power or thermal "
-    "clock limits, `◊` host-bound: in some process the GPU was busy for less than {host_bound} of a call, so the "
-    "figure is the host's launch rate, which moves between processes and runs — read its range, whose low end is "
-    "what the format does on a quiet host, `§` measured while other processes used its cores, the machine (CPU "
-    "rows) or its GPU); *p99* = median over the processes of their 99th percentile; *spread* = (slowest − fastest) "
-    "/ median of the per-process medians (number of processes), for a host-bound row the range itself, or, with "
-    "one process, the interval of its median (its coverage where below 95 %); *throughput* = images / s with calls "
+    "of one call between two device-wide synchronisations (`~` a process was noisy, `‡` the processes disagree by"
+    " more than {unstable} in latency or in back-to-back rate, `†` timed while the GPU reported power or thermal "
+    "clock limits, `◊` host-bound: in some process the GPU was busy for less than {host_bound} of a call, so its "
+    "latency and throughput are this host's launch rate, shown as the range over its processes (the low end what "
+    "the format does on a quiet host) and ranked by no finding, `§` measured while other processes used its "
+    "cores, the machine (CPU rows) or its GPU); *p99* = median over the processes of their 99th percentile; "
+    "*spread* = (slowest − fastest) / median of the per-process medians (number of processes), or, with one "
+    "process, the interval of its median (its coverage where below 95 %); *throughput* = images / s with calls "
     "queued back to back, one synchronisation per block of calls (the model alone, as a serving loop runs it; on "
     "the CPU, where a call is synchronous, batch / median call time); *speedup* = this throughput / that of "
-    "{baseline} on the same device, size and batch (with the marks of either row); *memory* = the model's load + "
-    "the configuration's peak growth of device memory in use (CUDA) or of the process's resident set (CPU) over its "
-    "own baseline during its timed phases, what the running model needs (its first call's autotuning peak is in "
-    "the CSV's `memory_first_call_mb`); a range where its processes disagree by more than {memory_agree}; – where no "
-    "process measured the configuration alone (each ran it after another loader at its batch size, sharing "
-    "torch.compile's recorded graph, whose pool was then in the baseline; the CSV's `memory_shared_mb` holds that "
-    "lower bound); *rel. error* = largest relative L2 error of an image's logits against PyTorch fp32 on the CPU, "
-    "at this row's batch size; *library default* = the fp32 math the library uses out of the box. (The seed study "
-    "called the format `function` and the memory `allocated_memory`.)")
+    "{baseline} on the same device, size and batch (with the marks of either row); *memory* = the configuration's"
+    " own, what it needs in a process that ran nothing before it (the median over its processes where it went "
+    "first, else the highest over them): the model's load + the configuration's peak growth of device memory in "
+    "use (CUDA) or of the process's resident set (CPU) over its own baseline during its timed phases, what the "
+    "running model needs (its first call's autotuning peak is in the CSV's `memory_first_call_mb`); a range where"
+    " its processes disagree by more than {memory_agree}; – where no process measured the configuration alone "
+    "(each ran it after another loader at its batch size, sharing torch.compile's recorded graph, whose pool was "
+    "then in the baseline; the CSV's `memory_shared_mb` holds that lower bound); *rel. error* = largest relative "
+    "L2 error of an image's logits against PyTorch fp32 on the CPU, at this row's batch size; *library default* ="
+    " the fp32 math the library uses out of the box. (The seed study called the format `function` and the memory "
+    "`allocated_memory`.)")
 E2E_LEGEND = (
     "*End to end (real loaders).* *end-to-end* = images / wall time of the timed phase after the batches the loader "
     "held ready at its start (whole rounds of the loader's workers, batches fetched and run back to back, waiting "
     "for data included; `*` below {efficiency:.0%} of min(model under load, decode capacity), `^` above the same "
     "run's model figure, `!` above the decode capacity by more than {capacity:.0%}); *decode capacity* = images / s "
-    "the loader's producers made; *model under load* = median time of the model's call in the same run, from CUDA "
+    "the loader's producers made in the same processes (the host's figure: per loader, size and batch in "
+    "*Decode capacity* below); *bound* = `loader` where the end-to-end rate is at least {bound_share} of that "
+    "capacity (in brackets: end-to-end / capacity), so the host's decoding sets it, not the format, else `model`; "
+    "*model under load* = median time of the model's call in the same run, from CUDA "
     "events on the model's stream (the loader's stream is not waited for; on the CPU perf_counter around the "
     "call), and the rate it allows; *spread* over the processes of that model time. (The seed study called the "
     "loader `dataloader_type`.)")
 
 
+DEVICE_LEGEND = (
+    " *device time* (CUDA rows) = median over the processes of one call's time on the GPU with its launches hidden "
+    "(a spin kernel queued first holds the GPU while the host queues the call), the figure that reproduces "
+    "between runs where a host-bound row's wall figures do not (`°`: none, its library ran on a CUDA stream of its "
+    "own, ONNX Runtime's own CUDA graphs, which the harness cannot time so); a speedup marked `dev` is the "
+    "baseline's device time / this row's, used where either row is ◊.")
+LOADER_MEMORY_LEGEND = (
+    " *of which the loader* = a GPU-decode row's memory minus that of the dummy-loader row of the same format, "
+    "precision, size and batch (the model's own): its decoder's batches in flight, apart from the model's.")
+
+
 def _legend_texts(rows: pd.DataFrame, baseline: dict, measurement: dict) -> tuple[str, str]:
-    """The two legends, with the thresholds these rows were judged with."""
-    return (MODEL_LEGEND.format(
+    """The two legends, with the thresholds these rows were judged with (the device time's and the loader memory's
+    parts only where a row has such a figure)."""
+    model = MODEL_LEGEND.format(
         unstable=findings.threshold_text(rows, measurement["unstable_spread"]),
         host_bound=findings.threshold_text(rows, measurement.get("host_bound_share", 0.9), "host_bound_share"),
-        baseline=f"{baseline['format']} {baseline['precision']}", memory_agree=readings.memory_agree_text()),
-        E2E_LEGEND.format(efficiency=results.PIPELINE_EFFICIENCY, capacity=results.CAPACITY_MARGIN))
+        baseline=f"{baseline['format']} {baseline['precision']}", memory_agree=readings.memory_agree_text())
+    end_to_end = E2E_LEGEND.format(efficiency=results.PIPELINE_EFFICIENCY, capacity=results.CAPACITY_MARGIN,
+                                   bound_share=loaders.bound_share_text(rows))
+    model += DEVICE_LEGEND if rows["device"].eq("cuda").any() else ""
+    end_to_end += LOADER_MEMORY_LEGEND if OPTIONAL_COLUMNS["loader_memory_text"](rows) else ""
+    return model, end_to_end
 
 
 def _tables(rows: pd.DataFrame) -> list[str]:
     lines = []
     for part, columns in zip(_split(rows), (MODEL_COLUMNS, E2E_COLUMNS), strict=True):
         if not part.empty:
-            table = _formatted(part)[list(columns)].rename(columns=columns)
+            table = _table(part, columns)
             lines += [table.to_markdown(index=False, disable_numparse=True), ""]
     return lines
 
@@ -191,7 +257,7 @@ def _legends(ok: pd.DataFrame, legends: tuple[str, str]) -> list[str]:
 
 
 def _html_table(rows: pd.DataFrame, title: str) -> str:
-    tables = "\n".join(_formatted(part)[list(columns)].rename(columns=columns).to_html(index=False, border=0)
+    tables = "\n".join(_table(part, columns).to_html(index=False, border=0)
                        for part, columns in zip(_split(rows), (MODEL_COLUMNS, E2E_COLUMNS), strict=True)
                        if not part.empty)
     warning = ""
@@ -382,7 +448,7 @@ def _method(ok: pd.DataFrame, baseline: dict) -> list[str]:
                  "after its input batch was made, before its loader started: a real loader's batches, queues and GPU "
                  "decoder are in its figure, its worker processes are not) during its timed phases: what the running "
                  "model needs, whichever configuration of the process first met its shape. The first call's peak "
-                 "(autotuning, graph capture) is apart, in the CSV's `memory_first_call_mb`.")
+                 "(autotuning, graph capture) is apart, in the CSV's `memory_first_call_mb`. " + _memory_definition(ok))
     cuda = ok[(ok["device"] == "cuda")].dropna(subset=["memory_first_call_mb", "memory_mb"])
     if not cuda.empty:
         extra = (cuda["memory_first_call_mb"] - cuda["memory_mb"]).clip(lower=0)
@@ -397,8 +463,9 @@ def _method(ok: pd.DataFrame, baseline: dict) -> list[str]:
                      f"much of a call the GPU is busy: here {_range(timed['gpu_busy_share'], '.0%')}. Where it is "
                      "below the set share in some process, the host's launch rate sets the row's figure; that rate "
                      "moves between processes and runs, so the row's range over its processes is its figure and its "
-                     "fastest process what the format does on a quiet host. Not measured for libraries that run on "
-                     "a CUDA stream of their own (ONNX Runtime).")
+                     "fastest process what the format does on a quiet host. ONNX Runtime runs on the measuring "
+                     "process's torch stream and is timed so too; a row whose library ran on a stream of its own "
+                     "(ONNX Runtime's own CUDA graphs) has no device time (° in the tables).")
     for name in sorted(ok["backend_name"].dropna().unique()):
         note = backends.spec(name).note if name in backends.names() else None
         if note:
@@ -419,6 +486,15 @@ def _method(ok: pd.DataFrame, baseline: dict) -> list[str]:
         f"fp16/TF32, {accuracy.relative_error_limit('fp32'):.1e} for strict fp32. Non-finite logits are outliers on "
         "their own.")
     return lines + [""]
+
+
+def _memory_definition(ok: pd.DataFrame) -> str:
+    """The row's memory figure in one sentence, with how many rows took which processes' figure."""
+    chosen = ok.get("memory_chosen_from", pd.Series(dtype=object)).value_counts()
+    counts = (f" (here {int(chosen.get('first', 0))} rows from the processes where they went first, "
+              f"{int(chosen.get('highest', 0))} from the highest; CSV `memory_chosen_from`)" if len(chosen) else "")
+    return ("A row's memory is its configuration's own: what it needs in a process that ran nothing before it, the "
+            f"median over its processes where it went first, else the highest over them{counts}.")
 
 
 def _formats(ok: pd.DataFrame) -> list[str]:
@@ -557,7 +633,8 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, mea
         return path, path.relative_to(report_path.parent).as_posix()
 
     model_provenance = read_json(model_provenance_path)
-    table = frames.with_speedup(frames.load(present, records), baseline["format"], baseline["precision"])
+    table = frames.with_loader_memory(frames.with_speedup(frames.load(present, records), baseline["format"],
+                                                          baseline["precision"]))
     # Rows written before results carried their weights (another machine's, copied here) say so: this
     # machine's model need not be theirs.
     table["weights"] = table["weights"].fillna("not recorded (written before results carried it)")
@@ -588,6 +665,7 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, mea
                 path, link = figure(host, f"{name}_{size}")
                 if draw(rows, size, path):
                     lines += [f"![{items.FIGURE_TITLES[name]}, {size}×{size}]({link})", ""]
+        lines += loaders.capacity_table(host_ok)
         lines += ["### Across image sizes", ""]
         for name, draw in plots.PER_HOST.items():
             path, link = figure(host, name)
