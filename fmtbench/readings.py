@@ -153,13 +153,6 @@ class PipelineRates:
     data_wait_ms: MsSummary | None = doc("median over the processes of the batches' wait for data")
     producer: str = doc("who makes the batches")
     distinct_images_per_batch: int | None = doc("distinct images a batch held")
-    bound: str | None = doc("loader: end-to-end within bound_share of the decode capacity measured in the same "
-                            "processes (the host's decoding sets the rate); model: below it (the model, or the "
-                            "pipeline, sets it); absent without a capacity", enum=["loader", "model"], omitted=True)
-    bound_share: float | None = doc("the share of the decode capacity from which a row is loader-bound",
-                                    omitted=True, exclusiveMinimum=0, maximum=1)
-    e2e_over_capacity: float | None = doc("end-to-end / decode capacity: a loader-bound row's figure that carries "
-                                          "over to another run (the capacity is the host's)", omitted=True)
 
 
 @dataclass(frozen=True, kw_only=True)

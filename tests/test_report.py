@@ -376,7 +376,7 @@ def test_end_to_end_rows_give_their_verdict_and_the_capacity_is_a_table_of_the_h
     real.loc[real.index[0], ["e2e_bound", "e2e_over_capacity"]] = ["model", 0.62]
     assert render._table(real, render.E2E_COLUMNS)["bound (e2e / capacity)"].iloc[0] == "model (62%)"
     legend = render._legend_texts(ok, BASELINE, MEASUREMENT)[1]
-    assert "*bound* = `loader` where the end-to-end rate is at least 90% of that capacity" in legend
+    assert "*bound* = the slower stage: `loader` where that capacity is below the model's rate under load" in legend
     from fmtbench.report import loaders
     lines = loaders.capacity_table(ok[ok["host"] == "gpu-box"])
     assert lines[0] == "### Decode capacity (the host's)"

@@ -35,8 +35,8 @@ SPEC = FormatSpec(
           "costs back-to-back rate for less memory (measured on one GPU in docs/results/nvidia-h200/ablation/, not "
           "in this study); a measuring process makes the session anew for each configuration, so none inherits "
           "another's arena (its cuDNN algorithm search runs again). On CUDA a session has one intra-op thread (the "
-          "graph runs on the GPU) and runs its kernels on the measuring process's torch stream, so its device time "
-          "is measured as torch's is (a row with ORT's own CUDA graphs keeps ORT's stream and has none)."),
+          "graph runs on the GPU) and runs its kernels on the measuring process's torch stream, so the harness times "
+          "its kernels as it times torch's (a row with ORT's own CUDA graphs keeps ORT's stream)."),
 )
 # prefer_nhwc "auto": NHWC is kept only when faster than NCHW by more than this share; else ORT's default.
 NHWC_MARGIN = 0.03

@@ -46,9 +46,6 @@ def rates(batch_size: int, timing: stats.Timing, loaders: list[readings.LoaderSt
     else:
         expected = 1 / (1 / model_fps + 1 / capacity)
     waits = [entry.data_wait_ms for entry in loaders if entry.data_wait_ms]
-    bound = None
-    if capacity and end_to_end:
-        bound = "loader" if end_to_end >= results.LOADER_BOUND_SHARE * capacity else "model"
     return readings.PipelineRates(
         model_fps=model_fps, basis="under_load", latency_fps=None, end_to_end_fps=end_to_end,
         end_to_end_spread=stats.spread_of(e2e) if end_to_end else 0.0, decode_capacity_fps=capacity,
@@ -60,9 +57,7 @@ def rates(batch_size: int, timing: stats.Timing, loaders: list[readings.LoaderSt
         above_capacity=bool(capacity and end_to_end > capacity * (1 + results.CAPACITY_MARGIN)),
         data_wait_ms=readings.MsSummary(**{key: _median(getattr(w, key) for w in waits)
                                            for key in ("median", "mean", "p90", "max")}) if waits else None,
-        producer=loaders[0].producer, distinct_images_per_batch=loaders[0].distinct_images_per_batch,
-        bound=bound, bound_share=results.LOADER_BOUND_SHARE if bound else None,
-        e2e_over_capacity=end_to_end / capacity if bound else None)
+        producer=loaders[0].producer, distinct_images_per_batch=loaders[0].distinct_images_per_batch)
 
 
 def memory_summary(figures: list[readings.MemoryReading], positions: list[int] | None = None

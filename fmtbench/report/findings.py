@@ -154,11 +154,9 @@ def fastest(ok: pd.DataFrame) -> list[str]:
                      "whatever the format)")
         bound = group["e2e_bound"].dropna() if end_to_end and "e2e_bound" in group else pd.Series(dtype=object)
         if not bound.empty:
-            share = group["loader_bound_share"].dropna()
-            share = f"{share.max():.0%}" if not share.empty else f"{results.LOADER_BOUND_SHARE:.0%}"
-            line += (f"; {int(bound.eq('loader').sum())} of {len(bound)} of these rows loader-bound (end-to-end at "
-                     f"least {share} of the decode capacity of their own processes: the host's decoding sets them, "
-                     "not the format)")
+            line += (f"; {int(bound.eq('loader').sum())} of {len(bound)} of these rows loader-bound (the decode "
+                     "capacity of their own processes below the model's rate under load: the host's decoding sets "
+                     "them, not the format)")
         lines.append(line + ".")
     return lines
 

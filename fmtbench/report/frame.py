@@ -5,8 +5,9 @@ Each column means one thing for every row that has it, and is empty where a row 
   its processes' medians, and its interval is the order-statistics interval of those medians) and
   `throughput_fps` (calls back to back: the model alone) with `speedup` from it;
 - real-loader rows: `e2e_fps` (images / wall time, waiting for data included), the decode capacity measured in
-  the same processes (`decode_capacity_fps`, the host's figure), `e2e_bound` (loader: e2e at or above
-  `loader_bound_share` of that capacity; model: below) with `e2e_over_capacity`, and the same run's own model
+  the same processes (`decode_capacity_fps`, the host's figure), `e2e_bound` (the slower stage,
+  results.pipeline_bound: loader where that capacity is below the model's rate under load, else model) with
+  `e2e_over_capacity` (e2e / capacity: a loader-bound row's figure), and the same run's own model
   figures `model_ms_under_load` / `model_fps_under_load` (CUDA events on the model's stream beside the loader);
 - `pooled_*`: every sample of every process taken together (not the row's interval when processes disagree);
 - `memory_mb`: the configuration's own steady-state figure (the model's load + its peak growth over its timed
@@ -48,6 +49,10 @@ def _get(value, *path):
             return None
         value = value.get(key) if isinstance(value, dict) else getattr(value, key, None)
     return value
+
+
+def _ratio(value, base):
+    return value / base if value and base else None
 
 
 def library_default(backend: dict, precision: str) -> bool:
@@ -122,9 +127,9 @@ def _row(result: results.Row) -> dict:
         "decode_capacity_fps": _get(throughput, "decode_capacity_fps"),
         "capacity_spread": _get(throughput, "capacity_spread"),
         "pipeline_efficiency": _get(throughput, "pipeline_efficiency"),
-        "e2e_bound": _get(throughput, "bound"),
-        "e2e_over_capacity": _get(throughput, "e2e_over_capacity"),
-        "loader_bound_share": _get(throughput, "bound_share"),
+        "e2e_bound": results.pipeline_bound(_get(throughput, "model_fps") if under_load else None,
+                                            _get(throughput, "decode_capacity_fps")),
+        "e2e_over_capacity": _ratio(_get(throughput, "end_to_end_fps"), _get(throughput, "decode_capacity_fps")),
         "stalled": _get(throughput, "stalled"),
         "e2e_above_model": _get(throughput, "above_model_fps"),
         "e2e_above_capacity": _get(throughput, "above_capacity"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from fmtbench import results
 from fmtbench.report.frame import GPU_DECODE_LOADERS
 
 
@@ -22,12 +21,6 @@ def loader_memory_text(row) -> str:
     """A GPU-decode row's memory minus its dummy row's: the loader's share; – for other rows."""
     value = row.get("loader_memory_mb")
     return "–" if value is None or pd.isna(value) else f"{value:.1f}"
-
-
-def bound_share_text(rows: pd.DataFrame) -> str:
-    """The share(s) these rows' verdicts were judged with (recorded per row; today's where a row recorded none)."""
-    shares = sorted(set(rows.get("loader_bound_share", pd.Series(dtype=float)).dropna()))
-    return "–".join(f"{share:.0%}" for share in shares) or f"{results.LOADER_BOUND_SHARE:.0%}"
 
 
 def capacity_table(rows: pd.DataFrame) -> list[str]:

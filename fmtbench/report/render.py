@@ -208,8 +208,9 @@ E2E_LEGEND = (
     "for data included; `*` below {efficiency:.0%} of min(model under load, decode capacity), `^` above the same "
     "run's model figure, `!` above the decode capacity by more than {capacity:.0%}); *decode capacity* = images / s "
     "the loader's producers made in the same processes (the host's figure: per loader, size and batch in "
-    "*Decode capacity* below); *bound* = `loader` where the end-to-end rate is at least {bound_share} of that "
-    "capacity (in brackets: end-to-end / capacity), so the host's decoding sets it, not the format, else `model`; "
+    "*Decode capacity* below); *bound* = the slower stage: `loader` where that capacity is below the model's rate "
+    "under load, so the host's decoding sets the end-to-end rate, not the format, else `model` (in brackets: "
+    "end-to-end / capacity); "
     "*model under load* = median time of the model's call in the same run, from CUDA "
     "events on the model's stream (the loader's stream is not waited for; on the CPU perf_counter around the "
     "call), and the rate it allows; *spread* over the processes of that model time. (The seed study called the "
@@ -234,8 +235,7 @@ def _legend_texts(rows: pd.DataFrame, baseline: dict, measurement: dict) -> tupl
         unstable=findings.threshold_text(rows, measurement["unstable_spread"]),
         host_bound=findings.threshold_text(rows, measurement.get("host_bound_share", 0.9), "host_bound_share"),
         baseline=f"{baseline['format']} {baseline['precision']}", memory_agree=readings.memory_agree_text())
-    end_to_end = E2E_LEGEND.format(efficiency=results.PIPELINE_EFFICIENCY, capacity=results.CAPACITY_MARGIN,
-                                   bound_share=loaders.bound_share_text(rows))
+    end_to_end = E2E_LEGEND.format(efficiency=results.PIPELINE_EFFICIENCY, capacity=results.CAPACITY_MARGIN)
     model += DEVICE_LEGEND if rows["device"].eq("cuda").any() else ""
     end_to_end += LOADER_MEMORY_LEGEND if OPTIONAL_COLUMNS["loader_memory_text"](rows) else ""
     return model, end_to_end

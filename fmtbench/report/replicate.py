@@ -48,9 +48,10 @@ CLASSES = ["device_time", "gpu_bound", REPORTED, "end_to_end", "end_to_end_model
            "memory_cuda", "memory_gpu_decode", "memory_cpu", "cpu", "plain_loop"]
 # A figure a set lacks, and the schema version that first records it (older files: why it is missing).
 FIGURES = {"gpu_ms": ("device time", 4), "host_bound": ("host-bound flag (it needs the device time)", 4),
-           "memory_mb": ("configuration memory (memory_mb)", 4), "e2e_bound": ("end-to-end verdict (e2e_bound)", 5),
+           "memory_mb": ("configuration memory (memory_mb)", 4),
+           "e2e_bound": ("end-to-end verdict (e2e_bound: a decode capacity and a model rate under load)", 3),
            "latency_ms": ("latency", 3), "throughput_fps": ("back-to-back rate", 3), "e2e_fps": ("e2e rate", 3),
-           "e2e_over_capacity": ("end-to-end / capacity", 5)}
+           "e2e_over_capacity": ("end-to-end / capacity", 3)}
 COLUMNS = [*frames.KEYS, "class", "figure", "a", "b", "difference", "interval", "verdict", "note", "a_low", "a_high",
            "b_low", "b_high"]
 
