@@ -24,15 +24,30 @@ from fmtbench import (
     versions,
 )
 
-# Config files as written, before Snakemake reads them: a key written twice (YAML keeps the last silently), a TAB
-# in the indentation, text that is not YAML, named with the file, line and key (`--configfile` ones are read by
-# Snakemake first: it reports their syntax errors itself).
-for path in ["config.yaml", *workflow.overwrite_configfiles]:
+# A config file of your own (`--configfile mine.yaml`) replaces config.yaml: Snakemake would merge it into
+# config.yaml, keeping every key it does not name (config.yaml's CUDA formats, its CPU batch sizes). Several are
+# merged in order (`--configfile config.yaml mine.yaml` changes only the keys mine.yaml names); `--config` keys
+# merge into them. Each file as written, before use: a key written twice (YAML keeps the last silently), a TAB in the
+# indentation, text that is not YAML, named with the file, line and key (`--configfile` ones are read by Snakemake
+# first: it reports their syntax errors itself).
+CONFIG_FILES = workflow.overwrite_configfiles or ["config.yaml"]
+for path in CONFIG_FILES:
     if Path(path).is_file():
         study.check_config_file(path)
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
-configfile: "config.yaml"
+if (
+    workflow.overwrite_configfiles
+    and workflow.is_main_process
+    and Path("config.yaml").is_file()
+):
+    logger.info(
+        f"fmtbench: config from {', '.join(map(str, CONFIG_FILES))}; config.yaml is not read (a --configfile "
+        "replaces it: give config.yaml first to change only some of its keys)"
+    )
 
 
 # The HTML report's front page: what this workspace's report says ran and found, once there is one.

@@ -1,0 +1,83 @@
+"""Whatever a user does, the next plain command finishes: Snakemake killed in the report job or in its own
+bookkeeping, a dry run, a relabelled machine, a config file of one's own, a checkout under a path with a space."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.workflow
+REPO = Path(__file__).resolve().parent.parent
+HOST = "testhost"
+ROW = Path("artifacts/results") / HOST / "torch/cpu-fp32/32/dummy-bs2.json"
+
+
+def _command(workdir, config, *args, python=sys.executable):
+    return [python, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
+            str(config), *args]
+
+
+def _run(workdir, config, *args, check=True, **kwargs):
+    out = subprocess.run(_command(workdir, config, *args, **kwargs), capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return out
+
+
+def _plain(workdir, config, **kwargs):
+    """The README's command to rerun with (no flag)."""
+    return _run(workdir, config, "--cores", "1", "report", **kwargs)
+
+
+def _minimal_config(path: Path, **changes) -> Path:
+    """The tiny study cut to one row kind: torch on the CPU, 32², the dummy loader (every job short)."""
+    config = yaml.safe_load((REPO / "tests" / "data" / "tiny_config.yaml").read_text())
+    config.update(formats={"torch": {"cpu": ["fp32"]}}, image_sizes=[32], loaders=["dummy"], **changes)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def minimal(tmp_path_factory):
+    """A workdir in which the minimal study has run once, and its config."""
+    root = tmp_path_factory.mktemp("resume")
+    config = _minimal_config(root / "config.yaml")
+    workdir = root / "work"
+    _plain(workdir, config)
+    return workdir, config
+
+
+def _files(workdir: Path) -> dict:
+    """Every file and folder of a workspace with its size and time, and the files of Snakemake's own records of what
+    it ran, locked and kept (its iocache and the code-hash cache are caches, rewritten by any run; Snakemake makes
+    its folders on every start)."""
+    kept = {"locks", "metadata", "incomplete", "backups"}
+    state = {}
+    for path in sorted(workdir.rglob("*")):
+        parts = path.relative_to(workdir).parts
+        if parts[0] == ".snakemake" and (len(parts) < 3 or parts[1] not in kept or path.is_dir()):
+            continue
+        stat = path.lstat()
+        state[str(path.relative_to(workdir))] = (stat.st_size, stat.st_mtime_ns, path.is_dir())
+    return state
+
+
+def test_a_config_file_of_ones_own_replaces_config_yaml(tmp_path):
+    """In a checkout (config.yaml in the working directory), `--configfile tiny.yaml` planned config.yaml's CUDA formats
+    and CPU batch sizes (32, 64) that tiny.yaml never named; config.yaml first merges, as README says."""
+    workdir = tmp_path / "checkout"
+    workdir.mkdir()
+    shutil.copy(REPO / "config.yaml", workdir / "config.yaml")
+    mine = _minimal_config(tmp_path / "tiny.yaml")
+    out = _run(workdir, mine, "-n", "report")
+    console = out.stdout + out.stderr
+    assert "bs32" not in console and "inductor" not in console and "cuda" not in console, console[-3000:]
+    assert f"artifacts/results/{HOST}/torch/cpu-fp32/32/dummy-bs2.json" in console
+    assert "config.yaml is not read (a --configfile replaces it" in console
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "-n",
+                          "report", "--configfile", "config.yaml", str(mine)], capture_output=True, text=True)
+    assert out.returncode == 0 and "cpu-fp32/32/dummy-bs32.json" in out.stdout, out.stderr[-3000:]
+
+
