@@ -16,6 +16,7 @@ from fmtbench import (
     gpus,
     hardware,
     integrity,
+    invocation,
     lifeline,
     locks,
     paths,
@@ -23,6 +24,10 @@ from fmtbench import (
     triggers,
     versions,
 )
+
+# Jobs are started by a shell that splits an unquoted interpreter path: refused in one line before anything else.
+if workflow.is_main_process and invocation.interpreter_problem():
+    raise study.ConfigError(invocation.interpreter_problem())
 
 # A config file of your own (`--configfile mine.yaml`) replaces config.yaml: Snakemake would merge it into
 # config.yaml, keeping every key it does not name (config.yaml's CUDA formats, its CPU batch sizes). Several are

@@ -9,9 +9,10 @@ FORMATS = {f"backends.{path.stem}" for path in (PACKAGE_DIR / "backends").glob("
 LAYERS = [
     {"typedjson"},                              # dataclasses as JSON records and their schema
     # words and tools: where files go, atomic files, logging, versions, the machine, statistics, memory, accuracy,
-    # what else used the machine, the typed parts of a row, a process that ends with the one that started it
+    # what else used the machine, the typed parts of a row, a process that ends with the one that started it, how
+    # Snakemake was invoked
     {"paths", "atomic", "logs", "versions", "hardware", "stats", "memory", "accuracy", "report", "procinfo",
-     "readings", "lifeline"},
+     "readings", "lifeline", "invocation"},
     # one concern each: images, the model, the clock, processes and their failures, file checks, GPU claims, what
     # else used the machine, a killed Snakemake's lock
     {"images", "model", "timing", "isolation", "integrity", "gpus", "contention", "locks"},

@@ -81,3 +81,17 @@ def test_a_config_file_of_ones_own_replaces_config_yaml(tmp_path):
     assert out.returncode == 0 and "cpu-fp32/32/dummy-bs32.json" in out.stdout, out.stderr[-3000:]
 
 
+def test_a_python_under_a_path_with_a_space_is_refused_in_one_line_before_any_job(tmp_path):
+    """A checkout (and its .venv) under a path with a space: every job failed with exit status 126 (Snakemake starts
+    `script:` jobs with the interpreter's path unquoted). Refused in one line saying why and what to do."""
+    venv = tmp_path / "my studies" / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    ours = next(Path(path) for path in sys.path if path.endswith("site-packages") and Path(path).is_dir())
+    (site / "ours.pth").write_text(f"import site; site.addsitedir({str(ours)!r})\n")
+    workdir = tmp_path / "work"
+    out = _plain(workdir, _minimal_config(tmp_path / "config.yaml"), check=False, python=str(venv / "bin" / "python"))
+    lines = [line for line in out.stderr.splitlines() if "fmtbench: the Python that runs this study" in line]
+    assert out.returncode != 0 and len(lines) == 1, out.stderr[-3000:]
+    assert str(venv) in lines[0] and "Clone or move the checkout to a path without one" in lines[0]
+    assert "Traceback" not in out.stderr and not (workdir / "artifacts").exists(), out.stderr[-3000:]
