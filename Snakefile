@@ -28,6 +28,8 @@ from fmtbench import (
 # Jobs are started by a shell that splits an unquoted interpreter path: refused in one line before anything else.
 if workflow.is_main_process and invocation.interpreter_problem():
     raise study.ConfigError(invocation.interpreter_problem())
+# A dry run (-n) changes nothing on disk: what a real run would set aside is planned as remade instead.
+DRY_RUN = invocation.dry_run()
 
 # A config file of your own (`--configfile mine.yaml`) replaces config.yaml: Snakemake would merge it into
 # config.yaml, keeping every key it does not name (config.yaml's CUDA formats, its CPU batch sizes). Several are
@@ -78,24 +80,34 @@ OWN = study.own_files(config, JOBS, HOST)
 FOREIGN = paths.foreign_results(HOST)
 if workflow.is_main_process:
     lifeline.name_owner()  # its jobs end with it, even when it is killed (fmtbench/lifeline.py)
-    # The lock of a Snakemake process that was killed, left in .snakemake/locks (fmtbench/locks.py).
-    STALE = locks.release_stale()
-    if STALE:
-        logger.warning(STALE)
-    MOVED = integrity.repair(**OWN)
+    if not DRY_RUN:
+        # The lock of a Snakemake process that was killed, left in .snakemake/locks (fmtbench/locks.py).
+        STALE = locks.release_stale()
+        if STALE:
+            logger.warning(STALE)
+    MOVED = integrity.repair(**OWN, dry=DRY_RUN)
     RETRY = integrity.weights_retry(
         paths.MODEL_PROVENANCE,
         paths.MODEL_WEIGHTS,
         config["model"]["weights"],
+        dry=DRY_RUN,
     )
     MOVED += [RETRY] if RETRY else []
     for moved in MOVED:
         logger.warning(
-            f"fmtbench: {moved.path}: {moved.why}; set aside as {moved.to}, remade in this run"
+            f"fmtbench: {moved.path}: {moved.why}; "
+            + (
+                f"a run sets it aside as {moved.to} and remakes it (not this dry run)"
+                if DRY_RUN
+                else f"set aside as {moved.to}, remade in this run"
+            )
         )
     integrity.check_foreign(FOREIGN)
     if MOVED or integrity.missing(**OWN):
-        Path(paths.REPORT_COMPLETE).unlink(missing_ok=True)
+        if DRY_RUN:
+            invocation.force([moved.path for moved in MOVED] + [paths.REPORT_COMPLETE])
+        else:
+            Path(paths.REPORT_COMPLETE).unlink(missing_ok=True)
 # Which cores each kind of job runs on (recorded in every JSON): CPU rows beside, not on, a timed GPU job.
 CORES = hardware.core_plan(study.has_cuda_rows(config), config["cpu_threads"])
 

@@ -6,7 +6,8 @@ process was killed would stay as they are. Each is checked here, cheaply (sizes,
 directories; no hashing of large files: the benchmark job checks an export's sha256 before measuring), and
 moved aside to `<name>.damaged` (kept for a post-mortem, never read again) or, for a transient failure, to
 `<name>.previous` (read by the job that remeasures it, to count attempts). Another machine's results cannot be
-remeasured here: a damaged one stops the run before any job, naming it.
+remeasured here: a damaged one stops the run before any job, naming it. A dry run (`dry`) moves nothing: it is told
+what a real run would set aside, and plans those files' jobs as remade (`invocation.force`).
 """
 from __future__ import annotations
 
@@ -94,8 +95,10 @@ def zip_problem(path: Path) -> str | None:
     return f"member {bad} fails its CRC" if bad else None
 
 
-def _move(path: Path, suffix: str, why: str) -> SetAside:
+def _move(path: Path, suffix: str, why: str, dry: bool = False) -> SetAside:
     target = Path(str(path) + suffix)
+    if dry:
+        return SetAside(str(path), why, str(target))
     if target.is_dir():
         import shutil
         shutil.rmtree(target)
@@ -103,28 +106,29 @@ def _move(path: Path, suffix: str, why: str) -> SetAside:
     return SetAside(str(path), why, str(target))
 
 
-def set_aside_export(artifact: str | Path, why: str) -> SetAside:
+def set_aside_export(artifact: str | Path, why: str, dry: bool = False) -> SetAside:
     """An export and its provenance moved to `.damaged`: both missing, the export is made again."""
     provenance = Path(paths.provenance(artifact))
-    moved = _move(Path(artifact), DAMAGED, why)
+    moved = _move(Path(artifact), DAMAGED, why, dry)
     if provenance.exists():
-        _move(provenance, DAMAGED, why)
+        _move(provenance, DAMAGED, why, dry)
     return moved
 
 
-def repair(results: list[list[str]], exports: list[str], references: dict[int, str]) -> list[SetAside]:
+def repair(results: list[list[str]], exports: list[str], references: dict[int, str],
+           dry: bool = False) -> list[SetAside]:
     """Sets aside this machine's damaged or retryable files (results per job, exports, reference logits per
-    image size); returns what it did (the Snakefile logs it)."""
+    image size); returns what it did (the Snakefile logs it), or with `dry`, what it would do."""
     done = []
     for path in (Path(p) for job in results for p in job):
         if path.exists() and (problem := result_problem(path)):
-            done.append(_move(path, *problem))
+            done.append(_move(path, *problem, dry))
     for artifact in map(Path, exports):
         if why := export_problem(artifact):
-            done.append(set_aside_export(artifact, why))
+            done.append(set_aside_export(artifact, why, dry))
     for path in map(Path, references.values()):
         if why := zip_problem(path):
-            done.append(_move(path, DAMAGED, why))
+            done.append(_move(path, DAMAGED, why, dry))
     return done
 
 
@@ -177,7 +181,8 @@ def reachable(host: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def weights_retry(provenance_path: str, weights_path: str, setting: str, can_reach=reachable) -> SetAside | None:
+def weights_retry(provenance_path: str, weights_path: str, setting: str, can_reach=reachable,
+                  dry: bool = False) -> SetAside | None:
     """A study that asked for ImageNet weights and fell back to a random init while offline: when the download
     host answers again, the weights are set aside, fetched anew, and everything made from them reruns."""
     provenance = _read_json(Path(provenance_path))
@@ -189,5 +194,6 @@ def weights_retry(provenance_path: str, weights_path: str, setting: str, can_rea
         return None
     why = f"a random init stands in for the ImageNet weights, and {host} answers now"
     if Path(weights_path).exists():
-        _move(Path(weights_path), PREVIOUS, why)
-    return _move(Path(provenance_path), PREVIOUS, why)
+        _move(Path(weights_path), PREVIOUS, why, dry)
+    return _move(Path(provenance_path), PREVIOUS, why, dry)
+

@@ -1,5 +1,6 @@
 """Whatever a user does, the next plain command finishes: Snakemake killed in the report job or in its own
 bookkeeping, a dry run, a relabelled machine, a config file of one's own, a checkout under a path with a space."""
+import json
 import shutil
 import subprocess
 import sys
@@ -62,6 +63,29 @@ def _files(workdir: Path) -> dict:
         stat = path.lstat()
         state[str(path.relative_to(workdir))] = (stat.st_size, stat.st_mtime_ns, path.is_dir())
     return state
+
+
+def test_a_dry_run_changes_nothing_on_disk_and_still_plans_what_the_plain_command_remakes(minimal):
+    """A transiently failed row on disk: `snakemake -n` used to rename its JSON to `.previous` and delete
+    report/.complete. It lists the job that remeasures it and the report, and leaves every file as it was."""
+    workdir, config = minimal
+    row = workdir / ROW
+    good = json.loads(row.read_text())
+    row.write_text(json.dumps({**good, "status": "failed", "transient": True, "attempt": 1, "timing": None,
+                               "reason": "the measuring process died (SIGKILL) during stage 'timing_start'"}))
+    before = _files(workdir)
+    try:
+        out = _run(workdir, config, "-n", "report")
+        assert _files(workdir) == before, "a dry run changed the workspace"
+        console = out.stdout + out.stderr
+        assert "a run sets it aside as" in console and "(not this dry run)" in console, console[-3000:]
+        assert "rule benchmark:" in console and "rule report:" in console, console[-3000:]
+        _plain(workdir, config)
+        assert json.loads(row.read_text())["attempt"] == 2 and (workdir / "report" / ".complete").exists()
+        assert "Nothing to be done" in _run(workdir, config, "-n", "report").stdout
+    finally:
+        if not row.exists():  # set aside by the dry run: the other tests start from a whole workspace
+            row.write_text(json.dumps(good))
 
 
 def test_a_config_file_of_ones_own_replaces_config_yaml(tmp_path):
