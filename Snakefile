@@ -5,6 +5,7 @@ import re
 import sys
 from pathlib import Path
 
+from snakemake.io import is_flagged
 from snakemake.logging import logger
 from snakemake.utils import min_version
 
@@ -85,6 +86,7 @@ if workflow.is_main_process:
         STALE = locks.release_stale()
         if STALE:
             logger.warning(STALE)
+        locks.expect()  # a lock this process leaves, killed before `onstart`, is known as its own
     MOVED = integrity.repair(**OWN, dry=DRY_RUN)
     RETRY = integrity.weights_retry(
         paths.MODEL_PROVENANCE,
@@ -140,3 +142,17 @@ rule all:
     default_target: True
     input:
         rules.report.output,
+
+
+# Outputs kept across their job (update(): the report's) whose backup a killed Snakemake left in .snakemake/backups:
+# put back as Snakemake would have for a failed job, before it plans (it stopped on the backup left in the way).
+if workflow.is_main_process and not DRY_RUN:
+    UPDATED = [
+        f for rule in workflow.rules for f in rule.output if is_flagged(f, "update")
+    ]
+    RESTORED = locks.restore_backups(UPDATED)
+    if RESTORED:
+        logger.warning(
+            f"fmtbench: {', '.join(RESTORED)}: restored from the backup a killed Snakemake left in "
+            ".snakemake/backups; the job that was making them runs again"
+        )

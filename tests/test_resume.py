@@ -1,11 +1,15 @@
 """Whatever a user does, the next plain command finishes: Snakemake killed in the report job or in its own
 bookkeeping, a dry run, a relabelled machine, a config file of one's own, a checkout under a path with a space."""
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -86,6 +90,82 @@ def test_a_dry_run_changes_nothing_on_disk_and_still_plans_what_the_plain_comman
     finally:
         if not row.exists():  # set aside by the dry run: the other tests start from a whole workspace
             row.write_text(json.dumps(good))
+
+
+def _start(workdir, config) -> subprocess.Popen:
+    console = (workdir / "console.txt").open("a")
+    return subprocess.Popen(_command(workdir, config, "--cores", "1", "report"), stdout=console,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_for(condition, timeout=300.0):
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "the moment to kill at did not come"
+        time.sleep(0.01)
+
+
+def _running_script(snakemake: subprocess.Popen, name: str) -> bool:
+    try:
+        return any(name in part for p in psutil.Process(snakemake.pid).children(recursive=True)
+                   for part in p.cmdline())
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _report_rerun(workdir: Path) -> None:
+    """The report is to be made again (as after a new result): its completion mark gone."""
+    (workdir / "report" / ".complete").unlink(missing_ok=True)
+
+
+def test_snakemake_killed_in_the_report_job_then_the_plain_command_finishes(minimal):
+    """kill -9 once the report job runs: Snakemake leaves its backup of the previous report (.snakemake/backups),
+    on which every later run stopped (FileExistsError: .snakemake/backups/report/plots). The plain command puts it
+    back, as Snakemake would have for a failed job, and makes the report."""
+    workdir, config = minimal
+    report = workdir / "report" / "report.md"
+    previous = report.read_text()
+    _report_rerun(workdir)
+    snakemake = _start(workdir, config)
+    _wait_for(lambda: _running_script(snakemake, "report") or snakemake.poll() is not None)
+    time.sleep(0.5)  # into the job's imports and rendering
+    snakemake.kill()
+    snakemake.wait()
+    assert (workdir / ".snakemake" / "backups" / "report" / "plots").is_dir(), "the kill came too late"
+    assert report.read_text() == previous
+    out = _plain(workdir, config)
+    console = out.stdout + out.stderr
+    assert "restored from the backup a killed Snakemake left" in console and "removed the lock" in console, console
+    assert "Traceback" not in console and (workdir / "report" / ".complete").exists()
+    assert not [p for p in (workdir / ".snakemake" / "backups").rglob("*") if not p.is_dir()], "no backup left"
+    assert "Nothing to be done" in _run(workdir, config, "-n", "report").stdout
+
+
+def _holders(workdir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in (workdir / ".snakemake" / "locks").glob("fmtbench-holder-*.json")]
+
+
+def test_snakemake_killed_in_its_own_bookkeeping_then_the_plain_command_finishes(minimal):
+    """kill -9 after Snakemake locked the directory and before its `onstart` (it is building its plan): the lock's
+    holder was not yet recorded, and every later run stopped ("Directory cannot be locked ... --unlock")."""
+    workdir, config = minimal
+    locks = workdir / ".snakemake" / "locks"
+    for _ in range(10):  # the moment is a few tens of ms: stopped at it, or tried again
+        _report_rerun(workdir)
+        snakemake = _start(workdir, config)
+        _wait_for(lambda run=snakemake: list(locks.glob("*.lock")) or run.poll() is not None)
+        os.kill(snakemake.pid, signal.SIGSTOP)
+        caught = list(locks.glob("*.lock")) and not any(holder["locks"] for holder in _holders(workdir))
+        snakemake.kill()
+        snakemake.wait()
+        if caught:
+            break
+        _plain(workdir, config)
+    assert caught, "Snakemake was never stopped between locking and onstart"
+    out = _plain(workdir, config)
+    console = out.stdout + out.stderr
+    assert "removed the lock left by Snakemake process" in console and "--unlock" not in console, console[-3000:]
+    assert (workdir / "report" / ".complete").exists()
 
 
 def test_a_config_file_of_ones_own_replaces_config_yaml(tmp_path):
