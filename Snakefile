@@ -79,6 +79,11 @@ JOBS = study.jobs(config)
 # reruns, and Snakemake remakes what it needs that is missing, then exactly what depends on that.
 OWN = study.own_files(config, JOBS, HOST)
 FOREIGN = paths.foreign_results(HOST)
+# Rows this machine measured under another host_label (relabelled since): its earlier results, not another machine.
+EARLIER = integrity.this_machines(FOREIGN)
+FOREIGN = [
+    path for path in FOREIGN if not any(path in files for files in EARLIER.values())
+]
 if workflow.is_main_process:
     lifeline.name_owner()  # its jobs end with it, even when it is killed (fmtbench/lifeline.py)
     if not DRY_RUN:
@@ -87,6 +92,13 @@ if workflow.is_main_process:
         if STALE:
             logger.warning(STALE)
         locks.expect()  # a lock this process leaves, killed before `onstart`, is known as its own
+    for label, files in EARLIER.items():
+        logger.warning(
+            f"fmtbench: {paths.RESULTS_DIR}/{label}/: {len(files)} result(s) this machine measured under "
+            f"host_label {label!r} ({integrity.measured_on(files)}), before this run's label {HOST!r}: its "
+            "earlier results, not another machine: left out of the report (move the folder out of "
+            f"{paths.RESULTS_DIR}/ to keep it, or delete it)"
+        )
     MOVED = integrity.repair(**OWN, dry=DRY_RUN)
     RETRY = integrity.weights_retry(
         paths.MODEL_PROVENANCE,

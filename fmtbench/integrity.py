@@ -8,6 +8,9 @@ moved aside to `<name>.damaged` (kept for a post-mortem, never read again) or, f
 `<name>.previous` (read by the job that remeasures it, to count attempts). Another machine's results cannot be
 remeasured here: a damaged one stops the run before any job, naming it. A dry run (`dry`) moves nothing: it is told
 what a real run would set aside, and plans those files' jobs as remade (`invocation.force`).
+
+Rows under another host label that this machine measured (same host name and CPU model: `this_machines`) are its
+own earlier results, filed under the label it had then: not another machine.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmtbench import paths
+from fmtbench import hardware, paths
 
 DAMAGED = ".damaged"
 PREVIOUS = ".previous"
@@ -197,3 +200,26 @@ def weights_retry(provenance_path: str, weights_path: str, setting: str, can_rea
         _move(Path(weights_path), PREVIOUS, why, dry)
     return _move(Path(provenance_path), PREVIOUS, why, dry)
 
+
+def this_machines(results: list[str]) -> dict[str, list[str]]:
+    """The folders among other labels' results whose every readable row this machine measured (its host name and CPU
+    model): label -> its files. A folder with a row of another machine, or none readable, is not among them."""
+    import socket
+    here = {"hostname": socket.gethostname(), "cpu_model": hardware.cpu_model()}
+    folders: dict[str, list[str]] = {}
+    for path in results:
+        folders.setdefault(Path(path).relative_to(paths.RESULTS_DIR).parts[0], []).append(path)
+    mine = {}
+    for label, files in folders.items():
+        environments = [record.get("environment") or {} for record in map(_read_json, map(Path, files))
+                        if isinstance(record, dict)]
+        if environments and all({key: env.get(key) for key in here} == here for env in environments):
+            mine[label] = files
+    return mine
+
+
+def measured_on(files: list[str]) -> str:
+    """The dates the rows of `files` were measured on, as a span ("2026-12-01" or "2026-12-01 to 2026-12-06")."""
+    dates = sorted({str((record.get("environment") or {}).get("measured_at") or "")[:10]
+                    for record in map(_read_json, map(Path, files)) if isinstance(record, dict)} - {""})
+    return " to ".join(dict.fromkeys([dates[0], dates[-1]])) if dates else "date unknown"

@@ -92,6 +92,33 @@ def test_a_dry_run_changes_nothing_on_disk_and_still_plans_what_the_plain_comman
             row.write_text(json.dumps(good))
 
 
+def test_rows_of_this_machine_under_its_previous_label_are_its_earlier_results_not_another_machine(minimal):
+    """Relabelled (host_label), a machine's rows under its old label were reported as a second machine and compared
+    with itself. They are left out, in one line naming the folder, its label and date; copied rows of another
+    machine (another host name) are still reported beside this one's."""
+    workdir, config = minimal
+    results = workdir / "artifacts" / "results"
+    shutil.copytree(results / HOST, results / "oldlabel")
+    other = results / "other-box" / ROW.relative_to(Path("artifacts/results") / HOST)
+    other.parent.mkdir(parents=True)
+    record = json.loads((workdir / ROW).read_text())
+    record["environment"]["hostname"] = "another-host"
+    other.write_text(json.dumps({**record, "config": {**record["config"], "host": "other-box"}}))
+    try:
+        out = _plain(workdir, config)
+        console = out.stdout + out.stderr
+        today = json.loads((workdir / ROW).read_text())["environment"]["measured_at"][:10]
+        assert (f"fmtbench: artifacts/results/oldlabel/: 1 result(s) this machine measured under host_label "
+                f"'oldlabel' ({today}), before this run's label '{HOST}': its earlier results, not another machine: "
+                "left out of the report") in console, console[-3000:]
+        report = (workdir / "report" / "report.md").read_text()
+        assert "oldlabel" not in report and "## Results on `other-box`" in report and "## Across machines" in report
+    finally:
+        shutil.rmtree(results / "oldlabel")
+        shutil.rmtree(results / "other-box")
+    _plain(workdir, config)
+
+
 def _start(workdir, config) -> subprocess.Popen:
     console = (workdir / "console.txt").open("a")
     return subprocess.Popen(_command(workdir, config, "--cores", "1", "report"), stdout=console,
