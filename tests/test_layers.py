@@ -23,8 +23,9 @@ LAYERS = [
     {"backends.base"},                          # the format contract
     {"backends", "backends._torchutil"},        # the registry (backends by name, never imported statically), helpers
     FORMATS,                                    # one module per format
-    # stages and the DAG's view: environment record, result records, export, reference logits, config, triggers
-    {"env", "results", "export", "reference", "study", "triggers"},
+    # stages and the DAG's view: environment record, result records, export, reference logits, config, triggers,
+    # whether a configuration fits in the memory free
+    {"env", "results", "export", "reference", "study", "triggers", "headroom"},
     # the measurement's words (how a row is measured, what passes between a process and its job); the report's
     # frame of the rows and the result files it reads, checked
     {"measure", "measure.policy", "measure.marks", "report.frame", "report.inputs"},
