@@ -209,13 +209,20 @@ def this_machines(results: list[str]) -> dict[str, list[str]]:
     folders: dict[str, list[str]] = {}
     for path in results:
         folders.setdefault(Path(path).relative_to(paths.RESULTS_DIR).parts[0], []).append(path)
-    mine = {}
-    for label, files in folders.items():
-        environments = [record.get("environment") or {} for record in map(_read_json, map(Path, files))
-                        if isinstance(record, dict)]
-        if environments and all({key: env.get(key) for key in here} == here for env in environments):
-            mine[label] = files
-    return mine
+    return {label: files for label, files in folders.items() if _measured_here(files, here)}
+
+
+def _measured_here(files: list[str], here: dict) -> bool:
+    """Whether every readable row of `files` names this machine, and one does (read up to the first that does not:
+    another machine's folder costs one file)."""
+    readable = 0
+    for record in map(_read_json, map(Path, files)):
+        if isinstance(record, dict):
+            environment = record.get("environment") or {}
+            if {key: environment.get(key) for key in here} != here:
+                return False
+            readable += 1
+    return readable > 0
 
 
 def measured_on(files: list[str]) -> str:
