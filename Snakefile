@@ -51,6 +51,7 @@ if (
     workflow.overwrite_configfiles
     and workflow.is_main_process
     and Path("config.yaml").is_file()
+    and Path("config.yaml").resolve() not in {Path(f).resolve() for f in CONFIG_FILES}
 ):
     logger.info(
         f"fmtbench: config from {', '.join(map(str, CONFIG_FILES))}; config.yaml is not read (a --configfile "

@@ -207,9 +207,10 @@ def test_a_config_file_of_ones_own_replaces_config_yaml(tmp_path):
     assert "bs32" not in console and "inductor" not in console and "cuda" not in console, console[-3000:]
     assert f"artifacts/results/{HOST}/torch/cpu-fp32/32/dummy-bs2.json" in console
     assert "config.yaml is not read (a --configfile replaces it" in console
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "-n",
-                          "report", "--configfile", "config.yaml", str(mine)], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-n", "report",
+                          "--configfile", "config.yaml", str(mine)], cwd=workdir, capture_output=True, text=True)
     assert out.returncode == 0 and "cpu-fp32/32/dummy-bs32.json" in out.stdout, out.stderr[-3000:]
+    assert "config.yaml is not read" not in out.stdout + out.stderr
 
 
 def test_a_python_under_a_path_with_a_space_is_refused_in_one_line_before_any_job(tmp_path):
