@@ -93,7 +93,7 @@ class Nvml:
         self._reasons = reasons or pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
 
     @classmethod
-    def open(cls, uuid: str | None = None, pci_bus_id: str | None = None) -> Nvml | None:
+    def open(cls, uuid: str | None = None, pci_bus_id: str | None = None, index: int | None = None) -> Nvml | None:
         try:
             import pynvml
             pynvml.nvmlInit()
@@ -105,6 +105,8 @@ class Nvml:
                                                                      else f"GPU-{uuid}"))
         if pci_bus_id:
             finders.append(lambda: pynvml.nvmlDeviceGetHandleByPciBusId(pci_bus_id))
+        if index is not None:
+            finders.append(lambda: pynvml.nvmlDeviceGetHandleByIndex(index))
         finders.append(lambda: pynvml.nvmlDeviceGetHandleByIndex(0) if pynvml.nvmlDeviceGetCount() == 1 else None)
         for find in finders:
             try:
@@ -118,6 +120,9 @@ class Nvml:
     def memory_used(self) -> int:
         info = self._nvml.nvmlDeviceGetMemoryInfo(self._handle)
         return int(info.total - info.free)
+
+    def memory_free(self) -> int:
+        return int(self._nvml.nvmlDeviceGetMemoryInfo(self._handle).free)
 
     def _optional(self, function, *args):
         try:

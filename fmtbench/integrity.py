@@ -6,7 +6,11 @@ process was killed would stay as they are. Each is checked here, cheaply (sizes,
 directories; no hashing of large files: the benchmark job checks an export's sha256 before measuring), and
 moved aside to `<name>.damaged` (kept for a post-mortem, never read again) or, for a transient failure, to
 `<name>.previous` (read by the job that remeasures it, to count attempts). Another machine's results cannot be
-remeasured here: a damaged one stops the run before any job, naming it.
+remeasured here: a damaged one stops the run before any job, naming it. A dry run (`dry`) moves nothing: it is told
+what a real run would set aside, and plans those files' jobs as remade (`invocation.force`).
+
+Rows under another host label that this machine measured (same host name and CPU model: `this_machines`) are its
+own earlier results, filed under the label it had then: not another machine.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmtbench import paths
+from fmtbench import hardware, paths
 
 DAMAGED = ".damaged"
 PREVIOUS = ".previous"
@@ -94,8 +98,10 @@ def zip_problem(path: Path) -> str | None:
     return f"member {bad} fails its CRC" if bad else None
 
 
-def _move(path: Path, suffix: str, why: str) -> SetAside:
+def _move(path: Path, suffix: str, why: str, dry: bool = False) -> SetAside:
     target = Path(str(path) + suffix)
+    if dry:
+        return SetAside(str(path), why, str(target))
     if target.is_dir():
         import shutil
         shutil.rmtree(target)
@@ -103,28 +109,29 @@ def _move(path: Path, suffix: str, why: str) -> SetAside:
     return SetAside(str(path), why, str(target))
 
 
-def set_aside_export(artifact: str | Path, why: str) -> SetAside:
+def set_aside_export(artifact: str | Path, why: str, dry: bool = False) -> SetAside:
     """An export and its provenance moved to `.damaged`: both missing, the export is made again."""
     provenance = Path(paths.provenance(artifact))
-    moved = _move(Path(artifact), DAMAGED, why)
+    moved = _move(Path(artifact), DAMAGED, why, dry)
     if provenance.exists():
-        _move(provenance, DAMAGED, why)
+        _move(provenance, DAMAGED, why, dry)
     return moved
 
 
-def repair(results: list[list[str]], exports: list[str], references: dict[int, str]) -> list[SetAside]:
+def repair(results: list[list[str]], exports: list[str], references: dict[int, str],
+           dry: bool = False) -> list[SetAside]:
     """Sets aside this machine's damaged or retryable files (results per job, exports, reference logits per
-    image size); returns what it did (the Snakefile logs it)."""
+    image size); returns what it did (the Snakefile logs it), or with `dry`, what it would do."""
     done = []
     for path in (Path(p) for job in results for p in job):
         if path.exists() and (problem := result_problem(path)):
-            done.append(_move(path, *problem))
+            done.append(_move(path, *problem, dry))
     for artifact in map(Path, exports):
         if why := export_problem(artifact):
-            done.append(set_aside_export(artifact, why))
+            done.append(set_aside_export(artifact, why, dry))
     for path in map(Path, references.values()):
         if why := zip_problem(path):
-            done.append(_move(path, DAMAGED, why))
+            done.append(_move(path, DAMAGED, why, dry))
     return done
 
 
@@ -177,7 +184,8 @@ def reachable(host: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def weights_retry(provenance_path: str, weights_path: str, setting: str, can_reach=reachable) -> SetAside | None:
+def weights_retry(provenance_path: str, weights_path: str, setting: str, can_reach=reachable,
+                  dry: bool = False) -> SetAside | None:
     """A study that asked for ImageNet weights and fell back to a random init while offline: when the download
     host answers again, the weights are set aside, fetched anew, and everything made from them reruns."""
     provenance = _read_json(Path(provenance_path))
@@ -189,5 +197,36 @@ def weights_retry(provenance_path: str, weights_path: str, setting: str, can_rea
         return None
     why = f"a random init stands in for the ImageNet weights, and {host} answers now"
     if Path(weights_path).exists():
-        _move(Path(weights_path), PREVIOUS, why)
-    return _move(Path(provenance_path), PREVIOUS, why)
+        _move(Path(weights_path), PREVIOUS, why, dry)
+    return _move(Path(provenance_path), PREVIOUS, why, dry)
+
+
+def this_machines(results: list[str]) -> dict[str, list[str]]:
+    """The folders among other labels' results whose every readable row this machine measured (its host name and CPU
+    model): label -> its files. A folder with a row of another machine, or none readable, is not among them."""
+    import socket
+    here = {"hostname": socket.gethostname(), "cpu_model": hardware.cpu_model()}
+    folders: dict[str, list[str]] = {}
+    for path in results:
+        folders.setdefault(Path(path).relative_to(paths.RESULTS_DIR).parts[0], []).append(path)
+    return {label: files for label, files in folders.items() if _measured_here(files, here)}
+
+
+def _measured_here(files: list[str], here: dict) -> bool:
+    """Whether every readable row of `files` names this machine, and one does (read up to the first that does not:
+    another machine's folder costs one file)."""
+    readable = 0
+    for record in map(_read_json, map(Path, files)):
+        if isinstance(record, dict):
+            environment = record.get("environment") or {}
+            if {key: environment.get(key) for key in here} != here:
+                return False
+            readable += 1
+    return readable > 0
+
+
+def measured_on(files: list[str]) -> str:
+    """The dates the rows of `files` were measured on, as a span ("2026-12-01" or "2026-12-01 to 2026-12-06")."""
+    dates = sorted({str((record.get("environment") or {}).get("measured_at") or "")[:10]
+                    for record in map(_read_json, map(Path, files)) if isinstance(record, dict)} - {""})
+    return " to ".join(dict.fromkeys([dates[0], dates[-1]])) if dates else "date unknown"

@@ -83,7 +83,11 @@ class OomMarkers(Protocol):
     oom_markers: tuple[str, ...]
 
 
-OOM_MARKERS = ("outofmemory", "out of memory", "failed to allocate memory", "cudaerrormemoryallocation")
+# Either library's words for an allocation refused: torch's CUDA and CPU allocators ("CUDA out of memory",
+# "DefaultCPUAllocator: can't allocate memory"), ONNX Runtime's ("Failed to allocate memory"), the C library's
+# ENOMEM ("Cannot allocate memory"), Python's MemoryError.
+OOM_MARKERS = ("outofmemory", "out of memory", "failed to allocate memory", "cudaerrormemoryallocation",
+               "can't allocate memory", "cannot allocate memory", "memoryerror")
 
 
 def classify(err: BaseException, spec: OomMarkers | None = None) -> str:

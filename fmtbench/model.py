@@ -84,11 +84,37 @@ def random_state_dict(seed: int) -> dict:
 
 
 def _load_state_dict(path: Path) -> dict:
+    import pickle
+
     import torch
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise WeightsError(_pickled_objects(path) or f"{path}: cannot be read as a state dict ({one_line(err)})") \
+            from err
     except Exception as err:  # torch raises several types for a corrupt file
         raise WeightsError(f"{path}: cannot be read as a state dict ({one_line(err)})") from err
+
+
+def _pickled_objects(path: Path) -> str | None:
+    """Why a torch file that pickles objects other than tensors is refused, naming them and what to do (torch's own
+    message spans lines and offers `weights_only=False`, which runs whatever code the file holds), or None where
+    it holds none (then it is damaged)."""
+    from torch.serialization import get_unsafe_globals_in_checkpoint
+    try:
+        names = get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # noqa: BLE001 - a file torch cannot even list: said as unreadable by the caller
+        return None
+    if not names:
+        return None
+    names = sorted(names, key=lambda name: (name.startswith("torch."), name))  # the file's own classes first
+    more = f" and {len(names) - LISTED_KEYS} more" if len(names) > LISTED_KEYS else ""
+    return (f"{path}: holds pickled objects besides tensors ({', '.join(names[:LISTED_KEYS])}{more}), which "
+            "fmtbench does not unpickle (unpickling runs code the file names). Where you trust the file, save its "
+            "state dict once and give that file as model.weights: python -c \"import torch; c = torch.load('"
+            f"{path}', weights_only=False); torch.save(c['model'] if isinstance(c, dict) else c.state_dict(), "
+            "'resnet18_state_dict.pt')\" ('model': where torchvision's reference scripts keep the weights in a "
+            "checkpoint; use the key yours has)")
 
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

@@ -9,9 +9,10 @@ FORMATS = {f"backends.{path.stem}" for path in (PACKAGE_DIR / "backends").glob("
 LAYERS = [
     {"typedjson"},                              # dataclasses as JSON records and their schema
     # words and tools: where files go, atomic files, logging, versions, the machine, statistics, memory, accuracy,
-    # what else used the machine, the typed parts of a row, a process that ends with the one that started it
+    # what else used the machine, the typed parts of a row, a process that ends with the one that started it, how
+    # Snakemake was invoked
     {"paths", "atomic", "logs", "versions", "hardware", "stats", "memory", "accuracy", "report", "procinfo",
-     "readings", "lifeline"},
+     "readings", "lifeline", "invocation"},
     # one concern each: images, the model, the clock, processes and their failures, file checks, GPU claims, what
     # else used the machine, a killed Snakemake's lock
     {"images", "model", "timing", "isolation", "integrity", "gpus", "contention", "locks"},
@@ -22,8 +23,9 @@ LAYERS = [
     {"backends.base"},                          # the format contract
     {"backends", "backends._torchutil"},        # the registry (backends by name, never imported statically), helpers
     FORMATS,                                    # one module per format
-    # stages and the DAG's view: environment record, result records, export, reference logits, config, triggers
-    {"env", "results", "export", "reference", "study", "triggers"},
+    # stages and the DAG's view: environment record, result records, export, reference logits, config, triggers,
+    # whether a configuration fits in the memory free
+    {"env", "results", "export", "reference", "study", "triggers", "headroom"},
     # the measurement's words (how a row is measured, what passes between a process and its job); the report's
     # frame of the rows and the result files it reads, checked
     {"measure", "measure.policy", "measure.marks", "report.frame", "report.inputs"},

@@ -135,6 +135,28 @@ def test_the_lock_of_a_killed_snakemake_is_removed_saying_so_and_no_other(tmp_pa
             assert line is None and left == ["0.input.lock", "0.output.lock", "1.output.lock"], (name, left)
 
 
+def test_a_lock_no_one_claimed_is_the_gone_process_that_was_about_to_lock(tmp_path):
+    """Killed after Snakemake locked and before `onstart` claimed: the lock is the gone process's that said, while its
+    Snakefile was parsed, that it would lock; not an older lock, nor one a live process may yet claim."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    older = time.time() - 60
+    for name, pid, removed in [("killed", dead.pid, True), ("alive", os.getpid(), False)]:
+        directory = tmp_path / name
+        directory.mkdir()
+        (directory / "0.input.lock").write_text("older than the record\n")
+        os.utime(directory / "0.input.lock", (older, older))
+        record = {"host": os.uname().nodename, "boot": locks._boot(), "pid": pid, "locks": {},
+                  "started": lifeline.start_time(pid) if pid == os.getpid() else 12.5,
+                  "since": time.time_ns() - locks.CLOCK_SLACK_NS}
+        (directory / locks.HOLDER.format(pid=pid)).write_text(json.dumps(record))
+        (directory / "0.output.lock").write_text("written after\n")
+        line = locks.release_stale(directory)
+        left = sorted(p.name for p in directory.glob("*.lock"))
+        assert left == (["0.input.lock"] if removed else ["0.input.lock", "0.output.lock"]), (name, left)
+        assert (line is not None) == removed and (not removed or f"Snakemake process {pid} " in line), line
+
+
 def test_snakemake_holding_the_lock_records_it_and_a_second_run_leaves_it():
     """`claim` in the Snakemake that holds the lock: a run started meanwhile finds the holder alive."""
     import tempfile

@@ -410,9 +410,11 @@ def test_damaged_or_deleted_files_are_remade_and_exactly_what_used_them_reruns(s
         benchmark("torchscript", "cpu", "fp32", 32), benchmark("torchscript", "cpu", "fp32", 64),
         benchmark("torch", "cpu", "fp32", 64), benchmark("torch", "cuda", "fp16", 64),
         benchmark("torch_trt", "cuda", "fp16", 64), REPORT}
-    assert (art / "exports" / "onnx" / "fp32-any-32.onnx.damaged").exists(), "kept for a post-mortem"
+    assert onnx32.stat().st_size == 1000 and not (art / "exports" / "onnx" / "fp32-any-32.onnx.damaged").exists(), \
+        "a dry run sets nothing aside"
     out = snakemake(repo, workdir)
-    assert "fp32-any-32.onnx: 1000 bytes, the export wrote" not in out.stderr, "set aside by the dry run already"
+    assert "fp32-any-32.onnx: 1000 bytes, the export wrote" in out.stderr and "remade in this run" in out.stderr
+    assert (art / "exports" / "onnx" / "fp32-any-32.onnx.damaged").exists(), "kept for a post-mortem"
     assert planned_jobs(repo, workdir) == set()
     for path in result_paths(workdir):
         result = json.loads(path.read_text())

@@ -147,9 +147,8 @@ def rows(prepared: Prepared, measured: Measured, artifact: results.Artifact | No
     request = prepared.request
     if measured.failure is not None:
         outcome = measured.failure
-        transient = outcome.transient or outcome.status == "oom"
         return [results.failure(request.config(loader, batch), outcome.status, outcome.reason,
-                                environment=prepared.environment, transient=transient, artifact=artifact)
+                                environment=prepared.environment, transient=outcome.transient, artifact=artifact)
                 for loader, batch in request.configurations]
     backend = {**prepared.backend, **measured.info, "options": request.options}
     return [row(request, loader, batch, measured.rows[(loader, batch)], backend,

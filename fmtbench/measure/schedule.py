@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from fmtbench import backends, data, isolation, readings
+from fmtbench import backends, data, headroom, isolation, readings
 from fmtbench.measure import child, monitors
 from fmtbench.measure.marks import PROCESS_STAGES, Failed, Mark, Planned, Reading
 from fmtbench.measure.ready import Prepared
@@ -92,6 +92,18 @@ class Scheduler:
         self.info: dict = {}
         self.environment: dict | None = None
         self.unavailable: isolation.Outcome | None = None  # the format turned out not to run here (rounds)
+        self.refuse_what_cannot_fit()
+
+    def refuse_what_cannot_fit(self) -> None:
+        """Configurations estimated to need more memory than the device has free are `oom` rows before any process
+        runs (fmtbench.headroom); the others are measured. Such a row is not retried: it would not fit next time."""
+        request = self.request
+        free = headroom.free_bytes(request.device)
+        for (loader, batch), row in self.rows.items():
+            refused = headroom.refusal(request.device, batch, request.image_size, request.precision, free)
+            if refused:
+                row.failure = ("oom", refused, False)
+                log.warning("%s %s batch %d: oom: %s", request.describe(), loader, batch, refused)
 
     def unstable(self, key) -> bool:
         """A model-alone row whose processes disagree on its latency or its back-to-back rate."""
@@ -147,10 +159,10 @@ class Scheduler:
             if outcome.status != "ok" and (marks.current == planned.key or not marks.done and not marks.stages):
                 # the configuration it died (or failed to start) in
                 reason = f"measuring process {index + 1}: {outcome.reason}"
-                row.failure = (outcome.status, reason, outcome.transient or outcome.status == "oom")
+                row.failure = (outcome.status, reason, outcome.transient)  # an oom the library said would repeat
             return  # not reached: measured by a later process
         if isinstance(value, Failed):
-            row.failure = (value.status, value.reason, value.status == "oom")
+            row.failure = (value.status, value.reason, False)
             return
         row.readings.append(value)
         row.entries.append(readings.ProcessEntry(
