@@ -90,8 +90,9 @@ class Row:
     weights: Weights | None = doc("where the model's weights came from", omitted=True)
     status: str = doc("ok, or why there is no measurement", enum=list(STATUSES))
     reason: str | None = doc("why the status is not ok")
-    transient: bool = doc("a failure that may not repeat (killed, timed out, out of memory): the next plain runs "
-                          "remeasure it (fmtbench.integrity)")
+    transient: bool = doc("a failure that may not repeat (a measuring process killed or timed out): the next plain "
+                          "runs remeasure it (fmtbench.integrity); an out-of-memory row is not (it would not fit "
+                          "next time)")
     attempt: int = doc("how many runs have measured this row (transient failures are retried)", minimum=1)
     timing: stats.Timing | None = doc("model time per batch over the row's processes")
     throughput: readings.ModelRates | readings.PipelineRates | None = doc("the row's rates")
