@@ -66,9 +66,13 @@ def _from(kind, value):
         if len(classes) == 1 or not isinstance(value, dict):
             return from_json(classes[0], value)
         keys = set(value)
-        # a union of records: the one whose fields hold every key of the value (the fewest extra fields)
-        fitting = [cls for cls in classes if keys <= {f.name for f in dataclasses.fields(cls)}] or classes
-        return from_json(min(fitting, key=lambda cls: len(dataclasses.fields(cls))), value)
+
+        def fit(cls) -> tuple[int, int]:
+            # a union of records: the one that leaves the fewest of the value's keys unplaced (an older file may hold
+            # a key its record has since dropped), then the one with the fewest extra fields
+            names = {f.name for f in dataclasses.fields(cls)}
+            return len(keys - names), len(names)
+        return from_json(min(classes, key=fit), value)
     kind = options[0]
     origin = typing.get_origin(kind)
     if origin is list and isinstance(value, list):
