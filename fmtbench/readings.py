@@ -60,9 +60,9 @@ class MemorySummary(MemoryReading):
     steady_disagree: bool | None = doc(f"the processes' steady figures differ by more than {memory_agree_text()}: "
                                        "the row's memory is their range, not one figure", omitted=True)
     chosen_from: str | None = doc("which processes steady_mb comes from: first (the median over the processes where "
-                                  "the configuration went first) or highest (none did: the highest over them, as a "
-                                  "configuration measured after another can reuse what that one left)",
-                                  enum=["first", "highest"], omitted=True)
+                                  "the configuration went first) or median (none did: the median over them, which can "
+                                  "depend on what ran before it in its processes)",
+                                  enum=["first", "median"], omitted=True)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -404,7 +404,7 @@ def test_memory_is_defined_and_a_gpu_decode_rows_loader_share_is_shown_apart(tmp
     assert "*of which the loader* = a GPU-decode row's memory minus" in render._legend_texts(ok, BASELINE,
                                                                                               MEASUREMENT)[1]
     assert ("A row's memory is its configuration's own: what it needs in a process that ran nothing before it, the "
-            "median over its processes where it went first, else the highest over them"
+            "median over its processes where it went first, else the median over all of them"
             ) in render._memory_definition(ok)
 
 

@@ -63,8 +63,9 @@ def rates(batch_size: int, timing: stats.Timing, loaders: list[readings.LoaderSt
 def memory_summary(figures: list[readings.MemoryReading], positions: list[int] | None = None
                    ) -> readings.MemorySummary:
     """A row's memory is what its configuration needs in a process that ran nothing before it: the median over the
-    processes where it went first; where none did, the highest over its processes (one measured after another can
-    reuse what that one left, e.g. torch.compile's CUDA-graph pool, and read lower, as on the H200 on 2026-12-02).
+    processes where it went first; where none did, the median over its processes, which can depend on what ran
+    before it (torch.compile fp16 224² batch 32 read 128 MB first in its process and 222 MB after batch 64, in both
+    runs on the H200 on 2026-12-06: the earlier batch size's CUDA-graph pool was still held).
     The reading shown is that of the chosen processes with the median growth, with every process's figures beside
     it; whether the processes agree is recorded. Processes in which the configuration reused state an earlier one
     made on purpose (`shared`: a recorded CUDA graph kept) are left out where another process has its own figure.
@@ -72,16 +73,15 @@ def memory_summary(figures: list[readings.MemoryReading], positions: list[int] |
     positions = positions or [1] * len(figures)
     own = [(r, pos) for r, pos in zip(figures, positions) if not r.shared] or list(zip(figures, positions))
     first = [r for r, pos in own if pos == 1]
-    chosen_from = "first" if first else "highest"
+    chosen_from = "first" if first else "median"
     pool = first or [r for r, _ in own]
     chosen = asdict(sorted(pool, key=lambda r: r.allocated_mb)[(len(pool) - 1) // 2])
     steady = [r.steady_mb for r in pool if r.steady_mb is not None]
     every = [r.steady_mb for r, _ in own if r.steady_mb is not None]
     if steady:
         share, megabytes = readings.MEMORY_AGREE
-        chosen["steady_mb"] = float(np.median(steady)) if first else max(steady)
-        peaks = [r.first_call_peak_mb for r in pool if r.first_call_peak_mb is not None]
-        chosen["first_call_peak_mb"] = (float(np.median(peaks)) if first else max(peaks)) if peaks else None
+        chosen["steady_mb"] = float(np.median(steady))
+        chosen["first_call_peak_mb"] = _median(r.first_call_peak_mb for r in pool)
         chosen["steady_mb_processes"] = [r.steady_mb for r in figures]
         chosen["steady_disagree"] = bool(max(every) - min(every) > max(share * np.median(every), megabytes))
         chosen["chosen_from"] = chosen_from

@@ -12,7 +12,7 @@ Each column means one thing for every row that has it, and is empty where a row 
 - `pooled_*`: every sample of every process taken together (not the row's interval when processes disagree);
 - `memory_mb`: the configuration's own steady-state figure (the model's load + its peak growth over its timed
   phases: what the running model needs in a process that ran nothing before it — the median over the processes
-  where it went first, else the highest, `memory_chosen_from`; `memory_min_mb`–`memory_max_mb` their range,
+  where it went first, else over all of them, `memory_chosen_from`; `memory_min_mb`–`memory_max_mb` their range,
   `memory_disagree` where they differ by more than readings.MEMORY_AGREE); `memory_first_call_mb` the peak
   through its first call and warm-up (autotuning, graph capture), `memory_peak_mb` the overall peak (before
   schema 4 the only figure: rows of older results have no `memory_mb`); `memory_shared_mb` instead where no

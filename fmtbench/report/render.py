@@ -193,7 +193,8 @@ MODEL_LEGEND = (
     "the CPU, where a call is synchronous, batch / median call time); *speedup* = this throughput / that of "
     "{baseline} on the same device, size and batch (with the marks of either row); *memory* = the configuration's"
     " own, what it needs in a process that ran nothing before it (the median over its processes where it went "
-    "first, else the highest over them): the model's load + the configuration's peak growth of device memory in "
+    "first, else the median over them, which can depend on what ran before it): the model's load + the "
+    "configuration's peak growth of device memory in "
     "use (CUDA) or of the process's resident set (CPU) over its own baseline during its timed phases, what the "
     "running model needs (its first call's autotuning peak is in the CSV's `memory_first_call_mb`); a range where"
     " its processes disagree by more than {memory_agree}; – where no process measured the configuration alone "
@@ -492,9 +493,11 @@ def _memory_definition(ok: pd.DataFrame) -> str:
     """The row's memory figure in one sentence, with how many rows took which processes' figure."""
     chosen = ok.get("memory_chosen_from", pd.Series(dtype=object)).value_counts()
     counts = (f" (here {int(chosen.get('first', 0))} rows from the processes where they went first, "
-              f"{int(chosen.get('highest', 0))} from the highest; CSV `memory_chosen_from`)" if len(chosen) else "")
+              f"{len(ok) and int(chosen.sum() - chosen.get('first', 0))} from all their processes; CSV "
+              "`memory_chosen_from`)" if len(chosen) else "")
     return ("A row's memory is its configuration's own: what it needs in a process that ran nothing before it, the "
-            f"median over its processes where it went first, else the highest over them{counts}.")
+            "median over its processes where it went first, else the median over all of them, which can depend on "
+            f"what ran before it{counts}.")
 
 
 def _formats(ok: pd.DataFrame) -> list[str]:
