@@ -225,8 +225,16 @@ def _kill_snakemake_when(snakemake: subprocess.Popen, ready) -> list[psutil.Proc
     return processes
 
 
+def _command(process) -> str:
+    """A process's command line; empty for one that ended (or is a zombie) while the test looked."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def _running(name: str):
-    return lambda processes: any(name in " ".join(p.cmdline()) for p in processes)
+    return lambda processes: any(name in _command(p) for p in processes)
 
 
 @pytest.mark.workflow

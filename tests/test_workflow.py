@@ -160,31 +160,39 @@ ADDED_IN_4 = {
     "/contention/elsewhere_share_max:float", "/processes[]/contention/study_cpu_s:float",
     "/processes[]/contention/elsewhere_s:float", "/processes[]/contention/elsewhere_share:float",
     "/processes[]/contention/elsewhere_contended:bool"}
+# ... and schema 5: which processes a row's memory figure comes from.
+ADDED_IN_5 = {"/memory/chosen_from:str"}
 # ... and its CSV: host-bound rows and the GPU time behind them, the processes' range of rates and of memory, the
 # first call's and the overall memory peak (`memory_mb` is the steady state now), the capacity check, others
 # anywhere, and the marks a speedup's baseline carries.
 COLUMNS_ADDED_IN_4 = {"throughput_min_fps", "throughput_max_fps", "gpu_busy_share", "host_bound", "gpu_ms",
                       "e2e_above_capacity", "memory_min_mb", "memory_max_mb", "memory_disagree", "memory_first_call_mb",
                       "memory_peak_mb", "others_elsewhere_share_max", "baseline_contended", "baseline_host_bound"}
+# ... and since: a real-loader row's verdict and end-to-end / capacity, where the memory figure came from, the
+# stream ONNX Runtime ran on, which figure a speedup took (and the baseline's device time), a GPU-decode row's
+# loader share.
+COLUMNS_ADDED_SINCE_4 = {"e2e_bound", "e2e_over_capacity", "memory_chosen_from", "compute_stream", "speedup_basis",
+                         "baseline_gpu_ms", "loader_memory_mb"}
 
 
 def test_the_rows_and_the_csv_keep_every_field_the_previous_version_wrote(study):
     """The same tiny study as the code before the typed rows ran it (schema version 3, tests/data/v3): every field
-    of its rows is still there with its type, and what is new is exactly what version 4 adds."""
+    of its rows is still there with its type, and what is new is exactly what versions 4 and 5 add."""
     _, workdir = study
     before = json.loads((REPO / "tests" / "data" / "v3" / "torch-cpu-fp32-32-real-bs2.json").read_text())
     after = json.loads((workdir / "artifacts" / "results" / HOST / "torch" / "cpu-fp32" / "32" /
                         "real-bs2.json").read_text())
     changing = ("/measurement/", "/busiest_others[]/")  # new settings; other processes seen (or not) on this run
     new = {path for path in _key_paths(after) - _key_paths(before) if not path.startswith("/schema_version")}
-    assert {path for path in new if not path.startswith(changing) and "/busiest_others[]" not in path} == ADDED_IN_4
+    assert ({path for path in new if not path.startswith(changing) and "/busiest_others[]" not in path}
+            == ADDED_IN_4 | ADDED_IN_5)
     assert {path for path in _key_paths(before) - _key_paths(after) if "/busiest_others[]/" not in path} == set()
     assert {path for path in new if path.startswith("/measurement/")} >= {"/measurement/unstable_spread:float",
                                                                           "/measurement/noisy_iqr_ratio:float"}
     columns = (REPO / "tests" / "data" / "v3" / "results-columns.csv").read_text().strip().split(",")
     now = (workdir / "report" / "results.csv").read_text().splitlines()[0].split(",")
     assert [column for column in now if column in columns] == columns, "every column of version 3, in its order"
-    assert set(now) - set(columns) == COLUMNS_ADDED_IN_4
+    assert set(now) - set(columns) == COLUMNS_ADDED_IN_4 | COLUMNS_ADDED_SINCE_4
 
 
 def test_snakemake_html_report_registers_plots_and_tables_by_image_size_and_format(study):
@@ -466,13 +474,15 @@ def test_a_result_of_another_version_is_refused_by_the_report_naming_it_and_the_
     repo, workdir = study
     write_results(workdir, hosts=("gpu-box",))
     newer = sorted((workdir / "artifacts" / "results" / "gpu-box").rglob("*.json"))[0]
-    newer.write_text(json.dumps({**json.loads(newer.read_text()), "schema_version": 5, "quantiles": {}}))
+    version = results.SCHEMA_VERSION + 1
+    newer.write_text(json.dumps({**json.loads(newer.read_text()), "schema_version": version, "quantiles": {}}))
     before = {p: p.read_bytes() for p in (workdir / "report").rglob("*") if p.is_file() and p.name != ".complete"}
     try:
         out = snakemake(repo, workdir, check=False)
         assert out.returncode != 0
-        assert (f"ERROR fmtbench: rule report: {newer.relative_to(workdir)}: written by a newer fmtbench "
-                "(schema_version 5; this one reads 4)") in out.stderr, out.stderr[-3000:]
+        said = (f"ERROR fmtbench: rule report: {newer.relative_to(workdir)}: written by a newer fmtbench "
+                f"(schema_version {version}; this one reads {results.SCHEMA_VERSION})")
+        assert said in out.stderr, out.stderr[-3000:]
         assert "Traceback" not in out.stderr.split("Error in rule report")[0], out.stderr[-3000:]
         after = {p: p.read_bytes() for p in (workdir / "report").rglob("*") if p.is_file() and p.name != ".complete"}
         assert after == before, "the previous report, plots, tables and CSV as they were"
