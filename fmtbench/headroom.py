@@ -49,7 +49,10 @@ def free_bytes(device: str) -> int | None:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()  # the GPU the job claimed
     uuid = visible if visible.startswith(("GPU-", "MIG-")) else None
     nvml = gpus.Nvml.open(uuid=uuid, index=int(visible) if visible.isdigit() else None)
-    return nvml.memory_free() if nvml is not None else None
+    try:
+        return nvml.memory_free() if nvml is not None else None
+    except Exception:  # noqa: BLE001 - NVML answered the handle but not the memory: nothing is refused
+        return None
 
 
 def _size(count: int) -> str:
