@@ -178,7 +178,7 @@ class Scheduler:
                  f", {timed.throughput.images_per_s:.0f} img/s back to back" if timed.throughput else "")
 
     def rounds(self):
-        """The measuring processes round by round, yielding after each: `processes` rounds over every
+        """The measuring processes round by round, yielding (True) after each: `processes` rounds over every
         configuration (a configuration a process did not reach is measured by the next one), then more processes
         for the model-alone rows whose processes disagree, up to `max_processes`. A format that turns out not to
         run here ends it, its outcome in `self.unavailable`."""
@@ -194,7 +194,7 @@ class Scheduler:
                     self.unavailable = self.run(group, policy.processes, round_index)
                     if self.unavailable:
                         return
-            yield
+            yield True
         extra = policy.processes
         while True:
             pending = [k for k in keys if self.rows[k].failure is None and self.unstable(k)
@@ -206,14 +206,7 @@ class Scheduler:
                 if self.unavailable:
                     return
             extra += 1
-            yield
-
-    def measure(self) -> isolation.Outcome | None:
-        """Every round at once (`rounds`); the outcome that kept the format from running, if any."""
-        self.unavailable = None
-        for _ in self.rounds():
-            pass
-        return self.unavailable
+            yield True
 
 
 @dataclass
@@ -226,11 +219,6 @@ class Measured:
     failure: isolation.Outcome | None
 
 
-def measure(prepared: Prepared) -> Measured:
-    """A prepared request's measuring processes, as many as its rows need."""
-    return measure_together([prepared])[0]
-
-
 def measure_together(prepared: list[Prepared]) -> list[Measured]:
     """The measuring processes of several requests (a job's image sizes), their rounds interleaved: every request's
     first round, then every request's second, and so on. A row's processes are then spread over the job instead of
@@ -238,13 +226,9 @@ def measure_together(prepared: list[Prepared]) -> list[Measured]:
     range over its processes instead of moving the whole row."""
     schedulers = [None if item.failure is not None else Scheduler(item.request, backends.spec(item.request.backend))
                   for item in prepared]
-    active = [(scheduler, scheduler.rounds()) for scheduler in schedulers if scheduler is not None]
-    for scheduler, _ in active:
-        scheduler.unavailable = None
+    active = [scheduler.rounds() for scheduler in schedulers if scheduler is not None]
     while active:
-        for entry in list(active):
-            if next(entry[1], StopIteration) is StopIteration:
-                active.remove(entry)
+        active = [rounds for rounds in active if next(rounds, False)]  # one round each, until all end
     return [Measured({}, {}, None, item.failure) if scheduler is None else
             Measured(scheduler.rows, scheduler.info, scheduler.environment, scheduler.unavailable)
             for item, scheduler in zip(prepared, schedulers)]
