@@ -37,6 +37,7 @@ from fmtbench.atomic import read_json
 from fmtbench.measure.policy import Harness, Measurement
 from fmtbench.measure.request import Request
 from fmtbench.measure.schedule import Scheduler
+from fmtbench.report.replicate import PLAIN_LOOP
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = study.check(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / "schemas" / "config.schema.yaml")
@@ -213,8 +214,8 @@ def summarise(out: Path) -> str:
             if host_bound:
                 verdict = "host-bound: " + ("inside" if low <= median <= high else "OUTSIDE") + " the loop's range"
             else:
-                verdict = "GPU-bound: " + ("within" if median <= 1.03 * mid and (fps or 0) >= loop_fps / 1.03
-                                           else "NOT within") + " 1.03× of the loop"
+                within = median <= PLAIN_LOOP * mid and (fps or 0) >= loop_fps / PLAIN_LOOP
+                verdict = "GPU-bound: " + ("within" if within else "NOT within") + f" {PLAIN_LOOP:g}× of the loop"
             lines.append(f"| {key} | {variant} | {len(runs)} | {median:.3f} ({min(ms):.3f}–{max(ms):.3f}) | "
                          f"{median / mid:.3f} | {fps or 0:.0f} | {(fps or 0) / loop_fps:.3f} | "
                          f"{'–' if busy is None else f'{busy:.0%}'} | "
@@ -232,8 +233,8 @@ def summarise(out: Path) -> str:
                 verdict = "host-bound: " + ("inside" if low <= row["latency_ms"] <= high else "outside") + \
                           " the loop's range"
             else:
-                within = row["latency_ms"] <= 1.03 * mid and (row["throughput_fps"] or 0) >= fps / 1.03
-                verdict = "GPU-bound: " + ("within" if within else "NOT within") + " 1.03×"
+                within = row["latency_ms"] <= PLAIN_LOOP * mid and (row["throughput_fps"] or 0) >= fps / PLAIN_LOOP
+                verdict = "GPU-bound: " + ("within" if within else "NOT within") + f" {PLAIN_LOOP:g}×"
             anchor_lines.append(
                 f"| {record['row'][7:]} | {mid:.3f} ({low:.3f}–{high:.3f}) | {fps:.0f} | {_set_name(row['set'])}: "
                 f"{row['latency_ms']:.3f}, {row['throughput_fps'] or 0:.0f} | {row['latency_ms'] / mid:.3f} | "
