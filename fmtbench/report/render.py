@@ -492,9 +492,10 @@ def _method(ok: pd.DataFrame, baseline: dict) -> list[str]:
 def _memory_definition(ok: pd.DataFrame) -> str:
     """The row's memory figure in one sentence, with how many rows took which processes' figure."""
     chosen = ok.get("memory_chosen_from", pd.Series(dtype=object)).value_counts()
-    counts = (f" (here {int(chosen.get('first', 0))} rows from the processes where they went first, "
-              f"{len(ok) and int(chosen.sum() - chosen.get('first', 0))} from all their processes; CSV "
-              "`memory_chosen_from`)" if len(chosen) else "")
+    how = {"first": "from the processes where they went first", "median": "the median over all their processes",
+           "highest": "the highest of their processes (measured by schema 5, whose rule that was)"}
+    counts = (" (here " + ", ".join(f"{int(chosen[key])} rows {how[key]}" for key in how if chosen.get(key))
+              + "; CSV `memory_chosen_from`)" if len(chosen) else "")
     return ("A row's memory is its configuration's own: what it needs in a process that ran nothing before it, the "
             "median over its processes where it went first, else the median over all of them, which can depend on "
             f"what ran before it{counts}.")
