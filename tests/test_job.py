@@ -43,6 +43,9 @@ def test_a_row_records_its_settings_and_back_to_back_rate(weights, tmp_path):
     row = job.run_job(cpu_request(weights, tmp_path, (2,)))[0]
     assert row["measurement"]["processes"] == 1 and row["timing"]["throughput_fps"] > 0
     assert row["processes"][0]["configurations"] == 1 and row["timing"]["kind"] == "latency"
+    # the C heap keeps a call's freed blocks for the next (glibc here), and the row says so
+    assert row["measurement"]["harness"]["keep_freed_memory"] is True
+    assert row["environment"]["c_heap_keeps_freed_memory"] is True
 
 
 def test_a_damaged_export_is_set_aside_and_no_row_is_written(weights, tmp_path):

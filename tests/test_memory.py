@@ -45,3 +45,35 @@ def test_growth_is_seen_when_the_heap_already_holds_freed_resident_pages():
     record = tracker.stop()
     del block, pin
     assert record["allocated_mb"] >= 40
+
+
+_FAULTS_PER_CALL = """
+import resource, sys
+import numpy as np
+from fmtbench import memory
+if sys.argv[1] == "keep":
+    assert memory.keep_freed_memory() and memory.keeps_freed_memory()
+faults = []
+for _ in range(6):  # a model call's activations: blocks of a few MB, allocated, written and freed every call
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    blocks = [np.empty(4 * 1024 * 1024, dtype=np.uint8) for _ in range(3)]
+    for block in blocks:
+        block.fill(1)
+    del blocks, block
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(min(faults[1:]))
+"""
+
+
+def test_a_heap_that_keeps_freed_memory_does_not_fault_a_call_s_blocks_in_again():
+    import subprocess
+    import sys
+
+    def faults(mode: str) -> int:
+        out = subprocess.run([sys.executable, "-c", _FAULTS_PER_CALL, mode], capture_output=True, text=True,
+                             check=True)
+        return int(out.stdout.strip())
+
+    pages = 3 * 4 * 1024 * 1024 // 4096
+    assert faults("default") > pages // 8  # glibc's heap gives the blocks back and faults them in again each call
+    assert faults("keep") < pages // 100   # served from the heap's resident pages

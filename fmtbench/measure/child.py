@@ -62,7 +62,10 @@ def _library_handles(device: str, precision: str) -> None:
 
 
 def init_device(request: Request) -> dict:
-    """Threads, the CUDA context and the library handles; returns what identifies the GPU to the parent's NVML."""
+    """The C heap's policy, threads, the CUDA context and the library handles; returns what identifies the GPU to
+    the parent's NVML."""
+    if request.measurement.harness.keep_freed_memory:
+        memory.keep_freed_memory()
     import torch
     if request.threads:
         torch.set_num_threads(request.threads)
@@ -226,4 +229,6 @@ def measure_group(request: Request, plan: list[Planned]) -> dict:
         feeds.close()
     info = dict(session.info)
     isolation.mark(Mark.CLOSED)
-    return {"backend": info, "environment": env.capture(request.device, cuda_ready=request.device == "cuda")}
+    environment = env.capture(request.device, cuda_ready=request.device == "cuda")
+    environment["c_heap_keeps_freed_memory"] = memory.keeps_freed_memory()
+    return {"backend": info, "environment": environment}

@@ -48,6 +48,7 @@ class Harness:
     rotate_order: bool = True            # each process takes the configurations in another order
     gc_during_measurement: bool = False  # Python's garbage collector left on while a configuration is measured
     pin_cores: bool = True               # the job runs on its own share of the cores (taskset-like affinity)
+    keep_freed_memory: bool = True       # the C heap keeps freed blocks for the next call (memory.keep_freed_memory)
 
 
 def _pick(cls, section: dict):
