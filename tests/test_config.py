@@ -41,6 +41,24 @@ def test_default_grid_measures_what_a_reader_needs_to_trust_it():
     assert study.batch_sizes(config, "cpu") == [32, 64] and study.batch_sizes(config, "cuda") == config["batch_sizes"]
 
 
+def test_the_quick_study_is_a_valid_config_that_measures_the_default_studys_cpu_rows_as_it_does():
+    """studies/quick.yaml (README: a first report in minutes) replaces config.yaml when given with --configfile, so it
+    must be complete; its rows are config.yaml's CPU rows, measured with config.yaml's settings."""
+    quick = yaml.safe_load((REPO / "studies" / "quick.yaml").read_text())
+    default = default_config()
+    for config in (quick, default):
+        validate(config, SCHEMA)
+        study.validate(config)
+    assert quick["measurement"] == default["measurement"]
+    cpu_rows = {(f, p) for f, devices in default["formats"].items() for p in devices.get("cpu", [])}
+    assert {(f, p) for f, devices in quick["formats"].items() for d, ps in devices.items() for p in ps
+            if d == "cpu"} == cpu_rows
+    assert all(set(devices) == {"cpu"} for devices in quick["formats"].values())
+    assert set(quick["image_sizes"]) <= set(default["image_sizes"])
+    assert set(quick["batch_sizes"]) <= set(study.batch_sizes(default, "cpu"))
+    assert set(quick["loaders"]) <= set(default["loaders"])
+
+
 def test_unknown_loader_is_named_and_the_result_schema_knows_the_registry():
     from fmtbench import data, results
     config = default_config()

@@ -21,7 +21,7 @@ def test_snakefmt_is_clean():
 
 
 def test_snakemake_lint_finds_nothing_but_the_missing_conda_environments():
-    """README says why the study ships a pip install instead of per-rule conda environments."""
+    """docs/method.md says why the study ships a pip install instead of per-rule conda environments."""
     out = _run("snakemake", "--lint", "--configfile", "tests/data/tiny_config.yaml")
     lints = {line.strip() for line in (out.stdout + out.stderr).splitlines() if line.strip().startswith("* ")}
     assert lints == {"* Specify a conda environment or container for each rule.:"}, out.stdout[-4000:]
