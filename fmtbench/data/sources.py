@@ -3,7 +3,6 @@ workers feeding an nvJPEG decoder on the GPU. Each records how long its batches 
 its producers make them (their decode capacity)."""
 from __future__ import annotations
 
-import logging
 import math
 import queue
 import threading
@@ -14,8 +13,6 @@ from pathlib import Path
 from fmtbench.atomic import read_json
 from fmtbench.data.feeds import PREFETCH_FACTOR, Feed, FileBytes, ImageFiles, chunk_size
 from fmtbench.data.inputs import Normaliser, SourceRequest, in_format, preprocess
-
-log = logging.getLogger(__name__)
 
 
 def _chunking(request: SourceRequest) -> int:
@@ -180,15 +177,11 @@ def warm_gpu_decoder(device: str = "cuda", manifest: str | Path | None = None, b
     encoded = io.encode_jpeg(torch.zeros(3, 16, 16, dtype=torch.uint8))
     io.decode_jpeg([encoded], mode=io.ImageReadMode.RGB, device=device)
     if manifest is not None and batch_size > 0:
-        try:
-            nvjpeg = nvjpeg_paths(manifest)
-            paths = sorted((entry["path"] for entry in read_json(manifest)["images"]),
-                           key=lambda path: Path(path).stat().st_size, reverse=True)
-            paths = (paths * math.ceil(batch_size / len(paths)))[:batch_size]
-            decode_on_gpu([(path, Path(path).read_bytes()) for path in paths], image_size, device, nvjpeg)
-        except Exception as err:  # noqa: BLE001 - the loader meets it again in its rows, each failing with its reason
-            log.warning("GPU decoder not grown before the baseline (%s: %s); its rows will say why", type(err).__name__,
-                        str(err)[:200])
+        paths = sorted((entry["path"] for entry in read_json(manifest)["images"]),
+                       key=lambda path: Path(path).stat().st_size, reverse=True)
+        paths = (paths * math.ceil(batch_size / len(paths)))[:batch_size]
+        decode_on_gpu([(path, Path(path).read_bytes()) for path in paths], image_size, device,
+                      nvjpeg_paths(manifest))
     torch.cuda.synchronize()
     torch.cuda.empty_cache()  # the batch's blocks in torch's caching allocator are not the decoder's
     return (free_before - torch.cuda.mem_get_info()[0]) / (1024 * 1024)
