@@ -93,9 +93,7 @@ def loader_alone(manifest, batch):
 
     from fmtbench import data
     isolation.mark("started")
-    identity = _identity()
-    data.warm_gpu_decoder("cuda", manifest, batch, 224)  # as a measuring process does before its baseline
-    isolation.mark("baseline", **identity)
+    isolation.mark("baseline", **_identity())
     isolation.mark("loaded")
     source = data.GpuDecodeSource(data.SourceRequest("cuda", 224, batch, 2, manifest,
                                                      data.InputFormat("float16", True)))

@@ -296,37 +296,6 @@ def test_gpu_decode_rows_memory_is_the_models_plus_the_loaders_own(weights, tmp_
         20.0, 0.05 * both), (dummy["memory"], decoded["memory"], alone, rows)
 
 
-def test_gpu_decode_rows_memory_does_not_depend_on_the_order_of_their_process(weights, tmp_path):
-    """nvJPEG's buffers grew in whichever GPU-decode configuration of a process came first, so batch 32 read less
-    after batch 64 than before it (the replicate of 2026-12-06: 5 of 22 rows moved 5-16 % between two runs). The
-    decoder is now grown to the process's largest batch before the baseline: both processes of a row (each takes
-    the batch sizes in another order) read the same figure within the replicate bar, 5 %."""
-    import sys
-    from dataclasses import replace
-
-    from measuring import cpu_request
-
-    from fmtbench import images
-    from fmtbench.atomic import read_json, write_json
-    paths = images.generate(tmp_path / "images", count=64, seed=0)
-    manifest = tmp_path / "manifest.json"
-    write_json(manifest, images.manifest(paths, "generated"))
-    job = replace(cpu_request(weights, tmp_path, (32, 64), loaders=("real_gpu_decode",), processes=2),
-                  device="cuda", precision="fp16", image_size=224, manifest=str(manifest), loader_workers=2,
-                  options={"fp32_math": "strict", "autocast": False, "cuda_graph": False})
-    tests = os.path.dirname(__file__)
-    outcome = isolation.run_interpreter("helpers_isolated:memory_of_jobs", [job],
-                                        env={"PYTHONPATH": os.pathsep.join([tests, *sys.path])})
-    assert outcome.status == "ok", outcome.reason
-    for batch in (32, 64):
-        row = read_json(job.outputs[("real_gpu_decode", batch)])
-        orders = {p["process"]: p["position"] for p in row["processes"]}
-        figures = [p["memory"]["allocated_mb"] for p in row["processes"]]
-        assert len(set(orders.values())) == 2, orders  # first in one process, second in the other
-        assert max(figures) <= min(figures) * 1.05, (batch, figures, orders)
-        assert row["environment"]["gpu_decoder_mb"] > 0
-
-
 def test_a_cuda_group_with_every_loader_feeds_every_batch_size_from_the_same_workers(weights, tmp_path):
     """The real loaders' workers stay running across the configurations of a process (pinned chunks copied into
     one device buffer; GPU decode over a batch's chunks of bytes): batch 32 then 64 (and the reverse in the second

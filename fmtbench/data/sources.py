@@ -159,32 +159,17 @@ def nvjpeg_paths(manifest_path: str | Path) -> frozenset[str]:
     return frozenset(entry["path"] for entry in entries if entry["nvjpeg"])
 
 
-def warm_gpu_decoder(device: str = "cuda", manifest: str | Path | None = None, batch_size: int = 0,
-                     image_size: int = 0) -> float:
+def warm_gpu_decoder(device: str = "cuda") -> None:
     """nvJPEG's handle and buffers, made on first use and kept for the process (torchvision keeps its decoder):
-    made before a measuring process's baseline, like the other libraries' handles. With a manifest, one batch of
-    `batch_size` (the process's largest GPU-decode batch) of the set's largest files is decoded as the loader does,
-    so the decoder's buffers have grown to what every GPU-decode configuration of the process needs before any of
-    them starts; else they grew in whichever came first, and a row's figure depended on its process's order (the
-    replicate of 2026-12-06: 5 of 22 GPU-decode rows moved 5-16 % between two runs). Returns the device memory
-    (total - free, MB) the decoder kept: its own, apart from every row's figure."""
+    made before a measuring process's baseline, like the other libraries' handles, so that the first GPU-decode
+    configuration of a process does not hold them in its figure while the next ones do not."""
     import torch
 
     from fmtbench.images import torchvision_io
-    torch.cuda.synchronize()
-    free_before = torch.cuda.mem_get_info()[0]
     io = torchvision_io()
     encoded = io.encode_jpeg(torch.zeros(3, 16, 16, dtype=torch.uint8))
     io.decode_jpeg([encoded], mode=io.ImageReadMode.RGB, device=device)
-    if manifest is not None and batch_size > 0:
-        paths = sorted((entry["path"] for entry in read_json(manifest)["images"]),
-                       key=lambda path: Path(path).stat().st_size, reverse=True)
-        paths = (paths * math.ceil(batch_size / len(paths)))[:batch_size]
-        decode_on_gpu([(path, Path(path).read_bytes()) for path in paths], image_size, device,
-                      nvjpeg_paths(manifest))
     torch.cuda.synchronize()
-    torch.cuda.empty_cache()  # the batch's blocks in torch's caching allocator are not the decoder's
-    return (free_before - torch.cuda.mem_get_info()[0]) / (1024 * 1024)
 
 
 def decode_on_gpu(items, size: int, device: str = "cuda", nvjpeg: frozenset[str] | None = None):

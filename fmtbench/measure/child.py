@@ -201,10 +201,8 @@ def measure_group(request: Request, plan: list[Planned]) -> dict:
     isolation.mark(Mark.STARTED, pid=os.getpid())
     backend = backends.get(request.backend)
     identity = init_device(request)
-    gpu_decode = [item.batch for item in plan if item.loader == "real_gpu_decode"]
-    decoder_mb = None
-    if request.device == "cuda" and gpu_decode:  # nvJPEG's handle and buffers, kept for the process: not a figure
-        decoder_mb = data.warm_gpu_decoder(request.device, request.manifest, max(gpu_decode), request.image_size)
+    if request.device == "cuda" and any(item.loader == "real_gpu_decode" for item in plan):
+        data.warm_gpu_decoder()  # nvJPEG's handle, kept for the process: like the libraries' handles, not a figure
     monitored = isolation.mark(Mark.BASELINE, **identity).get("device_memory", False)
     accounting = None if monitored else memory.ProcessAccounting(request.device)
     session = backend.load(request.load_request())
@@ -233,6 +231,4 @@ def measure_group(request: Request, plan: list[Planned]) -> dict:
     isolation.mark(Mark.CLOSED)
     environment = env.capture(request.device, cuda_ready=request.device == "cuda")
     environment["c_heap_keeps_freed_memory"] = memory.keeps_freed_memory()
-    if decoder_mb is not None:
-        environment["gpu_decoder_mb"] = round(decoder_mb, 1)
     return {"backend": info, "environment": environment}
