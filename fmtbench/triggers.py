@@ -8,7 +8,8 @@ module and what that imports. `fmtbench.backends` reaches backends by name at ru
 closure holds no other backend: a change to one backend reruns that format only. Importing a submodule runs
 its packages' `__init__`, so those count too. Each module counts by its code without docstrings and comments
 (the `ast.dump` of its parse, docstrings removed; positions are not dumped): a docstring, a comment or a blank
-line reruns nothing. The hash is of the dump, so another Python version (another AST) reruns everything once.
+line reruns nothing. The digest is of the dump, so another Python version (another AST) reruns everything once.
+A stage's `code` param lists each module with its digest, so Snakemake's reason for a rerun names the module.
 
 Light on purpose (no torch): the Snakefile calls this for every job on every invocation. What a parse found is kept
 in `.snakemake/` of the working directory (`CACHE`), per file by its path, modification time and size and per
@@ -33,6 +34,9 @@ SCRIPTS_DIR = PACKAGE_DIR.parent / "scripts"
 STAGE_SCRIPTS = {"model": "fetch_model.py", "images": "make_images.py", "reference": "reference.py",
                  "export": "export.py", "benchmark": "benchmark.py", "report": "report.py"}
 
+# hex characters of a module's digest in a stage's `code` param: enough to tell its versions apart, short enough
+# for Snakemake's rerun reason to stay readable
+DIGEST_CHARS = 8
 _DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 CACHE = Path(".snakemake") / "fmtbench-code.json"
 _parsed: dict[Path, tuple[tuple[int, int], str, frozenset[str]]] = {}
@@ -167,17 +171,19 @@ def _stamps(files: Iterable[Path]) -> tuple:
 
 
 def code_hash(stage: str, format_name: str | None = None) -> str:
-    """Hash of the code a stage runs (see the module's docstring): Snakemake's own code trigger sees only the
-    script file, by its modification time. Kept per process until one of the files changes (the Snakefile asks
-    once per job)."""
+    """The code a stage runs (see the module's docstring) as `module:digest` per module, sorted and comma-separated
+    (`report.render:1a2b3c4d, scripts/report.py:5e6f7a8b, …`; a module of this package without its `fmtbench.`,
+    DIGEST_CHARS hex characters of its digest): given as the rule's `code` param, so that Snakemake's reason for a
+    rerun ("Params have changed … before: … now: …") shows which module changed. Snakemake's own code trigger sees
+    only the script file, by its modification time. Kept per process until one of the files changes (the Snakefile
+    asks once per job)."""
     key = (stage, format_name, backends.module_name(format_name) if format_name else None)
     cached = _hashes.get(key)
     if not (cached and cached[0] == _stamps(path for path, _, _ in cached[0])):
         modules = stage_modules(stage, format_name)
-        digest = hashlib.sha256()
-        for module, path in modules.items():
-            digest.update(f"{module}\0{_parse(path, module)[0]}\n".encode())
-        _hashes[key] = (_stamps(modules.values()), digest.hexdigest()[:16])
+        text = ", ".join(f"{module.removeprefix(PACKAGE + '.')}:{_parse(path, module)[0][:DIGEST_CHARS]}"
+                         for module, path in modules.items())
+        _hashes[key] = (_stamps(modules.values()), text)
     _save_cache()  # also when nothing new was hashed: a first run hashes before Snakemake makes its folder
     return _hashes[key][1]
 

@@ -26,15 +26,20 @@ LAYERS = [
     # stages and the DAG's view: environment record, result records, export, reference logits, config, triggers,
     # whether a configuration fits in the memory free
     {"env", "results", "export", "reference", "study", "triggers", "headroom"},
+    {"report.labels"},                          # the report's words for a row and its figures
     # the measurement's words (how a row is measured, what passes between a process and its job); the report's
-    # frame of the rows and the result files it reads, checked
-    {"measure", "measure.policy", "measure.marks", "report.frame", "report.inputs"},
+    # frame of the rows, the result files it reads, checked, and the marks a row carries
+    {"measure", "measure.policy", "measure.marks", "report.frame", "report.inputs", "report.marks",
+     "report.axes"},
+    # the report's sections that need only the rows: findings, setup, method, exports, what did not run, the
+    # HTML report's items, the decode capacity, the replicate check
     {"measure.request", "measure.scenarios", "measure.monitors", "report.findings", "report.items",
-     "report.replicate", "report.loaders"},
-    # the measuring process, the export a request runs; the report's plots
-    {"measure.child", "measure.artifact", "report.plots"},
-    {"measure.ready", "report.render"},         # a request prepared (unavailable, tuned); the report
-    {"measure.schedule"},                       # the job's measuring processes
+     "report.replicate", "report.loaders", "report.setup", "report.method", "report.exports", "report.notrun"},
+    # the measuring process, the export a request runs; the report's plots, cells and answer
+    {"measure.child", "measure.artifact", "report.plots", "report.cells", "report.answer"},
+    # a request prepared (unavailable, tuned); the report's legend, front page and results sections
+    {"measure.ready", "report.legend", "report.frontpage", "report.tables"},
+    {"measure.schedule", "report.render"},      # the job's measuring processes; the report
     {"measure.assemble"},                       # rows from readings
     {"measure.output"},                         # rows written
     {"measure.job"},                            # a benchmark job

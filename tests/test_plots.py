@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fmtbench.report import axes as axes_
 from fmtbench.report import plots
 
 PLAIN = re.compile(r"^-?[\d,]+(\.\d+)?$")
@@ -30,7 +31,7 @@ ELEVEN = [("inductor", "fp16", "cuda"), ("onnx", "fp16", "cuda"), ("onnx", "fp32
 def test_no_two_series_share_colour_and_marker_even_past_the_colours():
     many = ELEVEN + [(f"format{i}", "fp16", "cuda") for i in range(25)]  # 38 series, 30 formats
     for series in (ELEVEN, many):
-        styles = plots._styles(plots._with_series(_rows(series)))
+        styles = plots.styles(plots.with_series(_rows(series)))
         assert len(styles) == len(series)
         assert len({(s["color"], s["marker"]) for s in styles.values()}) == len(series)
 
@@ -48,7 +49,7 @@ def _ticks(axes, which):
 def test_value_axes_carry_at_least_four_plain_labels_and_span_the_data(values, log):
     figure, axes = plt.subplots()
     try:
-        assert plots._value_axis(axes, values, "y") is log
+        assert axes_.value_axis(axes, values, "y") is log
         ticks = _ticks(axes, "y")
         assert len(ticks) >= 4, ticks
         assert all(PLAIN.match(text) for _, text in ticks), ticks  # never 2×10¹
@@ -62,10 +63,10 @@ def test_value_axes_carry_at_least_four_plain_labels_and_span_the_data(values, l
 def test_a_log_bar_axis_starts_well_below_its_smallest_bar_and_says_where():
     figure, axes = plt.subplots()
     try:
-        assert plots._value_axis(axes, [15.9, 40_000.0], "x", bars=True)
+        assert axes_.value_axis(axes, [15.9, 40_000.0], "x", bars=True)
         low, _ = axes.get_xlim()
         assert low <= 15.9 / 4
-        assert _ticks(axes, "x")[0] == (low, plots._plain(low))
+        assert _ticks(axes, "x")[0] == (low, axes_.plain(low))
     finally:
         plt.close(figure)
 
@@ -73,7 +74,7 @@ def test_a_log_bar_axis_starts_well_below_its_smallest_bar_and_says_where():
 def test_a_narrow_linear_bar_axis_starts_at_zero():
     figure, axes = plt.subplots()
     try:
-        assert not plots._value_axis(axes, [15.9, 27.1], "x", bars=True)
+        assert not axes_.value_axis(axes, [15.9, 27.1], "x", bars=True)
         assert axes.get_xlim()[0] == 0
     finally:
         plt.close(figure)
@@ -89,7 +90,7 @@ def _drawn_bars(monkeypatch, draw, *args):
         seen["labels"] = [h.get_label() for h in handles or []]
         plt.close(figure)
         return True
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots, "save", keep)
     assert draw(*args)
     return seen
 
@@ -135,7 +136,7 @@ def test_every_tick_label_says_its_ticks_value(values):
     """Ticks at 10.5 and 13.5 read "10" and "14" (a whole-number format on half-step ticks)."""
     figure, axes = plt.subplots()
     try:
-        plots._value_axis(axes, values, "y")
+        axes_.value_axis(axes, values, "y")
         ticks = _ticks(axes, "y")
         assert all(_label_value(text) == pytest.approx(value, rel=1e-9) for value, text in ticks), ticks
         assert len({text for _, text in ticks}) == len(ticks), ticks
@@ -144,13 +145,28 @@ def test_every_tick_label_says_its_ticks_value(values):
 
 
 @settings(max_examples=40, deadline=None)
-@given(low=st.floats(0.05, 1e6), ratio=st.floats(1.01, plots.LOG_ABOVE), bars=st.booleans())
+@given(low=st.floats(0.05, 1e6), ratio=st.floats(1.01, axes_.LOG_ABOVE), bars=st.booleans())
 def test_tick_labels_say_their_values_on_any_linear_axis(low, ratio, bars):
     figure, axes = plt.subplots()
     try:
-        assert not plots._value_axis(axes, [low, low * ratio], "x", bars=bars)
+        assert not axes_.value_axis(axes, [low, low * ratio], "x", bars=bars)
         ticks = _ticks(axes, "x")
         assert all(PLAIN.match(text) and _label_value(text) == pytest.approx(value, rel=1e-9, abs=1e-12)
                    for value, text in ticks), ticks
     finally:
         plt.close(figure)
+
+
+def test_marked_points_and_bars_are_drawn_so_and_named(monkeypatch, tmp_path):
+    """The tables' § (and ‡) on the plots too: contended points are ringed, contended bars hatched and marked, and
+    the legend names the mark."""
+    rows = _rows(ELEVEN[:3], fps=lambda i, b: 100.0 * (i + 1))
+    rows["contended"] = rows["format"].eq("onnx") & rows["batch_size"].eq(64)
+    seen = _drawn_bars(monkeypatch, plots.throughput_vs_batch, rows, 224, tmp_path / "t.png")
+    assert "§ measured beside other work" in seen["labels"]
+    assert "‡ their processes disagree" not in seen["labels"]
+    seen = _drawn_bars(monkeypatch, plots.fastest_per_size, rows, tmp_path / "f.png")
+    assert any(text.endswith(" §") for text in seen["texts"]) and any(hatch for _, hatch in seen["bars"])
+    assert "§ measured beside other work" in seen["labels"]
+    unmarked = _drawn_bars(monkeypatch, plots.fastest_per_size, rows.assign(contended=False), tmp_path / "g.png")
+    assert not unmarked["labels"] and not any(hatch for _, hatch in unmarked["bars"])

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pandas as pd
 from fixtures import MEASUREMENT, model_provenance, write_results
 
-from fmtbench.report import findings, frame, items, render
+from fmtbench.report import answer, cells, findings, frame, items, legend, marks, method, render, setup
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden_report.md"
 BASELINE = {"format": "torch", "precision": "fp32"}
@@ -46,12 +46,12 @@ def test_report_warns_about_random_weights_states_the_method_and_the_rows_not_ru
     assert "## Across machines" in text
     assert "`function`" in text and "`dataloader_type`" in text and "`allocated_memory`" in text  # in the legends
     assert "| latency p50 (ms)" in text and "| end-to-end (img/s)" in text and "| throughput (img/s)" in text
-    for method in ("measured in 2 processes each, up to 5", "median of its processes' medians",
-                   "one endless sampler feeds them", "Decode capacity", "the model's load plus its own peak growth",
-                   "a first call at a new shape peaked", "host-bound (◊)", "in processes of their own",
-                   "√L·(u_in + √K·u_acc)", "CPU rows ran on 7 logical CPUs (7 physical cores)",
-                   "2 processes: 20 rows, 3 processes: 8 rows", "stopped on: ci"):
-        assert method in text, method
+    for part in ("measured in 2 processes each, up to 5", "median of its processes' medians",
+                 "one endless sampler feeds them", "Decode capacity", "the model's load plus its own peak growth",
+                 "a first call at a new shape peaked", "host-bound (◊)", "in processes of their own",
+                 "√L·(u_in + √K·u_acc)", "CPU rows ran on 7 logical CPUs (7 physical cores)",
+                 "2 processes: 20 rows, 3 processes: 8 rows", "stopped on: ci"):
+        assert part in text, part
 
 
 def test_the_method_says_what_the_rows_recorded_not_what_the_code_does_now(tmp_path):
@@ -80,7 +80,9 @@ def test_rows_the_study_asks_for_without_a_result_are_listed_as_not_run(tmp_path
     report = tmp_path / "report" / "report.md"
     render.render(paths + [str(missing)], model_provenance(tmp_path), report, BASELINE, MEASUREMENT)
     text = report.read_text()
-    assert f"of the {len(paths) + 1} configurations the study asks for" in text and "1 were not run" in text
+    assert f"of the {len(paths) + 1} configurations the study asks for" in text
+    assert "37 were not run (4 oom, 32 unavailable, 1 without a result file: see Not run)" in text
+    assert "37 configurations were not run." in text.split("## Not run")[1]
     assert f"- `{missing}`" in text.split("## Not run")[1]
 
 
@@ -107,7 +109,7 @@ def test_speedup_is_against_the_same_shape_loader_and_device_and_positive(tmp_pa
 
 def test_findings_compare_like_with_like_and_name_strict_fp32(tmp_path):
     results = frame.load(write_results(tmp_path))
-    lines = findings.all_findings(results, "torch", 0.05, random_weights=True)
+    lines = findings.all_findings(results, "torch", MEASUREMENT, random_weights=True)
     fastest = [line for line in lines if line.startswith("Fastest")]
     assert any(line.startswith("Fastest (model, back to back throughput) on cuda (`gpu-box`), dummy loader")
                for line in fastest)
@@ -123,14 +125,14 @@ def test_findings_compare_like_with_like_and_name_strict_fp32(tmp_path):
         "processes disagree"
     assert not any("Top-1" in line for line in lines), "random weights: top-1 agreement is not a finding"
     assert any("Top-1 agreement below 99 %: onnx fp16" in line
-               for line in findings.all_findings(results, "torch", 0.05, random_weights=False))
+               for line in findings.all_findings(results, "torch", MEASUREMENT, random_weights=False))
 
 
 def test_accuracy_outlier_is_reported_with_its_relative_error(tmp_path):
     results = frame.load(write_results(tmp_path))
     results.loc[(results["format"] == "onnx") & (results["precision"] == "fp16"), "within_limit"] = False
     results.loc[(results["format"] == "onnx") & (results["precision"] == "fp16"), "max_rel_error"] = 0.05
-    lines = findings.all_findings(results, "torch", 0.05)
+    lines = findings.all_findings(results, "torch", MEASUREMENT)
     assert any(line.startswith("Accuracy outlier: onnx fp16 on cuda") and "0.05 above the limit" in line
                for line in lines)
 
@@ -175,19 +177,19 @@ def test_rows_timed_beside_other_work_are_marked_and_counted(tmp_path):
     busy = (results["format"] == "onnx") & (results["device"] == "cpu") & (results["status"] == "ok")
     results.loc[busy, "contended"] = True
     results.loc[busy, "others_cpu_share_max"] = 0.48
-    lines = findings.all_findings(results, "torch", 0.05)
+    lines = findings.all_findings(results, "torch", MEASUREMENT)
     ok = int((results["status"] == "ok").sum())
     assert (f"{int(busy.sum())} of {ok} configurations measured while other processes used the machine (marked §; "
             "other processes took up to 48% of their cores") in " ".join(lines)
     marked = results[busy].iloc[0]
-    assert render._marks(marked).endswith("§") and "§" not in render._marks(results[~busy].iloc[0])
+    assert cells.row_marks(marked).endswith("§") and "§" not in cells.row_marks(results[~busy].iloc[0])
 
 
 def test_the_random_weights_warning_gives_the_one_class_share_per_image_size():
     """The CSV said 0.875 at 224² and 0.9375 at 256² while the warning said 100 %: each size is said."""
     from fixtures import MODEL_PROVENANCE
     ok = pd.DataFrame({"image_size": [224, 224, 256, 512], "reference_top1_share": [0.875, 0.875, 0.9375, None]})
-    text = " ".join(render._warnings(MODEL_PROVENANCE, ok))
+    text = " ".join(setup.warnings(MODEL_PROVENANCE, ok))
     assert ("With these weights 87.5 % of the accuracy images share one predicted class at 224², 93.8 % at 256², so "
             "top-1 agreement is not reported") in text
 
@@ -197,9 +199,9 @@ def test_a_row_whose_accuracy_check_failed_says_so(tmp_path):
     broken = (results["format"] == "torch") & (results["status"] == "ok")
     results.loc[broken, "accuracy_error"] = "RuntimeError: shape mismatch"
     results.loc[broken, "rel_error_limit"] = None
-    lines = findings.all_findings(results, "torch", 0.05)
+    lines = findings.all_findings(results, "torch", MEASUREMENT)
     assert any(line.startswith("Accuracy not checked: torch") and "shape mismatch" in line for line in lines)
-    assert render._rel_error_text(results[broken].iloc[0]) == "check failed"
+    assert cells.rel_error_text(results[broken].iloc[0]) == "check failed"
 
 
 def test_rows_of_one_machine_on_several_cards_say_which_card_ran_which_format(tmp_path):
@@ -207,14 +209,14 @@ def test_rows_of_one_machine_on_several_cards_say_which_card_ran_which_format(tm
     says so and which formats each ran; one card says nothing more."""
     results = frame.load(write_results(tmp_path))
     gpu = results[(results["host"] == "gpu-box")]
-    assert render._cards(gpu) is None, "results without card ids, or one card: nothing to say"
+    assert setup.cards(gpu) is None, "results without card ids, or one card: nothing to say"
     cuda = (gpu["device"] == "cuda") & (gpu["status"] == "ok")
     gpu.loc[cuda, "gpu_uuid"] = ["GPU-a" if f == "torch" else "GPU-b" for f in gpu.loc[cuda, "format"]]
-    line = render._cards(gpu)
+    line = setup.cards(gpu)
     assert "ran on 2 cards" in line and "card 1 (`GPU-a`): torch fp16, torch fp32" in line
     assert "card 2 (`GPU-b`): onnx fp16" in line
     gpu.loc[cuda, "gpu_uuid"] = "GPU-a"
-    assert render._cards(gpu) is None
+    assert setup.cards(gpu) is None
 
 
 def test_a_memory_figure_no_process_measured_alone_is_kept_out_of_tables_findings_and_plots(tmp_path):
@@ -253,7 +255,7 @@ def test_a_speedup_carries_the_marks_of_its_baseline_too(tmp_path):
     same = ((again["host"] == "gpu-box") & (again["device"] == "cuda") & (again["image_size"] == 64)
             & (again["batch_size"] == 4) & (again["loader"] == "dummy"))
     onnx = again[same & (again["format"] == "onnx") & (again["precision"] == "fp32")]
-    assert render._speedup_text(onnx.iloc[0]).endswith("× §"), "its baseline was timed beside other work"
+    assert cells.speedup_text(onnx.iloc[0]).endswith("× §"), "its baseline was timed beside other work"
 
 
 def test_rows_whose_process_ranges_overlap_are_a_tie_not_a_ranking(tmp_path):
@@ -264,9 +266,9 @@ def test_rows_whose_process_ranges_overlap_are_a_tie_not_a_ranking(tmp_path):
     best = onnx["throughput_fps"].max()
     torch_fp16 = (model["format"] == "torch") & (model["precision"] == "fp16")
     model.loc[torch_fp16, "throughput_max_fps"] = best * 1.01  # its fastest process reaches the best row
-    assert findings._fastest_model(model).startswith("a tie (their processes' ranges overlap): onnx fp16")
+    assert findings.fastest_model(model).startswith("a tie (their processes' ranges overlap): onnx fp16")
     model.loc[torch_fp16, "throughput_max_fps"] = best * 0.9
-    assert not findings._fastest_model(model).startswith("a tie")
+    assert not findings.fastest_model(model).startswith("a tie")
 
 
 def test_a_ranking_of_rows_from_different_cards_says_so(tmp_path):
@@ -274,9 +276,9 @@ def test_a_ranking_of_rows_from_different_cards_says_so(tmp_path):
     model = ok[(ok["loader"] == "dummy") & (ok["device"] == "cuda") & (ok["image_size"] == 32)].copy()
     model["host_bound"] = False  # a host-bound row is not ranked at all (its own test)
     model["gpu_uuid"] = "GPU-a"
-    assert "different cards" not in findings._fastest_model(model)
+    assert "different cards" not in findings.fastest_model(model)
     model.loc[model["format"] == "torch", "gpu_uuid"] = "GPU-b"
-    assert findings._fastest_model(model).endswith("(measured on different cards, not calibrated against each other)")
+    assert findings.fastest_model(model).endswith("(measured on different cards, not calibrated against each other)")
 
 
 def test_what_a_newcomer_reads_first_is_consistent_with_the_rows(tmp_path):
@@ -338,45 +340,45 @@ def test_cuda_rows_show_their_device_time_and_a_host_bound_speedup_is_from_it(tm
     """Issue 32: the device time reproduces between runs (16 of 16 CUDA rows within 1.3 %), a host-bound row's wall
     figures do not: it is shown beside the wall latency, and a speedup with a ◊ row is taken from it."""
     ok = _cuda_model(_ok(tmp_path))
-    model, _ = render._split(ok)
-    table = render._table(model, render.MODEL_COLUMNS)
+    model, _ = marks.split(ok)
+    table = cells.table(model, "model")
     torch_fp16 = (ok["format"] == "torch") & (ok["precision"] == "fp16")
-    assert table["device time (ms)"].tolist() == [render._ms(v) for v in ok["gpu_ms"]]
+    assert table["device time (ms)"].tolist() == [cells.ms(v) for v in ok["gpu_ms"]]
     row = ok[torch_fp16].iloc[0]
     baseline = ok[(ok["format"] == "torch") & (ok["precision"] == "fp32")].iloc[0]
     assert row["host_bound"] and row["speedup_basis"] == "device time"
     assert row["speedup"] == baseline["gpu_ms"] / row["gpu_ms"]
-    assert render._speedup_text(row) == f"{row['speedup']:.2f}× dev ◊"
+    assert cells.speedup_text(row) == f"{row['speedup']:.2f}× dev ◊"
     assert (ok[~torch_fp16]["speedup_basis"] == "throughput").all()
     # ONNX Runtime with its own CUDA graphs runs on a stream of its own: no device time, and the row says why
     graphs = ok[ok["format"] == "onnx"].iloc[0].copy()
     graphs["gpu_ms"] = None
     graphs["compute_stream"] = "ONNX Runtime's own (CUDA graphs): its device time is not measured"
-    assert render._device_ms_text(graphs) == "– °"
-    legend = render._legend_texts(ok, BASELINE, MEASUREMENT)[0]
-    assert "*device time* (CUDA rows)" in legend and "`°`" in legend and "marked `dev`" in legend
+    assert cells.device_ms_text(graphs) == "– °"
+    text = legend.legend_texts(ok, BASELINE, MEASUREMENT)["model"]
+    assert "*device time* (CUDA rows)" in text and "`°`" in text and "marked `dev`" in text
 
 
 def test_a_host_bound_rows_wall_figures_are_its_processes_range(tmp_path):
     ok = _cuda_model(_ok(tmp_path))
     row = ok[(ok["format"] == "torch") & (ok["precision"] == "fp16")].iloc[0]
-    assert render._latency_text(row) == f"{render._ms(row['process_min_ms'])}–{render._ms(row['process_max_ms'])} ‡◊"
-    assert render._throughput_text(row) == f"{row['throughput_min_fps']:.1f}–{row['throughput_max_fps']:.1f}"
+    assert cells.latency_text(row) == f"{cells.ms(row['process_min_ms'])}–{cells.ms(row['process_max_ms'])} ‡◊"
+    assert cells.throughput_text(row) == f"{row['throughput_min_fps']:.1f}–{row['throughput_max_fps']:.1f}"
     steady = ok[(ok["format"] == "onnx")].iloc[0]
-    assert render._latency_text(steady) == render._ms(steady["latency_ms"])
-    legend = render._legend_texts(ok, BASELINE, MEASUREMENT)[0]
+    assert cells.latency_text(steady) == cells.ms(steady["latency_ms"])
+    text = legend.legend_texts(ok, BASELINE, MEASUREMENT)["model"]
     assert ("so its latency and throughput are this host's launch rate, shown as the range over its processes "
-            "(the low end what the format does on a quiet host) and ranked by no finding") in legend
+            "(the low end what the format does on a quiet host) and ranked by no finding") in text
 
 
 def test_end_to_end_rows_give_their_verdict_and_the_capacity_is_a_table_of_the_hosts(tmp_path):
     ok = _ok(tmp_path)
     real = ok[(ok["host"] == "gpu-box") & (ok["loader"] == "real") & (ok["device"] == "cuda")].copy()
-    assert render._table(real, render.E2E_COLUMNS)["bound (e2e / capacity)"].eq("loader (97%)").all()
+    assert cells.table(real, "e2e")["bound (e2e / capacity)"].eq("loader (97%)").all()
     real.loc[real.index[0], ["e2e_bound", "e2e_over_capacity"]] = ["model", 0.62]
-    assert render._table(real, render.E2E_COLUMNS)["bound (e2e / capacity)"].iloc[0] == "model (62%)"
-    legend = render._legend_texts(ok, BASELINE, MEASUREMENT)[1]
-    assert "*bound* = the slower stage: `loader` where that capacity is below the model's rate under load" in legend
+    assert cells.table(real, "e2e")["bound (e2e / capacity)"].iloc[0] == "model (62%)"
+    text = legend.legend_texts(ok, BASELINE, MEASUREMENT)["e2e"]
+    assert "*bound* = the slower stage: `loader` where that capacity is below the model's rate under load" in text
     from fmtbench.report import loaders
     lines = loaders.capacity_table(ok[ok["host"] == "gpu-box"])
     assert lines[0] == "### Decode capacity (the host's)"
@@ -398,14 +400,14 @@ def test_memory_is_defined_and_a_gpu_decode_rows_loader_share_is_shown_apart(tmp
     assert results.loc[results["loader"] == "real_gpu_decode", "loader_memory_mb"].round(6).eq(100.0).all()
     assert results.loc[results["loader"] != "real_gpu_decode", "loader_memory_mb"].isna().all()
     ok = results[results["status"] == "ok"]
-    _, real = render._split(ok)
-    assert render._table(real, render.E2E_COLUMNS)["of which the loader (MB)"].isin(["100.0", "–"]).all()
-    assert "of which the loader (MB)" not in render._table(real[real["device"] == "cpu"], render.E2E_COLUMNS)
-    assert "*of which the loader* = a GPU-decode row's memory minus" in render._legend_texts(ok, BASELINE,
-                                                                                              MEASUREMENT)[1]
+    _, real = marks.split(ok)
+    assert cells.table(real, "e2e")["of which the loader (MB)"].isin(["100.0", "–"]).all()
+    assert "of which the loader (MB)" not in cells.table(real[real["device"] == "cpu"], "e2e")
+    assert "*of which the loader* = a GPU-decode row's memory minus" in legend.legend_texts(ok, BASELINE,
+                                                                                               MEASUREMENT)["e2e"]
     assert ("A row's memory is its configuration's own: what it needs in a process that ran nothing before it, the "
             "median over its processes where it went first, else the median over all of them"
-            ) in render._memory_definition(ok)
+            ) in " ".join(method.section(ok, BASELINE))
 
 
 def test_a_cpu_only_report_has_no_device_time_and_its_capacity_table(tmp_path):
@@ -416,6 +418,33 @@ def test_a_cpu_only_report_has_no_device_time_and_its_capacity_table(tmp_path):
     assert "device time" not in text and "°" not in text and "× dev" not in text
     assert "### Decode capacity (the host's)" in text and "GPU's decoder" not in text
     assert "| bound (e2e / capacity) " in text and "loader (97%)" in text
+    # only what applies to what ran: no CUDA words above the Not run section (which lists the CUDA rows; the ONNX
+    # Runtime line is that backend's own note), the coverage of the process counts that occurred, one limit
+    ran = [line for line in text.split("## Not run")[0].splitlines() if not line.startswith("- **ONNX Runtime:**")]
+    for word in ("CUDA", "TF32", "nvJPEG", "†", "◊", "device time", "GPU"):
+        assert not [line for line in ran if word in line], word
+    assert "from 2 processes" not in text and "a row of one process has the interval" in text
+    assert "limit 1.7e-05)" in text
+    assert text.index("## Results on") < text.index("## Setup") < text.index("### How it was measured")
+
+
+def test_a_mark_every_row_of_a_kind_carries_is_said_once_not_in_every_cell(tmp_path):
+    """A CPU study: all 16 real-loader rows marked * told nothing; a mark stays where it tells rows apart."""
+    ok = _ok(tmp_path)
+    ok = ok[ok["host"] == "cpu-box"].copy()
+    real = ok["timing_kind"].eq("under_load")
+    ok.loc[real, "stalled"] = True
+    ok.loc[ok.index[0], "contended"] = True
+    every = marks.on_every_row(ok)
+    assert every == {"model": frozenset(), "e2e": frozenset({"*"})}
+    tables = "\n".join(cells.markdown(ok, every))
+    assert not [line for line in tables.splitlines() if "*" in line], tables
+    assert len([line for line in tables.splitlines() if "§" in line]) == 1, tables
+    text = legend.legend_texts(ok, BASELINE, MEASUREMENT)
+    assert "Every end-to-end row carries `*` (below 90% of min(model under load, decode capacity))" in text["e2e"]
+    assert "`§` measured while other processes used its cores, the machine (CPU rows))" in text["model"]
+    line = next(line for line in findings.reliability(ok, MEASUREMENT) if "stayed below" in line)
+    assert "marked *, left out of the cells of the end-to-end rows, which all carry it" in line, line
 
 
 def test_the_answer_takes_the_tables_figures_and_names_the_configurations_it_left_out(tmp_path):
@@ -426,13 +455,13 @@ def test_the_answer_takes_the_tables_figures_and_names_the_configurations_it_lef
     onnx = ok[(ok["format"] == "onnx") & (ok["loader"] == "dummy")].sort_values(["image_size", "batch_size"])
     ok.loc[onnx.index, "speedup"] = [3.3, 4.0, 4.75, 2.17]
     ok.loc[onnx.index[:3], "contended"] = True
-    line = findings.answer(ok, "torch", "fp32")[0]
+    line = answer.answer(ok, "torch", "fp32")[0]
     assert ("deploy with onnx fp32: a median 2.17× the throughput of torch fp32 (the baseline), in its one "
             "configuration without a mark (64² bs 8); the model alone, same batch and image size, from back-to-back "
             "throughput; left out: onnx fp32 32² bs 4, 32² bs 8, 64² bs 4 (§ measured beside other work; "
             "3.30×–4.75× in the tables).") in line, line
     ok.loc[onnx.index, "contended"] = True
-    line = findings.answer(ok, "torch", "fp32")[0]
+    line = answer.answer(ok, "torch", "fp32")[0]
     assert line.startswith("On this machine, cpu: no configuration to compare with torch fp32 without a mark; left "
                            "out: onnx fp32 32² bs 4, 32² bs 8, 64² bs 4, 64² bs 8 (§ measured beside other work; "
                            "2.17×–4.75× in the tables)"), line

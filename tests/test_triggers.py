@@ -151,3 +151,17 @@ def test_a_run_that_changed_nothing_parses_nothing_and_a_changed_file_is_parsed_
     _new_process(monkeypatch)
     (workdir / triggers.CACHE).write_text("{not json")
     assert triggers.code_hash("benchmark", "onnx") != first, "an unreadable cache is parsed around"
+
+
+def test_a_stages_code_names_each_module_so_a_rerun_reason_names_the_changed_one(tmp_path, monkeypatch):
+    """Snakemake's reason for a rerun prints the `code` param before and now: it shows the module that changed,
+    not only a new hash."""
+    package = _copy_package(tmp_path, monkeypatch)
+    _new_process(monkeypatch)
+    before = dict(entry.rsplit(":", 1) for entry in triggers.code_hash("benchmark", "onnx").split(", "))
+    assert {"timing", "backends.onnx", "scripts/benchmark.py"} <= set(before)
+    assert all(len(digest) == triggers.DIGEST_CHARS for digest in before.values())
+    (package / "timing.py").write_text((package / "timing.py").read_text() + "\nA_CHANGE = 1\n")
+    after = dict(entry.rsplit(":", 1) for entry in triggers.code_hash("benchmark", "onnx").split(", "))
+    assert {name for name in before if before[name] != after[name]} == {"timing"}
+    assert len(triggers.code_hash("report")) < 2000, "a small param"

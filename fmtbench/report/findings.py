@@ -8,67 +8,9 @@ from __future__ import annotations
 import pandas as pd
 
 from fmtbench import readings, results
-from fmtbench.backends.base import math_label
+from fmtbench.report import marks
 from fmtbench.report.frame import ROW
-
-
-def _where(host: str, ok: pd.DataFrame) -> str:
-    return f" (`{host}`)" if ok["host"].nunique() > 1 else ""
-
-
-def precision_label(row) -> str:
-    """The row's arithmetic, as every table, plot and finding names it (backends.base.math_label)."""
-    return math_label(row.get("math"), row["device"], row["precision"])
-
-
-def _fmt_fps(value: float) -> str:
-    return f"{value / 1000:.1f}k" if value >= 10000 else f"{value:.0f}"
-
-
-# Why a row or a pair is left out of a comparison, by its mark (the tables' legend says the same).
-LEFT_OUT = {"‡": "their processes disagree", "§": "measured beside other work",
-            "◊": "host-bound, without a device time to compare"}
-
-
-def _flag(row, host_bound_ok: bool = False) -> str | None:
-    """The mark that keeps a row (or a pair, with its baseline's columns) out of a comparison, or None:
-    ‡ processes disagree, § contended, ◊ host-bound (unless its comparison is made on device time)."""
-    def set_(*columns):
-        return any(_on(row.get(column)) for column in columns)
-    if set_("unstable", "unstable_a", "unstable_b"):
-        return "‡"
-    if set_("contended", "baseline_contended", "contended_a", "contended_b"):
-        return "§"
-    if not host_bound_ok and set_("host_bound", "baseline_host_bound", "host_bound_a", "host_bound_b"):
-        return "◊"
-    return None
-
-
-def _on(value) -> bool:
-    """A flag that is set (a numpy bool; None / NaN where a row has no such figure)."""
-    return value is not None and not isinstance(value, str) and not pd.isna(value) and bool(value)
-
-
-def _shape(row) -> str:
-    return f"{int(row['image_size'])}² bs {int(row['batch_size'])}"
-
-
-def _left_out(rows: pd.DataFrame, figure: str | None = None) -> str:
-    """`32² bs 4, 64² bs 8 (‡ their processes disagree); …`: the left-out rows by mark, each with its reason, and
-    the range of their `figure` as the tables show it."""
-    parts = []
-    for mark, group in rows.groupby("flag", sort=True):
-        text = f"{', '.join(_shape(row) for _, row in group.iterrows())} ({mark} {LEFT_OUT[mark]}"
-        if figure is not None and group[figure].notna().any():
-            low, high = group[figure].min(), group[figure].max()
-            text += f"; {low:.2f}×" + (f"–{high:.2f}×" if f"{high:.2f}" != f"{low:.2f}" else "") + " in the tables"
-        parts.append(text + ")")
-    return "; ".join(parts)
-
-
-def _model_rows(ok: pd.DataFrame) -> pd.DataFrame:
-    """Rows that measure the model alone (their timing is latency, not the model under a loader's load)."""
-    return ok[~ok["timing_kind"].eq("under_load")]
+from fmtbench.report.labels import fps_text, is_set, precision_label, shape, span, threshold_text, where
 
 
 def _fastest_e2e(rows: pd.DataFrame) -> str:
@@ -79,7 +21,7 @@ def _fastest_e2e(rows: pd.DataFrame) -> str:
     margin = max(rows["capacity_spread"].fillna(0).max(), best["e2e_spread"] if pd.notna(best["e2e_spread"]) else 0)
     close = per_format[per_format["e2e_fps"] >= best["e2e_fps"] * (1 - margin)]
     text = (f"{best['format']} {precision_label(best)} at batch {int(best['batch_size'])}, "
-            f"{_fmt_fps(best['e2e_fps'])} img/s")
+            f"{fps_text(best['e2e_fps'])} img/s")
     if len(close) > 1:
         others = ", ".join(f"{row['format']} {precision_label(row)}" for _, row in close.iterrows()
                            if row.name != best.name)
@@ -100,7 +42,7 @@ def _cards_apart(rows) -> bool:
     return len(cards) > 1
 
 
-def _fastest_model(rows: pd.DataFrame) -> str:
+def fastest_model(rows: pd.DataFrame) -> str:
     """The best model-alone row, or a tie: the runner-up (another format or precision) whose processes' range of
     back-to-back rates reaches the best's is not told apart from it. Host-bound rows (◊) are not ranked (their wall
     rate is this host's launch rate): named as left out."""
@@ -115,13 +57,13 @@ def _fastest_model(rows: pd.DataFrame) -> str:
     ordered = per_format.sort_values("throughput_fps", ascending=False)
     best = ordered.iloc[0]
     text = (f"{best['format']} {precision_label(best)} at batch {int(best['batch_size'])}, "
-            f"{_fmt_fps(best['throughput_fps'])} img/s" + (" (‡: its processes disagree)" if best["unstable"]
+            f"{fps_text(best['throughput_fps'])} img/s" + (" (‡: its processes disagree)" if best["unstable"]
                                                            else "")
-            + (" (§: measured beside other work)" if _on(best.get("contended")) else ""))
+            + (" (§: measured beside other work)" if is_set(best.get("contended")) else ""))
     best_low = _range_of(best)[0]
     tied = [row for _, row in ordered.iloc[1:].iterrows() if _range_of(row)[1] >= best_low]
     if tied:
-        names = ", ".join(f"{row['format']} {precision_label(row)} ({_fmt_fps(row['throughput_fps'])})"
+        names = ", ".join(f"{row['format']} {precision_label(row)} ({fps_text(row['throughput_fps'])})"
                           for row in tied)
         text = f"a tie (their processes' ranges overlap): {text}, with {names}"
     runner_up = tied or [row for _, row in ordered.iloc[1:2].iterrows()]
@@ -144,12 +86,12 @@ def fastest(ok: pd.DataFrame) -> list[str]:
             if end_to_end:
                 parts.append(f"{size}²: {_fastest_e2e(rows)}")
                 continue
-            parts.append(f"{size}²: {_fastest_model(rows)}")
+            parts.append(f"{size}²: {fastest_model(rows)}")
         what = "end-to-end" if end_to_end else "model, back to back"
-        line = f"Fastest ({what} throughput) on {device}{_where(host, ok)}, {loader} loader — " + "; ".join(parts)
+        line = f"Fastest ({what} throughput) on {device}{where(host, ok)}, {loader} loader — " + "; ".join(parts)
         capacity = group["decode_capacity_fps"].dropna() if end_to_end else pd.Series(dtype=float)
         if not capacity.empty:
-            line += (f" (the loader's decode capacity ranged {_fmt_fps(capacity.min())}–{_fmt_fps(capacity.max())} "
+            line += (f" (the loader's decode capacity ranged {fps_text(capacity.min())}–{fps_text(capacity.max())} "
                      "img/s over these rows: where it is below the model throughput, it sets the end-to-end figure "
                      "whatever the format)")
         bound = group["e2e_bound"].dropna() if end_to_end and "e2e_bound" in group else pd.Series(dtype=object)
@@ -165,26 +107,26 @@ def _ratio_line(pairs: pd.DataFrame, what: str, host: str, device: str, format_n
     """Ratio of speeds (b over a) over like-for-like pairs, from back-to-back throughput, or from device time where
     a row of the pair is host-bound (its wall rate is the host's launch rate: the ratio would compare hosts, not
     arithmetic); pairs with a ‡ or § row, or a ◊ row without device times, are left out and named."""
-    pairs = pairs.assign(flag=[_flag(row, host_bound_ok=pd.notna(row["gpu_ms_a"]) and pd.notna(row["gpu_ms_b"]))
+    pairs = pairs.assign(flag=[marks.flag(row, host_bound_ok=pd.notna(row["gpu_ms_a"]) and pd.notna(row["gpu_ms_b"]))
                                for _, row in pairs.iterrows()])
     steady = pairs[pairs["flag"].isna()]
     left = pairs[pairs["flag"].notna()]
     cards = (" (the pairs' rows ran on different cards, not calibrated against each other)"
              if (pairs["gpu_uuid_a"].fillna("") != pairs["gpu_uuid_b"].fillna("")).any() else "")
-    where = f"{what}, {format_name} on {device}{_where(host, ok)}"
+    subject = f"{what}, {format_name} on {device}{where(host, ok)}"
     if steady.empty:
-        return f"{where}: no pair to compare; left out: {_left_out(left)}{cards}."
+        return f"{subject}: no pair to compare; left out: {marks.left_out(left)}{cards}."
     device_time = steady["host_bound_a"].eq(True) | steady["host_bound_b"].eq(True)
     ratio = (steady["throughput_fps_b"] / steady["throughput_fps_a"]).where(
         ~device_time, steady["gpu_ms_a"] / steady["gpu_ms_b"])
     basis = "throughput back to back"
     if device_time.any():
         basis += (f", device time for the {int(device_time.sum())} with a ◊ row "
-                  f"({', '.join(_shape(row) for _, row in steady[device_time].iterrows())})")
-    spread = (f"×{ratio.iloc[0]:.2f} in its one configuration ({_shape(steady.iloc[0])}, {basis})" if len(steady) == 1
+                  f"({', '.join(shape(row) for _, row in steady[device_time].iterrows())})")
+    spread = (f"×{ratio.iloc[0]:.2f} in its one configuration ({shape(steady.iloc[0])}, {basis})" if len(steady) == 1
               else f"median ×{ratio.median():.2f} (range ×{ratio.min():.2f}–×{ratio.max():.2f} over {len(steady)} "
                    f"configurations, {basis})")
-    return f"{where}: {spread}" + (f"; left out: {_left_out(left)}" if not left.empty else "") + f"{cards}."
+    return f"{subject}: {spread}" + (f"; left out: {marks.left_out(left)}" if not left.empty else "") + f"{cards}."
 
 
 def _pairs(a: pd.DataFrame, b: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -196,7 +138,7 @@ def _pairs(a: pd.DataFrame, b: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 def fp16_gain(ok: pd.DataFrame) -> list[str]:
     """fp16 against the same format's strict fp32 (TF32 off), same size and batch, the model alone."""
     keys = ["host", "device", "format", "image_size", "batch_size", "loader"]
-    model = _model_rows(ok)
+    model = marks.split(ok)[0]
     strict = model[(model["precision"] == "fp32") & (model["math"] != "tf32")]
     pairs = _pairs(strict, model[model["precision"] == "fp16"], keys)
     return [_ratio_line(group, "fp16 over strict fp32 (TF32 off)" if device == "cuda" else "fp16 over fp32",
@@ -207,7 +149,7 @@ def fp16_gain(ok: pd.DataFrame) -> list[str]:
 def tf32_gain(ok: pd.DataFrame, baseline_format: str) -> list[str]:
     """What TF32 buys over strict fp32 for the baseline format (rows whose math is TF32), the model alone."""
     keys = ["host", "device", "image_size", "batch_size", "loader"]
-    model = _model_rows(ok)
+    model = marks.split(ok)[0]
     base = model[(model["format"] == baseline_format) & (model["precision"] == "fp32") & (model["math"] != "tf32")]
     tf32 = model[model["math"] == "tf32"]
     lines = []
@@ -229,8 +171,8 @@ def lowest_memory(ok: pd.DataFrame) -> list[str]:
         largest = largest[largest["batch_size"] == largest["batch_size"].max()]
         best = largest.loc[largest["memory_mb"].idxmin()]
         figure = (f"{best['memory_min_mb']:.0f}–{best['memory_max_mb']:.0f} MB (its processes disagree)"
-                  if _on(best.get("memory_disagree")) else f"{best['memory_mb']:.0f} MB")
-        lines.append(f"Lowest memory growth on {device}{_where(host, ok)}, {loader} loader, "
+                  if is_set(best.get("memory_disagree")) else f"{best['memory_mb']:.0f} MB")
+        lines.append(f"Lowest memory growth on {device}{where(host, ok)}, {loader} loader, "
                      f"{int(best['image_size'])}² batch {int(best['batch_size'])}: {best['format']} "
                      f"{precision_label(best)}, {figure}.")
     return lines
@@ -249,10 +191,11 @@ def accuracy_outliers(ok: pd.DataFrame, random_weights: bool) -> list[str]:
         return lines
     outliers = rated[~rated["within_limit"].astype(bool)]
     if outliers.empty:
+        limits = span(rated["rel_error_limit"])
+        limits = ("limits " if "–" in limits else "limit ") + limits
         lines.append(f"Accuracy: all {len(rated)} rows checked are within their precision's relative-error limit "
-                     f"against PyTorch fp32 on the CPU (largest: {rated['max_rel_error'].max():.2g}; limits "
-                     f"{rated['rel_error_limit'].min():.2g}–{rated['rel_error_limit'].max():.2g}); no non-finite "
-                     "logits.")
+                     f"against PyTorch fp32 on the CPU (largest: {rated['max_rel_error'].max():.2g}; {limits}); no "
+                     "non-finite logits.")
     keys = ["host", "device", "format", "precision", "image_size"]
     for (host, device, format_name, _, size), rows in outliers.groupby(keys, sort=True):
         worst = rows.loc[rows["max_rel_error"].fillna(float("inf")).idxmax()]
@@ -260,7 +203,7 @@ def accuracy_outliers(ok: pd.DataFrame, random_weights: bool) -> list[str]:
                   else f"relative error up to {worst['max_rel_error']:.3g} above the limit "
                        f"{worst['rel_error_limit']:.2g}")
         batches = ", ".join(str(int(b)) for b in sorted(rows["batch_size"].unique()))
-        lines.append(f"Accuracy outlier: {format_name} {precision_label(worst)} on {device}{_where(host, ok)} at "
+        lines.append(f"Accuracy outlier: {format_name} {precision_label(worst)} on {device}{where(host, ok)} at "
                      f"{size}², batch {batches}: {detail}.")
     if not random_weights:
         low = rated[rated["top1_pct"] < 99.0]
@@ -283,127 +226,59 @@ def memory_not_monotone(ok: pd.DataFrame) -> list[str]:
         if falls:
             shown = "; ".join(f"batch {a} {x:.0f} MB → {b} {y:.0f} MB" for a, b, x, y in falls)
             lines.append(f"Memory falls with a larger batch for {format_name} {precision_label(rows.iloc[0])} on "
-                         f"{device}{_where(host, ok)}, {size}², {loader} loader: {shown}.")
+                         f"{device}{where(host, ok)}, {size}², {loader} loader: {shown}.")
     return lines
 
 
-def threshold_text(rows: pd.DataFrame, default: float, name: str = "unstable_spread") -> str:
-    """A share these rows were judged with (results.Settings `name`), e.g. "5%" or "5%–10%"; rows that did not
-    record it (written before they did) were judged with `default`, today's setting."""
-    values = sorted({default if not row.measurement or getattr(row.measurement, name, None) is None
-                     else getattr(row.measurement, name) for row in rows[ROW]})
-    return "–".join(f"{value:.0%}" for value in values) if values else f"{default:.0%}"
-
-
-def reliability(ok: pd.DataFrame, unstable_spread: float) -> list[str]:
-    """Rows marked for how they were measured, each judged with the thresholds it recorded (`unstable_spread`
-    for rows that recorded none)."""
-    lines = []
-    counts = {
-        "unstable": (ok["unstable"].fillna(False).astype(bool),
-                     f"whose per-process medians spread by more than {threshold_text(ok, unstable_spread)} "
-                     "(marked ‡ in the "
-                     "tables and left out of the ranges above: read their figures with care)"),
-        "noisy": (ok["noisy"].fillna(False).astype(bool), "with a noisy process (IQR above the set share of the "
-                                                         "median, marked ~)"),
-        "throttled": (ok["throttled"].fillna(False).astype(bool), "timed while the GPU reported power or "
-                                                                  "thermal clock limits (marked †)"),
-        "host_bound": (ok["host_bound"].eq(True) if "host_bound" in ok else pd.Series(False, index=ok.index),
-                       "whose figure is set by the host's launch rate (marked ◊: in some process the GPU was busy "
-                       f"for less than {threshold_text(ok, 0.9, 'host_bound_share')} of a call; their range over "
-                       "the processes is the figure, and no finding ranks them within it)"),
-        "memory": (ok["memory_disagree"].eq(True) if "memory_disagree" in ok else pd.Series(False, index=ok.index),
-                   f"whose processes disagree on the memory figure by more than {readings.memory_agree_text()} "
-                   "(shown as their range)"),
-        "stalled": (ok["stalled"].fillna(False).astype(bool),
-                    f"whose end-to-end throughput stayed below {results.PIPELINE_EFFICIENCY:.0%} of min(model under "
-                    "load, decode capacity) (marked *)"),
-        "above": (ok["e2e_above_model"].fillna(False).astype(bool), "whose end-to-end throughput is above the "
-                                                                     "model figure of the same run (marked ^)"),
-        "capacity": (ok["e2e_above_capacity"].eq(True) if "e2e_above_capacity" in ok
-                     else pd.Series(False, index=ok.index),
-                     f"whose end-to-end throughput is above the loader's decode capacity by more than "
-                     f"{results.CAPACITY_MARGIN:.0%} (marked !: the loader's producers did not make those images "
-                     "in the timed phase)"),
-    }
-    for flagged, text in counts.values():
-        if flagged.any():
-            lines.append(f"{int(flagged.sum())} of {len(ok)} measured configurations {text}.")
+def reliability(ok: pd.DataFrame, fallback: dict | None = None) -> list[str]:
+    """Rows marked for how they were measured, each judged with the thresholds it recorded (`fallback`, the
+    study's measurement settings, for rows that recorded none)."""
+    every = marks.on_every_row(ok)
+    flagged = {column: marks.flagged(ok, column) for column in
+               ("unstable", "noisy", "throttled", "host_bound", "memory_disagree", "stalled", "e2e_above_model",
+                "e2e_above_capacity")}
+    counts = [
+        ("unstable", f"whose per-process medians spread by more than "
+                     f"{threshold_text(ok[ROW], 'unstable_spread', fallback)} ({marks.marked('‡', every)}; left out "
+                     "of the ranges above: read their figures with care)"),
+        ("noisy", f"with a noisy process (IQR above the set share of the median, {marks.marked('~', every)})"),
+        ("throttled", f"timed while the GPU reported power or thermal clock limits ({marks.marked('†', every)})"),
+        ("host_bound", f"whose figure is set by the host's launch rate ({marks.marked('◊', every)}: in some process "
+                       f"the GPU was busy for less than {threshold_text(ok[ROW], 'host_bound_share', fallback)} of "
+                       "a call; their range over the processes is the figure, and no finding ranks them within it)"),
+        ("memory_disagree", f"whose processes disagree on the memory figure by more than "
+                            f"{readings.memory_agree_text()} (shown as their range)"),
+        ("stalled", f"whose end-to-end throughput stayed below {results.PIPELINE_EFFICIENCY:.0%} of min(model under "
+                    f"load, decode capacity) ({marks.marked('*', every)})"),
+        ("e2e_above_model", "whose end-to-end throughput is above the model figure of the same run "
+                            f"({marks.marked('^', every)})"),
+        ("e2e_above_capacity", f"whose end-to-end throughput is above the loader's decode capacity by more than "
+                               f"{results.CAPACITY_MARGIN:.0%} ({marks.marked('!', every)}: the loader's producers "
+                               "did not make those images in the timed phase)"),
+    ]
+    lines = [f"{int(flagged[column].sum())} of {len(ok)} measured configurations {text}."
+             for column, text in counts if flagged[column].any()]
     processes = ok["processes"].dropna().astype(int).value_counts().sort_index()
     if len(processes) > 1:
         lines.append("Processes per row: " + ", ".join(f"{count} rows in {n}" for n, count in processes.items())
                      + " (rows whose processes disagreed were measured in more).")
-    contended = ok["contended"].eq(True) if "contended" in ok else pd.Series(False, index=ok.index)
+    contended = marks.flagged(ok, "contended")
     if contended.any():
         share = ok.loc[contended, "others_cpu_share_max"].dropna() if "others_cpu_share_max" in ok else []
         worst = f"; other processes took up to {max(share):.0%} of their cores" if len(share) else ""
         lines.append(f"{int(contended.sum())} of {len(ok)} configurations measured while other processes used the "
-                     f"machine (marked §{worst}; the busiest are named in each result's `contention`): their times "
-                     "include that load — rerun them on a quiet machine before comparing them.")
+                     f"machine ({marks.marked('§', every)}{worst}; the busiest are named in each result's "
+                     "`contention`): their times include that load — rerun them on a quiet machine before comparing "
+                     "them.")
     return lines
 
 
-def answer(ok: pd.DataFrame, baseline_format: str, baseline_precision: str) -> list[str]:
-    """The study's answer in one line per machine and device: the format and precision with the highest median
-    speedup over the baseline, as the tables show it (the model alone, same shape; device time where either row is
-    host-bound), over the configurations without a mark that keeps them out (‡ processes disagree, § measured
-    beside other work, ◊ host-bound without device time): their range, and the ones left out named with why and
-    their range in the tables; a tie where the runner-up's median reaches the best's range."""
-    lines = []
-    model = _model_rows(ok).dropna(subset=["speedup"])
-    model = model.assign(flag=[_flag(row, host_bound_ok=row.get("speedup_basis") == "device time")
-                               for _, row in model.iterrows()],
-                         kind=[f"{row['format']} {precision_label(row)}" for _, row in model.iterrows()])
-    baseline = f"{baseline_format} {baseline_precision}"
-    for (host, device), rows in model.groupby(["host", "device"], sort=True):
-        where = f"On `{host}`, {device}" if ok["host"].nunique() > 1 else f"On this machine, {device}"
-        candidates = rows[~((rows["format"] == baseline_format) & (rows["precision"] == baseline_precision))]
-        kept = rows[rows["flag"].isna()]
-        medians = kept.groupby("kind")["speedup"].median()
-        others = medians.drop(kept.loc[(kept["format"] == baseline_format)
-                                       & (kept["precision"] == baseline_precision), "kind"].unique())
-        if candidates.empty:
-            lines.append(f"{where}: only {baseline}, the baseline, was measured: no other format to compare.")
-            continue
-        if others.empty:
-            lines.append(f"{where}: no configuration to compare with {baseline} without a mark; left out: "
-                         + "; ".join(f"{kind} {_left_out(group, 'speedup')}"
-                                     for kind, group in candidates.groupby("kind", sort=True)) + ".")
-            continue
-        best = medians.idxmax()
-        if best not in others:
-            line = (f"{where}: stay with {baseline}, the baseline: no other format beat it (the best other, "
-                    f"{others.idxmax()}, ran at a median {others.max():.2f}× its throughput)")
-        else:
-            chosen = kept[kept["kind"] == best]
-            low, high = f"{chosen['speedup'].min():.2f}", f"{chosen['speedup'].max():.2f}"
-            apart = " without a mark" if candidates["flag"].notna().any() else ""
-            spread = (f", in its one configuration{apart} ({_shape(chosen.iloc[0])})" if len(chosen) == 1 else
-                      f", the same in each of its {len(chosen)} configurations{apart}" if low == high else
-                      f", {low}–{high}× over its {len(chosen)} configurations{apart}")
-            runner_up = others.drop(best).sort_values(ascending=False)
-            tie = (f"; a tie with {runner_up.index[0]} (a median {runner_up.iloc[0]:.2f}×, within its range)"
-                   if not runner_up.empty and runner_up.iloc[0] >= chosen["speedup"].min() and len(chosen) > 1
-                   else "")
-            device_time = chosen["speedup_basis"].eq("device time") if "speedup_basis" in chosen else None
-            basis = "back-to-back throughput" + (
-                f", device time for the {int(device_time.sum())} with a ◊ row" if device_time is not None
-                and device_time.any() else "")
-            line = (f"{where}: deploy with {best}: a median {chosen['speedup'].median():.2f}× the throughput of "
-                    f"{baseline} (the baseline){spread}; the model alone, same batch and image size, from {basis}"
-                    f"{tie}")
-        left = candidates[candidates["flag"].notna()]
-        if not left.empty:
-            line += "; left out: " + "; ".join(f"{kind} {_left_out(group, 'speedup')}"
-                                               for kind, group in left.groupby("kind", sort=True))
-        lines.append(line + ".")
-    return lines
-
-
-def all_findings(frame: pd.DataFrame, baseline_format: str = "torch", unstable_spread: float = 0.05,
+def all_findings(frame: pd.DataFrame, baseline_format: str = "torch", fallback: dict | None = None,
                  random_weights: bool = False) -> list[str]:
+    """Every finding of the rows; `fallback`: the study's measurement settings, for the thresholds of rows that
+    did not record theirs."""
     ok = frame[frame["status"] == "ok"]
     if ok.empty:
         return ["No configuration was measured."]
     return (fastest(ok) + fp16_gain(ok) + tf32_gain(ok, baseline_format) + lowest_memory(ok)
-            + memory_not_monotone(ok) + accuracy_outliers(ok, random_weights) + reliability(ok, unstable_spread))
+            + memory_not_monotone(ok) + accuracy_outliers(ok, random_weights) + reliability(ok, fallback))

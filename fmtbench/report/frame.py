@@ -34,7 +34,7 @@ import pandas as pd
 
 from fmtbench import backends, results, stats
 from fmtbench.atomic import read_json
-from fmtbench.backends.base import math_label
+from fmtbench.report.labels import precision_label
 from fmtbench.typedjson import to_json
 
 KEYS = ["host", "device", "image_size", "format", "precision", "loader", "batch_size"]
@@ -118,7 +118,8 @@ def _row(result: results.Row) -> dict:
         "backend_name": backend.get("backend"),
         "math": backend.get("math"),
         "compute_stream": backend.get("compute_stream"),
-        "precision_label": math_label(backend.get("math"), config.device, config.precision),
+        "precision_label": precision_label({"math": backend.get("math"), "device": config.device,
+                                            "precision": config.precision}),
         "library_default": library_default(backend, config.precision),
         **_timing_columns(result.timing),
         "model_fps_under_load": _get(throughput, "model_fps") if under_load else None,
@@ -194,6 +195,16 @@ def load(paths, records: dict | None = None) -> pd.DataFrame:
     if frame.empty:
         return frame
     return frame.sort_values(KEYS, kind="stable").reset_index(drop=True)
+
+
+def study(paths, records: dict, baseline: dict) -> pd.DataFrame:
+    """The report's frame of a study's result files (`load`), with the speedups over `baseline` (its format and
+    precision) and the GPU-decode rows' loader memory; rows written before results carried their weights (another
+    machine's, copied here) say so: this machine's model need not be theirs."""
+    table = with_loader_memory(with_speedup(load(paths, records), baseline["format"], baseline["precision"]))
+    table["weights"] = table["weights"].fillna("not recorded (written before results carried it)")
+    table["random_weights"] = table["random_weights"].fillna(False).astype(bool)
+    return table
 
 
 def csv_columns(frame: pd.DataFrame) -> pd.DataFrame:

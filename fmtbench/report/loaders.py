@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from fmtbench.report.frame import GPU_DECODE_LOADERS
+from fmtbench.report.labels import span
 
 
 def bound_text(row) -> str:
@@ -33,11 +34,9 @@ def capacity_table(rows: pd.DataFrame) -> list[str]:
     lines = []
     for (loader, device, size, batch), group in measured.groupby(keys, sort=True):
         values = group["decode_capacity_fps"]
-        spread = (f"{values.min():.1f}–{values.max():.1f}" if values.min() != values.max()
-                  else f"{values.min():.1f}")
         lines.append({"loader": loader, "batches on": device, "image size": f"{int(size)}²",
                       "batch": str(int(batch)), "capacity, median (img/s)": f"{values.median():.1f}",
-                      "range over the rows (img/s)": spread, "rows": str(len(group))})
+                      "range over the rows (img/s)": span(values, ".1f"), "rows": str(len(group))})
     table = pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True)
     decoders = "its cores, or its GPU's decoder" if measured["loader"].isin(GPU_DECODE_LOADERS).any() else "its cores"
     return ["### Decode capacity (the host's)", "",

@@ -3,14 +3,12 @@
 Each drawing function takes the rows it needs and a path, draws only when it has data, and says whether it
 did. PER_SIZE figures are drawn for every image size of a machine, PER_HOST figures once per machine.
 
-Made to be read: plain numbers on every axis ("20", "1,000", never "2×10¹"), at least four labelled ticks where
-the data allows, a log axis only where the values span more than a factor LOG_ABOVE, axes that span the data
-(a bar axis starts well below its smallest bar, a linear one at zero), values written on the bars, and one style
-per series: a colour per format, a marker and a line style per precision and device, so no two series share
-both (not matplotlib's ten-colour cycle, which gave eleven lines ten colours)."""
+Made to be read: axes as report.axes draws them, values written on the bars, the tables' § and ‡ drawn too (a
+ring around a marked point, a marked bar hatched, named in the legend), and one style per series: a colour per
+format, a marker and a line style per precision and device, so no two series share both (not matplotlib's
+ten-colour cycle, which gave eleven lines ten colours)."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import matplotlib
@@ -18,15 +16,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator  # noqa: E402
 
-from fmtbench.report.findings import precision_label  # noqa: E402
+from fmtbench.report import marks  # noqa: E402
+from fmtbench.report.axes import category_axis, value_axis, value_text  # noqa: E402
+from fmtbench.report.labels import precision_label  # noqa: E402
 
 SAVE = {"dpi": 110, "metadata": {"Software": None}}
-# Values spanning more than this factor get a log axis; fewer get a linear one (a log axis over 14-30 shows
-# one decade's fraction with hardly a tick).
-LOG_ABOVE = 8.0
 # tab10, then ten more that none of them resembles: a colour per format, up to twenty formats.
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#000000", "#b8860b", "#000080", "#2e8b57", "#ff00ff", "#00ced1", "#800000", "#808000",
@@ -36,6 +33,10 @@ LINESTYLES = ["-", "--", ":", "-."]
 # Per real loader: (its run's model figure, its end-to-end figure).
 LOADER_COLOURS = {"real": ("#9ecae1", "#08519c"), "real_gpu_decode": ("#fdd0a2", "#a63603")}
 OTHER_LOADER_COLOURS = ("#d9d9d9", "#525252")
+# The tables' marks the plots draw too: mark -> (the row's flag, its colour, the ring around a marked point). A
+# point drawn from several rows (a best or a median over batch sizes) is marked where one of them is; a marked bar
+# is hatched and carries the mark beside its value; the legend names each mark drawn.
+PLOT_MARKS = {"§": ("contended", "#d62728", "o"), "‡": ("unstable", "#444444", "s")}
 
 
 # --- series and their styles --------------------------------------------------------------------------------
@@ -50,113 +51,48 @@ def _series(row) -> str:
     return f"{row['format']} {_variant(row)}"
 
 
-def _with_series(rows: pd.DataFrame) -> pd.DataFrame:
+def with_series(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return rows.assign(series=pd.Series(dtype=str), variant=pd.Series(dtype=str))
     return rows.assign(series=rows.apply(_series, axis=1), variant=rows.apply(_variant, axis=1))
 
 
-def _styles(rows: pd.DataFrame) -> dict[str, dict]:
+def styles(rows: pd.DataFrame) -> dict[str, dict]:
     """series -> colour, marker and line style: colour by format, marker and line style by precision and device.
     Two series differ in one of the two, so they never share colour and marker."""
     pairs = rows[["series", "format", "variant"]].drop_duplicates().sort_values("series")
     formats = sorted(pairs["format"].unique())
     variants = sorted(pairs["variant"].unique())
-    styles = {}
+    chosen = {}
     for row in pairs.itertuples():
         f, v = formats.index(row.format), variants.index(row.variant)
         # past twenty formats the colours repeat: the marker then shifts, so the pair stays unique
-        styles[row.series] = {"color": COLOURS[f % len(COLOURS)],
+        chosen[row.series] = {"color": COLOURS[f % len(COLOURS)],
                               "marker": MARKERS[(v + f // len(COLOURS)) % len(MARKERS)],
                               "linestyle": LINESTYLES[v % len(LINESTYLES)]}
-    return styles
+    return chosen
 
 
-# --- axes --------------------------------------------------------------------------------------------------
-
-def _plain(value, _position=None) -> str:
-    """A tick label as a reader writes it, saying the tick's value: 0.5, 2, 20, 10.5, 1,000, 52,000 (not rounded to
-    a whole number: ticks at 10.5 and 13.5 read "10" and "14")."""
-    if value == 0:
-        return "0"
-    decimals = next((d for d in range(7) if abs(round(value, d) - value) <= 1e-9 * abs(value)), 6)
-    return f"{value:,.{decimals}f}"
+def _marks_of(rows: pd.DataFrame) -> pd.Series:
+    """Each row's marks that the plots draw ("§", "§‡", "")."""
+    flags = {mark: marks.flagged(rows, column) for mark, (column, _, _) in PLOT_MARKS.items()}
+    return pd.Series(["".join(mark for mark, on in flags.items() if on[index]) for index in rows.index],
+                     index=rows.index, dtype=object)
 
 
-def _value_text(value: float) -> str:
-    """A value written on a bar: three significant digits below 1,000 (27.1, 128), whole numbers above."""
-    return f"{value:,.0f}" if abs(value) >= 999.5 else f"{value:#.3g}".rstrip(".")
+def _mark_handles(drawn: str, bars: bool = False) -> list:
+    """Legend entries naming the marks drawn: a ring (points) or a hatched bar."""
+    handles = []
+    for mark, (_, colour, ring) in PLOT_MARKS.items():
+        if mark in drawn:
+            label = f"{mark} {marks.LEFT_OUT[mark]}"
+            handles.append(Patch(facecolor="white", edgecolor=colour, hatch="//", label=label) if bars else
+                           Line2D([], [], marker=ring, markersize=11, markerfacecolor="none", markeredgecolor=colour,
+                                  markeredgewidth=1.4, linestyle="none", label=label))
+    return handles
 
 
-TICK_STEPS = [(1,), (1, 3), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)]
-
-
-def _log_ticks(low: float, high: float, least: int = 4) -> list[float]:
-    """Round values between `low` and `high`, the sparsest set of them that gives at least `least` ticks."""
-    ticks: list[float] = []
-    for steps in TICK_STEPS:
-        ticks = [round(step * 10 ** exponent, 10)
-                 for exponent in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
-                 for step in steps if low <= step * 10 ** exponent <= high]
-        if len(ticks) >= least:
-            break
-    return ticks
-
-
-def _nice_below(value: float) -> float:
-    """The largest of 1, 2, 5 × 10^k at or below `value`."""
-    exponent = math.floor(math.log10(value))
-    return max(step * 10 ** exponent for step in (1, 2, 5) if step * 10 ** exponent <= value)
-
-
-def _value_axis(axes, values, which: str, bars: bool = False, zero: bool = False) -> bool:
-    """Scale, limits and plain labelled ticks of the value axis (`which`: "x" or "y"); returns whether it is log.
-    Lines: the axis spans the data with a margin; bars: a linear axis starts at zero, a log one at a round value
-    at most a quarter of the smallest bar, so every bar has a visible length; `zero`: a linear axis from zero."""
-    values = [float(v) for v in values if v is not None and not pd.isna(v) and v > 0]
-    set_scale, set_limits = getattr(axes, f"set_{which}scale"), getattr(axes, f"set_{which}lim")
-    axis = axes.xaxis if which == "x" else axes.yaxis
-    if not values:
-        return False
-    low, high = min(values), max(values)
-    if high / low > LOG_ABOVE:
-        set_scale("log")
-        bottom = _nice_below(low / 4) if bars else low / 1.3
-        top = high * (2.5 if bars else 1.3)  # bars: room for the value written at their end
-        set_limits(bottom, top)
-        ticks = _log_ticks(bottom, top)
-        axis.set_major_locator(FixedLocator(sorted({bottom, *ticks}) if bars else ticks))  # a bar axis says its start
-        axis.set_minor_locator(NullLocator())
-        axis.set_major_formatter(FuncFormatter(_plain))
-        axis.set_minor_formatter(NullFormatter())
-        return True
-    if bars or zero:
-        set_limits(0, high * (1.3 if bars else 1.1))
-    else:
-        margin = (high - low) * 0.1 or high * 0.05
-        set_limits(max(0.0, low - margin), high + margin)
-    axis.set_major_locator(MaxNLocator(nbins=7, min_n_ticks=4))
-    axis.set_major_formatter(FuncFormatter(_plain))
-    return False
-
-
-def _category_axis(axes, values, which: str = "x") -> None:
-    """The batch sizes or image sizes measured, each labelled; a log2 axis where they span a factor 8 or more."""
-    values = sorted({int(v) for v in values})
-    axis = axes.xaxis if which == "x" else axes.yaxis
-    if len(values) > 1 and values[-1] / values[0] >= 8:
-        getattr(axes, f"set_{which}scale")("log", base=2)
-        axis.set_minor_locator(NullLocator())
-    if len(values) > 1:
-        span = values[-1] - values[0]
-        margin = span * 0.06 if values[-1] / values[0] < 8 else 0
-        getattr(axes, f"set_{which}lim")(values[0] / (1.15 if margin == 0 else 1) - margin,
-                                         values[-1] * (1.15 if margin == 0 else 1) + margin)
-    axis.set_major_locator(FixedLocator(values))
-    axis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0f}"))
-
-
-def _save(figure, axes, path: Path, title: str, legend_title: str | None = None, handles=None) -> bool:
+def save(figure, axes, path: Path, title: str, legend_title: str | None = None, handles=None) -> bool:
     axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3, which="major")
     handles = handles if handles is not None else axes.get_legend_handles_labels()[0]
@@ -173,49 +109,63 @@ def _lines(rows: pd.DataFrame, x: str, y: str, path: Path, title: str, xlabel: s
            zero: bool = False, reference: float | None = None) -> bool:
     """One line per series (styled by _styles) of `y` against `x`."""
     rows = rows.dropna(subset=[y])
-    rows = rows if "series" in rows else _with_series(rows)
+    rows = rows if "series" in rows else with_series(rows)
     if rows.empty:
         return False
-    styles = _styles(rows)
+    style_of = styles(rows)
     figure, axes = plt.subplots(figsize=(7.5, 4.5))
     for series, group in rows.groupby("series", sort=True):
         group = group.sort_values(x)
-        axes.plot(group[x], group[y], label=series, markersize=6, linewidth=1.4, **styles[series])
+        axes.plot(group[x], group[y], label=series, markersize=6, linewidth=1.4, **style_of[series])
+    drawn = _marks_of(rows)
+    for mark, (_, colour, ring) in PLOT_MARKS.items():
+        hit = rows[drawn.str.contains(mark, regex=False)]
+        if not hit.empty:
+            axes.plot(hit[x], hit[y], marker=ring, markersize=13, markerfacecolor="none", markeredgecolor=colour,
+                      markeredgewidth=1.4, linestyle="none")
     values = list(rows[y]) + ([reference] if reference is not None else [])
-    _value_axis(axes, values, "y", zero=zero)
+    value_axis(axes, values, "y", zero=zero)
     if reference is not None:
         axes.axhline(reference, color="black", linewidth=0.8)
-    _category_axis(axes, rows[x])
+    category_axis(axes, rows[x])
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
-    return _save(figure, axes, path, title)
+    handles = axes.get_legend_handles_labels()[0] + _mark_handles("".join(drawn))
+    return save(figure, axes, path, title, handles=handles)
 
 
-def _labelled_bars(axes, positions, values, log: bool, **style) -> None:
-    """Horizontal bars with their value written at their end."""
+def _labelled_bars(axes, positions, values, log: bool, drawn=None, **style) -> None:
+    """Horizontal bars with their value written at their end; `drawn`: each bar's marks (hatched, beside its
+    value)."""
     bars = axes.barh(positions, values, **style)
-    for bar, value in zip(bars, values):
+    for bar, value, mark in zip(bars, values, drawn if drawn is not None else [""] * len(values)):
         end = bar.get_width()
+        if mark:
+            bar.set_hatch("//")
+            bar.set_edgecolor(PLOT_MARKS[mark[0]][1])
         axes.text(end * 1.04 if log else end + axes.get_xlim()[1] * 0.01, bar.get_y() + bar.get_height() / 2,
-                  _value_text(value), va="center", fontsize=7)
+                  value_text(value) + (f" {mark}" if mark else ""), va="center", fontsize=7)
 
 
-def _hbars(values: pd.Series, styles: dict, path: Path, title: str, xlabel: str,
+def _hbars(table: pd.DataFrame, column: str, path: Path, title: str, xlabel: str,
            reference: float | None = None) -> bool:
-    """One labelled horizontal bar per series, largest on top, in its series' colour."""
-    values = values.dropna().sort_values()
-    if values.empty:
+    """One labelled horizontal bar per series (`table`'s rows, their `column`), largest on top, in its series'
+    colour."""
+    table = table.dropna(subset=[column]).sort_values(column)
+    if table.empty:
         return False
-    figure, axes = plt.subplots(figsize=(7.5, 1.0 + 0.32 * len(values)))
-    log = _value_axis(axes, list(values) + ([reference] if reference is not None else []), "x", bars=True)
-    positions = range(len(values))
-    _labelled_bars(axes, positions, list(values), log, color=[styles[s]["color"] for s in values.index],
+    style_of, values = styles(table), list(table[column])
+    figure, axes = plt.subplots(figsize=(7.5, 1.0 + 0.32 * len(table)))
+    log = value_axis(axes, values + ([reference] if reference is not None else []), "x", bars=True)
+    positions = range(len(table))
+    drawn = list(_marks_of(table))
+    _labelled_bars(axes, positions, values, log, drawn, color=[style_of[s]["color"] for s in table["series"]],
                    height=0.7)
-    axes.set_yticks(list(positions), list(values.index), fontsize=8)
+    axes.set_yticks(list(positions), list(table["series"]), fontsize=8)
     if reference is not None:
         axes.axvline(reference, color="black", linewidth=0.8)
     axes.set_xlabel(xlabel)
-    return _save(figure, axes, path, title, handles=[])
+    return save(figure, axes, path, title, handles=_mark_handles("".join(drawn), bars=True))
 
 
 # --- the figures -------------------------------------------------------------------------------------------
@@ -239,14 +189,14 @@ def end_to_end(rows: pd.DataFrame, size: int, path: Path) -> bool:
     real = sorted(largest.loc[largest["timing_kind"].eq("under_load"), "loader"].unique())
     if not real:
         return False
-    table = _with_series(largest[largest["loader"].isin(real)].dropna(subset=["e2e_fps", "model_fps_under_load"]))
+    table = with_series(largest[largest["loader"].isin(real)].dropna(subset=["e2e_fps", "model_fps_under_load"]))
     if table.empty:
         return False
     table = table.sort_values(["series", "loader"], ascending=False)
     entries = list(table.itertuples())
     figure, axes = plt.subplots(figsize=(8.5, 1.2 + 0.55 * len(entries)))
-    log = _value_axis(axes, list(table["model_fps_under_load"]) + list(table["e2e_fps"]), "x", bars=True)
-    above_any = False
+    log = value_axis(axes, list(table["model_fps_under_load"]) + list(table["e2e_fps"]), "x", bars=True)
+    above_any, drawn = False, list(_marks_of(table))
     for index, entry in enumerate(entries):
         model_colour, e2e_colour = LOADER_COLOURS.get(entry.loader, OTHER_LOADER_COLOURS)
         _labelled_bars(axes, [index + 0.2], [entry.model_fps_under_load], log, height=0.38, color=model_colour)
@@ -254,7 +204,8 @@ def end_to_end(rows: pd.DataFrame, size: int, path: Path) -> bool:
         above_any |= above
         axes.barh([index - 0.2], [entry.e2e_fps], height=0.38, color=e2e_colour,
                   hatch="////" if above else None, edgecolor="#d62728" if above else e2e_colour)
-        text = _value_text(entry.e2e_fps) + ("  ^ above its own model figure" if above else "")
+        text = (value_text(entry.e2e_fps) + (f" {drawn[index]}" if drawn[index] else "")
+                + ("  ^ above its own model figure" if above else ""))
         axes.text(entry.e2e_fps * 1.04 if log else entry.e2e_fps + axes.get_xlim()[1] * 0.01, index - 0.2, text,
                   va="center", fontsize=7, color="#d62728" if above else "black")
     axes.set_yticks(range(len(entries)), [f"{e.series}\n{e.loader} loader" for e in entries], fontsize=8)
@@ -268,24 +219,26 @@ def end_to_end(rows: pd.DataFrame, size: int, path: Path) -> bool:
     if above_any:
         handles.append(Patch(facecolor="white", edgecolor="#d62728", hatch="////",
                              label="end-to-end above its own model figure (^)"))
-    return _save(figure, axes, path, f"End-to-end vs model throughput of the same runs, {size}×{size}, batch "
+    handles += [Patch(facecolor="white", edgecolor="white", label=f"{mark} beside a value: {marks.LEFT_OUT[mark]}")
+                for mark in PLOT_MARKS if mark in "".join(drawn)]
+    return save(figure, axes, path, f"End-to-end vs model throughput of the same runs, {size}×{size}, batch "
                                      f"{int(largest['batch_size'].iloc[0])}", handles=handles)
 
 
 def _per_size(rows: pd.DataFrame, column: str, aggregate: str, path: Path, title: str, ylabel: str,
               reference: float | None = None) -> bool:
     """Lines over the image sizes; with one size, a labelled bar per series."""
-    rows = _with_series(rows.dropna(subset=[column]))
+    rows = with_series(rows.dropna(subset=[column]))
     if rows.empty:
         return False
-    table = rows.groupby(["series", "format", "variant", "image_size"], sort=True)[column].agg(aggregate)
-    table = table.reset_index()
+    flags = {flag: marks.flagged(rows, flag) for flag, _, _ in PLOT_MARKS.values()}
+    table = rows.assign(**flags).groupby(["series", "format", "variant", "image_size"], sort=True).agg(
+        {column: aggregate, **{flag: "any" for flag in flags}}).reset_index()
     if table["image_size"].nunique() > 1:
         return _lines(table, "image_size", column, path, title, "image size (pixels per side)", ylabel,
                       reference=reference)
     size = int(table["image_size"].iloc[0])
-    return _hbars(table.set_index("series")[column], _styles(table), path, f"{title}, {size}×{size}", ylabel,
-                  reference=reference)
+    return _hbars(table, column, path, f"{title}, {size}×{size}", ylabel, reference=reference)
 
 
 def fastest_per_size(rows: pd.DataFrame, path: Path) -> bool:
@@ -304,10 +257,11 @@ def memory_vs_batch(rows: pd.DataFrame, path: Path) -> bool:
     if dummy.empty:
         return False
     size = int(dummy["image_size"].max())
+    what = {"cuda": "CUDA: device memory in use", "cpu": "CPU: process resident set"}
     return _lines(dummy[dummy["image_size"] == size], "batch_size", "memory_mb", path,
-                  f"Peak memory growth vs batch size, {size}×{size}, dummy loader\n"
-                  "(CUDA: device memory in use; CPU: process resident set)", "batch size", "MB over the baseline",
-                  zero=True)
+                  f"Peak memory growth vs batch size, {size}×{size}, dummy loader\n("
+                  + "; ".join(what[device] for device in sorted(set(dummy["device"]), reverse=True)) + ")",
+                  "batch size", "MB over the baseline", zero=True)
 
 
 def speedup_per_size(rows: pd.DataFrame, path: Path) -> bool:
@@ -325,7 +279,7 @@ def best_per_format_across_hosts(best: pd.DataFrame, path: Path) -> bool:
     table = best.pivot_table(index="format", columns="host", values="throughput_fps", aggfunc="max").sort_index()
     hosts = list(table.columns)
     figure, axes = plt.subplots(figsize=(8, 1.2 + 0.3 * len(hosts) * len(table)))
-    log = _value_axis(axes, table.to_numpy().ravel(), "x", bars=True)
+    log = value_axis(axes, table.to_numpy().ravel(), "x", bars=True)
     height = 0.8 / len(hosts)
     for index, host in enumerate(hosts):
         present = table[host].dropna()
@@ -335,7 +289,7 @@ def best_per_format_across_hosts(best: pd.DataFrame, path: Path) -> bool:
     axes.set_yticks(range(len(table)), list(table.index), fontsize=8)
     axes.invert_yaxis()
     axes.set_xlabel("best images / s (model, back to back)")
-    return _save(figure, axes, path, "Best configuration of each format, per machine", legend_title="machine")
+    return save(figure, axes, path, "Best configuration of each format, per machine", legend_title="machine")
 
 
 PER_SIZE = {"throughput": throughput_vs_batch, "end_to_end": end_to_end}
