@@ -72,6 +72,24 @@ def test_the_method_says_what_the_rows_recorded_not_what_the_code_does_now(tmp_p
     text = report.read_text()
     assert "measured in 3 processes each" in text and "or 7.5 s had passed" in text
     assert json.dumps(MEASUREMENT["cuda"]["max_seconds"]) + " s had passed" not in text.split("CPU rows")[0]
+    assert "C heap" not in text  # the fixture's rows predate the record: nothing is said for them
+
+
+def test_the_method_says_how_the_c_heap_was_set_where_the_rows_recorded_it(tmp_path):
+    from fmtbench.atomic import read_json
+    from fmtbench.atomic import write_json as write
+    paths = write_results(tmp_path)
+    for path in paths:
+        record = read_json(path)
+        if record["status"] == "ok":
+            harness = {**record["measurement"]["harness"], "keep_freed_memory": record["config"]["device"] == "cpu"}
+            record["measurement"] = {**record["measurement"], "harness": harness}
+            write(path, record)
+    report = tmp_path / "report" / "report.md"
+    render.render(paths, model_provenance(tmp_path), report, BASELINE, MEASUREMENT)
+    text = report.read_text()
+    assert "keeps the memory a call frees for the next call" in text
+    assert "returns large freed blocks to the kernel" in text
 
 
 def test_rows_the_study_asks_for_without_a_result_are_listed_as_not_run(tmp_path):

@@ -44,6 +44,11 @@ def _process_text(harness: dict | None, device: str) -> str:
                  + "; the job is " + ("pinned to its share of the cores" if harness.get("pin_cores") else
                                       "not pinned") + "; " + memory + "what else used the machine is "
                  + ("watched" if harness.get("contention_watch") else "not watched") + ".")
+    if "keep_freed_memory" in harness:  # recorded since 2026-12-06
+        parts.append("Its C heap " + ("keeps the memory a call frees for the next call (as jemalloc and tcmalloc do)"
+                                      if harness["keep_freed_memory"] else
+                                      "returns large freed blocks to the kernel (glibc's default), so each call "
+                                      "faults its activations in again") + ".")
     return " ".join(parts)
 
 
