@@ -45,7 +45,8 @@ def _process_text(harness: dict | None, device: str) -> str:
                                       "not pinned") + "; " + memory + "what else used the machine is "
                  + ("watched" if harness.get("contention_watch") else "not watched") + ".")
     if "keep_freed_memory" in harness:  # recorded since 2026-12-06
-        parts.append("Its C heap " + ("keeps the memory a call frees for the next call (as jemalloc and tcmalloc do)"
+        parts.append("Its C heap " + ("keeps the memory a call frees for the next call (as jemalloc and tcmalloc do; "
+                                      "a CPU row's resident peak includes what it keeps)"
                                       if harness["keep_freed_memory"] else
                                       "returns large freed blocks to the kernel (glibc's default), so each call "
                                       "faults its activations in again") + ".")
