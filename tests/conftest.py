@@ -45,6 +45,17 @@ def _no_fingerprint_leaks(monkeypatch):
     hardware.gpu_fingerprint.cache_clear()
 
 
+@pytest.fixture
+def default_stream():
+    """ONNX Runtime's load makes a stream of its own current for the process (as in a measuring process): each GPU
+    test (test_gpu_*.py use it) starts on torch's default stream again."""
+    yield
+    import torch
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.set_stream(torch.cuda.default_stream())
+
+
 @pytest.fixture(scope="session")
 def weights(tmp_path_factory):
     """A seeded random ResNet-18 state dict on disk, as the model rule writes it offline."""
