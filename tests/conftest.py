@@ -4,6 +4,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from helpers_workflow import study  # noqa: F401  (the tiny study: a fixture of each workflow test module)
 
 
 def cuda_available() -> bool:
