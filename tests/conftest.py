@@ -4,6 +4,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from helpers_workflow import study  # noqa: F401  (the tiny study: a fixture of each workflow test module)
 
 
 def cuda_available() -> bool:
@@ -43,6 +44,17 @@ def _no_fingerprint_leaks(monkeypatch):
     hardware.gpu_fingerprint.cache_clear()
     yield
     hardware.gpu_fingerprint.cache_clear()
+
+
+@pytest.fixture
+def default_stream():
+    """ONNX Runtime's load makes a stream of its own current for the process (as in a measuring process): each GPU
+    test (test_gpu_*.py use it) starts on torch's default stream again."""
+    yield
+    import torch
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.set_stream(torch.cuda.default_stream())
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,9 @@ def test_a_backend_module_without_a_spec_is_named_by_the_contract(monkeypatch):
 def test_ort_runs_on_the_stream_it_is_given_except_with_its_cuda_graphs():
     """The CUDA EP gets the measuring process's stream (so the harness's spin kernel is in front of ORT's kernels);
     with ORT's CUDA graphs it keeps its own stream and the backend makes none."""
-    from fmtbench.backends import onnx
+    from fmtbench.backends import _ort_session, onnx
     options = dict(onnx.SPEC.options)
-    given = onnx.cuda_provider_options(False, options, "fp16", stream=139_911)
+    given = _ort_session.cuda_provider_options(False, options, "fp16", stream=139_911)
     assert given["user_compute_stream"] == "139911"
-    assert "user_compute_stream" not in onnx.cuda_provider_options(False, options, "fp16")
-    assert onnx.compute_stream({**options, "enable_cuda_graph": True}) is None
+    assert "user_compute_stream" not in _ort_session.cuda_provider_options(False, options, "fp16")
+    assert _ort_session.compute_stream({**options, "enable_cuda_graph": True}) is None

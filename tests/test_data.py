@@ -97,7 +97,7 @@ def test_loader_registry_is_the_one_place_for_loader_names():
 
 def test_a_manifest_without_nvjpeg_flags_is_refused_not_decoded_on_the_cpu(tmp_path):
     """data.nvjpeg_paths returned an empty set for such a manifest: every image was decoded on the CPU under the
-    GPU-decode loader's name (the 43.6 ms data wait of tests/test_gpu.py)."""
+    GPU-decode loader's name (the 43.6 ms data wait of tests/test_gpu_measurement.py)."""
     from fmtbench.atomic import write_json
     manifest = tmp_path / "manifest.json"
     write_json(manifest, {"images": [{"path": "a.jpg"}, {"path": "b.jpg"}]})

@@ -22,6 +22,7 @@ LAYERS = [
     {"data"},                                   # the loaders' registry
     {"backends.base"},                          # the format contract
     {"backends", "backends._torchutil"},        # the registry (backends by name, never imported statically), helpers
+    {"backends._ort_session"},                  # ONNX Runtime sessions (the onnx backend's helpers)
     FORMATS,                                    # one module per format
     # stages and the DAG's view: environment record, result records, export, reference logits, config, triggers,
     # whether a configuration fits in the memory free

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import slurm_cluster
-from test_workflow import REPO, tiny_config
+from helpers_workflow import REPO, tiny_config
 
 pytestmark = pytest.mark.slurm
 HOST = "slurmhost"

@@ -4,7 +4,7 @@ import os
 import textwrap
 
 import pytest
-from test_workflow import REPO, snakemake
+from helpers_workflow import REPO, snakemake
 
 pytestmark = pytest.mark.workflow
 

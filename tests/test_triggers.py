@@ -79,6 +79,20 @@ def test_docstrings_comments_and_layout_change_no_hash_code_does(tmp_path, monke
         assert triggers.code_hash(stage, "onnx" if stage == "export" else None) == before[stage], stage
 
 
+def test_a_backends_helper_module_is_hashed_with_the_formats_that_import_it_and_no_other(tmp_path, monkeypatch):
+    """A backend's helpers (`backends/_*.py`: onnx's ONNX Runtime sessions) are in its import closure: an edit to
+    one reruns the formats whose backend imports it, and no other."""
+    package = _copy_package(tmp_path, monkeypatch)
+    _new_process(monkeypatch)
+    assert "fmtbench.backends._ort_session" in _modules("export", "onnx") & _modules("benchmark", "onnx")
+    before = {name: triggers.code_hash("benchmark", name) for name in FORMATS}
+    helper = package / "backends" / "_ort_session.py"
+    helper.write_text(helper.read_text() + "\nA_CHANGE = 1\n")
+    after = {name: triggers.code_hash("benchmark", name) for name in FORMATS}
+    assert {name for name in FORMATS if before[name] != after[name]} == {"onnx"}
+    changed = [entry for entry in after["onnx"].split(", ") if entry not in before["onnx"].split(", ")]
+    assert [entry.rsplit(":", 1)[0] for entry in changed] == ["backends._ort_session"]
+
 def test_a_backend_from_outside_the_package_is_hashed_with_what_it_imports_from_the_package(tmp_path, monkeypatch):
     plugin = tmp_path / "plugins" / "extformats"
     plugin.mkdir(parents=True)
