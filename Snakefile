@@ -21,6 +21,7 @@ from fmtbench import (
     lifeline,
     locks,
     paths,
+    settings,
     study,
     triggers,
     versions,

@@ -364,15 +364,6 @@ def format_options(config: dict, name: str) -> dict:
     return {**spec(backend).options, **{key: _option_value(value) for key, value in chosen.items()}}
 
 
-def measurement_of(config: dict, device: str) -> dict:
-    """How `device`'s rows are measured (measure.policy.Measurement.from_config): its section of `measurement`
-    with the thresholds and harness switches shared by every device."""
-    shared = config["measurement"]
-    return {**shared[device], "noisy_iqr_ratio": shared["noisy_iqr_ratio"],
-            "unstable_spread": shared["unstable_spread"], "host_bound_share": shared["host_bound_share"],
-            "harness": dict(shared["harness"])}
-
-
 def jobs(config: dict) -> list[Job]:
     return [Job(fmt, device, precision, tuple(config["image_sizes"]))
             for fmt, devices in config["formats"].items()

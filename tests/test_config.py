@@ -296,7 +296,7 @@ def _runs(config: dict) -> None:
     import torch
 
     from fmtbench import hardware
-    from fmtbench.measure.policy import Measurement
+    from fmtbench.settings import Settings, for_device
     for _, value in study.leaves(config):
         assert not isinstance(value, float) or math.isfinite(value)
     for seed in (config["model"]["seed"], config["data"]["seed"]):
@@ -316,8 +316,7 @@ def _runs(config: dict) -> None:
         assert plan["cpu"] and set(plan["cpu"]) <= set(cores)
     for device in ("cpu", "cuda"):
         section = config["measurement"][device]
-        measurement = Measurement.from_config(study.measurement_of(config, device))
-        settings = measurement.loop
+        settings = Settings.from_json(for_device(config["measurement"], device))
         assert all(isinstance(section[key], int) for key in ("warmup_iters", "min_iters", "processes",
                                                              "max_processes"))
         assert settings.warmup_seconds + max(settings.min_seconds, settings.max_seconds) <= 2 * 3600
@@ -482,3 +481,14 @@ def test_any_key_written_twice_is_named_with_its_line(tmp_path_factory, config, 
     with pytest.raises(study.ConfigError) as error:
         study.check_config_file(path)
     assert f"{path}:{len(text.splitlines()) + 1}: key {key!r} is written twice" in str(error.value)
+
+
+def test_the_schemas_measurement_part_is_made_from_the_settings_records(tmp_path):
+    """Each measurement setting is declared once (fmtbench/settings.py); the schema file holds what it makes
+    (`python -m fmtbench.settings` writes it)."""
+    from fmtbench import settings
+    written = tmp_path / "config.schema.yaml"
+    written.write_text(Path(SCHEMA).read_text())
+    settings.write_config_schema(written)
+    assert written.read_text() == Path(SCHEMA).read_text(), "run `python -m fmtbench.settings`"
+    assert yaml.safe_load(written.read_text())["properties"]["measurement"] == settings.config_schema()
