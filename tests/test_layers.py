@@ -10,9 +10,9 @@ LAYERS = [
     {"typedjson"},                              # dataclasses as JSON records and their schema
     # words and tools: where files go, atomic files, logging, versions, the machine, statistics, memory, accuracy,
     # what else used the machine, the typed parts of a row, a process that ends with the one that started it, how
-    # Snakemake was invoked, how a row is measured (each measurement setting, declared once)
+    # Snakemake was invoked, how a row is measured (each measurement setting, declared once), the config as written
     {"paths", "atomic", "logs", "versions", "hardware", "stats", "memory", "accuracy", "report", "procinfo",
-     "readings", "lifeline", "invocation", "settings"},
+     "readings", "lifeline", "invocation", "settings", "configcheck"},
     # one concern each: images, the model, the clock, processes and their failures, file checks, GPU claims, what
     # else used the machine, a killed Snakemake's lock
     {"images", "model", "timing", "isolation", "integrity", "gpus", "contention", "locks"},
