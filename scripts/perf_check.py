@@ -70,16 +70,10 @@ def harness_job(name, backend, options, weights, artifact, provenance, size, bat
 def harness(job, batches, batch, monitor, energy: bool) -> dict:
     """One measuring process over `batches` (in this order); the checked batch's figures and the process's."""
     plan = [Planned("dummy", b, accuracy=False, energy=energy and b == batch) for b in batches]
-    done = {}
-
-    def on_mark(name, data):
-        if name == "config_done":
-            done[data["batch"]] = data["value"]
-            return {}
-        return monitor.on_mark(name, data)
-    outcome = isolation.run_forked(child.measure_group, job, plan, timeout=600, on_mark=on_mark)
+    marks = schedule.ProcessMarks(monitor)
+    outcome = isolation.run_forked(child.measure_group, job, plan, timeout=600, on_mark=marks)
     monitor.reset()
-    value = done.get(batch)
+    value = marks.done.get(("dummy", batch))
     if outcome.status != "ok" or not isinstance(value, Reading):
         return {"error": outcome.reason or getattr(value, "reason", "not measured")}
     timed = value.timing

@@ -54,7 +54,7 @@ class Gathered:
         return self.accuracy is not None or self.accuracy_error is not None
 
 
-class _Marks:
+class ProcessMarks:
     """The marks of one measuring process, as they arrive: when each configuration reached its stages, and what
     each reported when done."""
 
@@ -133,7 +133,7 @@ class Scheduler:
         self.processes += 1
         plan = [Planned(loader, batch, accuracy=not self.rows[(loader, batch)].checked,
                         energy=not self.rows[(loader, batch)].readings) for loader, batch in keys]
-        marks = _Marks(self.monitor)
+        marks = ProcessMarks(self.monitor)
         log.info("measuring %s: process %d, %d configuration(s)", self.request.describe(), index + 1, len(plan))
         outcome = isolation.run_forked(child.measure_group, self.request, plan, on_mark=marks, spec=self.spec,
                                        timeout=self.request.measurement.stall_timeout())
@@ -149,7 +149,7 @@ class Scheduler:
             self._gather(planned, marks, outcome, index, position, len(plan), stages)
         return None
 
-    def _gather(self, planned: Planned, marks: _Marks, outcome: isolation.Outcome, index: int, position: int,
+    def _gather(self, planned: Planned, marks: ProcessMarks, outcome: isolation.Outcome, index: int, position: int,
                 size: int, stages: dict) -> None:
         row, value = self.rows[planned.key], marks.done.get(planned.key)
         if value is None:
