@@ -144,6 +144,12 @@ def unstable(processes: list[ProcessTiming], spread: float) -> bool:
     return spread_of([p.summary.median for p in processes]) > spread or spread_of(rates) > spread
 
 
+def host_bound(busy: float | None, share: float) -> bool | None:
+    """The host-bound rule: the GPU busy for less than `share` (settings.Thresholds.host_bound_share) of a
+    synchronised call in some process (`busy`: the lowest share); None where not measured."""
+    return None if busy is None else bool(busy < share)
+
+
 @dataclass(frozen=True)
 class Timing:
     """A row's model time per batch over its independent processes."""
@@ -201,7 +207,7 @@ class Timing:
                    unstable=unstable(processes, unstable_spread), clock=clock,
                    throughput_fps=float(np.median(rates)) if rates else None,
                    throughput_spread=spread_of(rates) if rates else None, gpu_busy_share=busy,
-                   host_bound=None if busy is None else bool(busy < host_bound_share))
+                   host_bound=host_bound(busy, host_bound_share))
 
     def to_json(self) -> dict:
         return to_json(self)

@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 from plain_loop import Server
 
-from fmtbench import backends, hardware, paths, study
+from fmtbench import backends, hardware, paths, stats, study
 from fmtbench.atomic import read_json
 from fmtbench.measure.request import Request
 from fmtbench.measure.schedule import Scheduler
@@ -209,7 +209,7 @@ def summarise(out: Path) -> str:
             fps = _median(r["throughput_fps"] for r in runs)
             busy = _median(r["gpu_busy_share"] for r in runs)
             memory = [r["memory_steady_mb"] for r in runs if r.get("memory_steady_mb") is not None]
-            host_bound = busy is not None and busy < CONFIG["measurement"]["host_bound_share"]
+            host_bound = bool(stats.host_bound(busy, CONFIG["measurement"]["host_bound_share"]))
             median = statistics.median(ms)
             if host_bound:
                 verdict = "host-bound: " + ("inside" if low <= median <= high else "OUTSIDE") + " the loop's range"
