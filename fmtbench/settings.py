@@ -89,8 +89,8 @@ class Harness:
 @dataclass(frozen=True, kw_only=True)
 class Settings(Thresholds, DeviceSettings):
     """How the row was measured: its device's settings, the thresholds its marks were judged with, and the
-    harness's parts (a mapping: rows of other versions recorded other parts). A row written before it recorded a
-    setting reads it as None (`recorded`)."""
+    harness's parts (a mapping: rows of other versions recorded other parts). A row written before rows recorded a
+    setting reads it as None; the report takes the declared default for it (`default`)."""
     harness: dict[str, bool] = doc("the harness's parts, on or off (settings.Harness)")
 
     @property
