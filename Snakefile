@@ -13,6 +13,7 @@ min_version("9.0")
 sys.path.insert(0, workflow.basedir)
 
 from fmtbench import (
+    configcheck,
     contention,
     gpus,
     hardware,
@@ -21,6 +22,7 @@ from fmtbench import (
     lifeline,
     locks,
     paths,
+    settings,
     study,
     triggers,
     versions,
@@ -41,7 +43,7 @@ DRY_RUN = invocation.dry_run()
 CONFIG_FILES = workflow.overwrite_configfiles or ["config.yaml"]
 for path in CONFIG_FILES:
     if Path(path).is_file():
-        study.check_config_file(path)
+        configcheck.check_config_file(path)
 if not workflow.overwrite_configfiles:
 
     configfile: "config.yaml"

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 from fmtbench.atomic import sha256_file
+from fmtbench.logs import one_line
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,6 @@ def torchvision_io():
     return torchvision.io
 
 
-def _one_line(err: BaseException) -> str:
-    return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)[:200]
-
-
 def decode_with_pillow(data: bytes):
     """8-bit RGB tensor (3, H, W) of a file torchvision has no decoder for (BMP, TIFF), EXIF orientation applied;
     16-bit grey rounded to 8 bits as decode_bytes does."""
@@ -84,7 +81,7 @@ def decode_bytes(data, path: str | os.PathLike):
         try:  # a format torchvision has no decoder for
             image = decode_with_pillow(data.numpy().tobytes())
         except Exception:  # noqa: BLE001 - Pillow cannot read it either: torchvision's reason is the one to give
-            raise ImageError(f"{path}: unreadable image ({_one_line(err)})") from err
+            raise ImageError(f"{path}: unreadable image ({one_line(err)})") from err
     if image.dim() == 4:  # an animated GIF: every frame; the first is the picture
         image = image[0]
     if image.dtype == torch.uint16:  # 16-bit PNG: round to the nearest 8-bit value

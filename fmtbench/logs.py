@@ -3,12 +3,22 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 import warnings
 from collections.abc import Callable
 
 INTERRUPTED = 130  # a shell's exit status for a process ended by SIGINT
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def one_line(err: BaseException, limit: int = 200) -> str:
+    """An exception's first non-empty line, without terminal colours, cut to `limit` characters: what a message
+    quotes of a library's error."""
+    text = ANSI_ESCAPE.sub("", str(err))
+    line = next((part.strip() for part in text.splitlines() if part.strip()), type(err).__name__)
+    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 def setup(log_files) -> None:

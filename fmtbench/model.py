@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fmtbench.atomic import atomic_path, sha256_file
+from fmtbench.logs import one_line
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +115,6 @@ def _pickled_objects(path: Path) -> str | None:
             f"{path}', weights_only=False); torch.save(c['model'] if isinstance(c, dict) else c.state_dict(), "
             "'resnet18_state_dict.pt')\" ('model': where torchvision's reference scripts keep the weights in a "
             "checkpoint; use the key yours has)")
-
-
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def one_line(err: BaseException, limit: int = 200) -> str:
-    """An exception's first non-empty line, without terminal colours, cut to `limit` characters."""
-    text = ANSI_ESCAPE.sub("", str(err))
-    line = next((part.strip() for part in text.splitlines() if part.strip()), type(err).__name__)
-    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 def _imagenet(seed: int) -> Weights:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
-from fmtbench import data, readings, stats
+from fmtbench import data, readings, settings, stats
 from fmtbench.typedjson import doc, from_json, json_schema, to_json
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
@@ -59,30 +59,6 @@ class Artifact:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Settings:
-    """How the row was measured: the loop settings of a configuration in a process, the row's policy over its
-    processes (the thresholds its marks were judged with) and the harness's switches (measure.policy)."""
-    processes: int = doc("measuring processes per row", minimum=1)
-    max_processes: int = doc("more, up to this many, for rows whose processes disagree", minimum=1)
-    warmup_iters: int = doc("warm-up calls, at least", minimum=0)
-    warmup_seconds: float = doc("warm-up seconds, at least", minimum=0)
-    min_iters: int = doc("timed calls, at least", minimum=0)
-    min_seconds: float = doc("timed seconds, at least", minimum=0)
-    max_seconds: float = doc("time cap of the latency samples (min_iters is a floor past it)", minimum=0)
-    target_ci: float = doc("stop once the median's 95 % interval is within ± this share of it (0: off)", minimum=0)
-    throughput_seconds: float = doc("back-to-back phase of a dummy row (CUDA); 0: not measured", minimum=0)
-    energy_seconds: float = doc("the back-to-back phase lasts at least this long where the energy is read",
-                                minimum=0)
-    unstable_spread: float = doc("processes whose medians spread by more than this share mark the row unstable",
-                                 exclusiveMinimum=0)
-    noisy_iqr_ratio: float = doc("a process whose IQR / median exceeds this marks the row noisy",
-                                 exclusiveMinimum=0)
-    host_bound_share: float = doc("a process in which the GPU was busy for less than this share of a synchronised "
-                                  "call marks the row host-bound", exclusiveMinimum=0, maximum=1)
-    harness: dict[str, bool] = doc("the harness's parts, on or off (measure.policy.Harness)")
-
-
-@dataclass(frozen=True, kw_only=True)
 class Row:
     """One configuration's result: measured (`ok`) with its figures, or why not."""
     schema_version: int = doc("version of this record's schema", const=SCHEMA_VERSION)
@@ -103,7 +79,7 @@ class Row:
     artifact: Artifact | None = doc("the export the row ran, hashed")
     backend: dict = doc("settings in effect (threads, providers, memory format, ...)")
     processes: list[readings.ProcessEntry] = doc("every measuring process of the row, in the order they ran")
-    measurement: Settings | None = doc("the settings the row was measured with (null where not measured)")
+    measurement: settings.Settings | None = doc("the settings the row was measured with (null where not measured)")
     contention: readings.ContentionSummary | None = doc("what else used the machine while the row was timed")
 
     def to_json(self) -> dict:

@@ -137,6 +137,19 @@ def spread_of(values) -> float:
     return float((values.max() - values.min()) / np.median(values)) if values.size > 1 else 0.0
 
 
+def unstable(processes: list[ProcessTiming], spread: float) -> bool:
+    """The unstable rule: a row's processes disagree by more than `spread` (settings.Thresholds.unstable_spread) on
+    their medians or on their back-to-back rates."""
+    rates = [p.throughput.images_per_s for p in processes if p.throughput is not None]
+    return spread_of([p.summary.median for p in processes]) > spread or spread_of(rates) > spread
+
+
+def host_bound(busy: float | None, share: float) -> bool | None:
+    """The host-bound rule: the GPU busy for less than `share` (settings.Thresholds.host_bound_share) of a
+    synchronised call in some process (`busy`: the lowest share); None where not measured."""
+    return None if busy is None else bool(busy < share)
+
+
 @dataclass(frozen=True)
 class Timing:
     """A row's model time per batch over its independent processes."""
@@ -176,7 +189,7 @@ class Timing:
 
     @classmethod
     def of(cls, processes: list[ProcessTiming], clock: str, noisy_iqr_ratio: float, unstable_spread: float,
-           host_bound_share: float = 0.9) -> Timing:
+           host_bound_share: float) -> Timing:
         medians = np.sort([p.summary.median for p in processes])
         if len(medians) > 1:
             low, high, coverage = median_ci(medians)
@@ -191,10 +204,10 @@ class Timing:
                    ci_coverage=coverage, p90=float(np.median([p.summary.p90 for p in processes])),
                    p99=float(np.median([p.summary.p99 for p in processes])), spread=spread,
                    processes=list(processes), pooled=pooled, noisy=any(p.summary.noisy for p in processes),
-                   unstable=bool(spread > unstable_spread or spread_of(rates) > unstable_spread), clock=clock,
+                   unstable=unstable(processes, unstable_spread), clock=clock,
                    throughput_fps=float(np.median(rates)) if rates else None,
                    throughput_spread=spread_of(rates) if rates else None, gpu_busy_share=busy,
-                   host_bound=None if busy is None else bool(busy < host_bound_share))
+                   host_bound=host_bound(busy, host_bound_share))
 
     def to_json(self) -> dict:
         return to_json(self)

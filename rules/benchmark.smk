@@ -18,7 +18,7 @@ rule benchmark:
         artifacts=benchmark_artifacts,
         batch_sizes=lambda wc: study.batch_sizes(config, wc.device),
         loaders=lambda wc: study.loaders_for(config, wc.device),
-        measurement=lambda wc: study.measurement_of(config, wc.device),
+        measurement=lambda wc: settings.for_device(config["measurement"], wc.device),
         loader_workers=lambda wc: loader_workers(wc.device),
         options=lambda wc: study.format_options(config, wc.format),
         backend=lambda wc: study.backend_of(config, wc.format),

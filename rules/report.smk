@@ -44,7 +44,6 @@ rule report:
         paths.REPORT_LOG,
     params:
         baseline=config["baseline"],
-        measurement=config["measurement"],
         code=triggers.code_hash("report"),
     script:
         "../scripts/report.py"

@@ -26,18 +26,18 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import yaml
 from plain_loop import Server
 
-from fmtbench import backends, hardware, paths, study
+from fmtbench import backends, hardware, paths, stats, study
 from fmtbench.atomic import read_json
-from fmtbench.measure.policy import Harness, Measurement
 from fmtbench.measure.request import Request
 from fmtbench.measure.schedule import Scheduler
 from fmtbench.report.replicate import PLAIN_LOOP
+from fmtbench.settings import Harness, Settings, for_device
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = study.check(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / "schemas" / "config.schema.yaml")
@@ -59,9 +59,9 @@ def request_for(name, precision, batch, workspace: Path, variant: str) -> Reques
         if variant == "arena_same_as_requested":
             options["arena_extend_strategy"] = "kSameAsRequested"
     artifact = study.export_path(backend, precision, DEVICE, SIZE)
-    measurement = Measurement.from_config(study.measurement_of(CONFIG, "cuda")).with_processes(1)
-    loop = replace(measurement.loop, max_seconds=min(1.0, measurement.loop.max_seconds))
-    measurement = replace(measurement, loop=loop, harness=Harness(**VARIANTS.get(variant, {})))
+    measurement = Settings.from_json(for_device(CONFIG["measurement"], "cuda")).with_processes(1)
+    measurement = replace(measurement, max_seconds=min(1.0, measurement.max_seconds),
+                          harness=asdict(Harness(**VARIANTS.get(variant, {}))))
     workers = max(1, min(CONFIG["loader"]["cuda_workers"], len(cores(True)) - 1))
     return Request(format=name, backend=backend, device=DEVICE, precision=precision, image_size=SIZE,
                    host="ablation", batch_sizes=BATCHES, loaders=("real", "dummy"),
@@ -84,7 +84,7 @@ def harness_segment(name, precision, batch, workspace, variant) -> dict:
     keys = {"workers_alive": [("real", batch), target],
             "second_in_group": [("dummy", other), target]}.get(variant, [target])
     everything = set(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, cores(request.measurement.harness.pin_cores))
+    os.sched_setaffinity(0, cores(request.measurement.switches.pin_cores))
     try:
         scheduler = Scheduler(request, backends.spec(request.backend))
         outcome = scheduler.run_in_order(keys)
@@ -209,7 +209,7 @@ def summarise(out: Path) -> str:
             fps = _median(r["throughput_fps"] for r in runs)
             busy = _median(r["gpu_busy_share"] for r in runs)
             memory = [r["memory_steady_mb"] for r in runs if r.get("memory_steady_mb") is not None]
-            host_bound = busy is not None and busy < CONFIG["measurement"]["host_bound_share"]
+            host_bound = bool(stats.host_bound(busy, CONFIG["measurement"]["host_bound_share"]))
             median = statistics.median(ms)
             if host_bound:
                 verdict = "host-bound: " + ("inside" if low <= median <= high else "OUTSIDE") + " the loop's range"

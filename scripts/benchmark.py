@@ -11,7 +11,7 @@ def main():
     logs.setup(sm.log)
     wc = sm.wildcards
     requests = request.for_job(wc, sm.params, sm.input, sm.output)
-    pinned = requests[0].measurement.harness.pin_cores
+    pinned = requests[0].measurement.switches.pin_cores
     # Inherited by every measuring child and DataLoader worker; under SLURM or taskset, within what was given.
     cores = hardware.pin(sm.params.cores) if pinned else hardware.usable_cores()
     if wc.device == "cpu":

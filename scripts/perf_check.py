@@ -31,8 +31,8 @@ import yaml
 from fmtbench import backends, data, export, isolation, paths, study
 from fmtbench.measure import child, monitors, schedule
 from fmtbench.measure.marks import Planned, Reading
-from fmtbench.measure.policy import Measurement
 from fmtbench.measure.request import Request
+from fmtbench.settings import Settings, for_device
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = study.check(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / "schemas" / "config.schema.yaml")
@@ -60,7 +60,7 @@ def measure_minimal(name, weights, artifact, size, batch, options):
 
 
 def harness_job(name, backend, options, weights, artifact, provenance, size, batches) -> Request:
-    measurement = Measurement.from_config(study.measurement_of(CONFIG, "cuda")).with_processes(1)
+    measurement = Settings.from_json(for_device(CONFIG["measurement"], "cuda")).with_processes(1)
     return Request(format=name, backend=backend, device="cuda", precision="fp16", image_size=size, host="perf",
                    batch_sizes=tuple(sorted(batches)), weights=str(weights),
                    artifact=str(artifact) if artifact else None, provenance=str(provenance) if provenance else None,
@@ -70,16 +70,10 @@ def harness_job(name, backend, options, weights, artifact, provenance, size, bat
 def harness(job, batches, batch, monitor, energy: bool) -> dict:
     """One measuring process over `batches` (in this order); the checked batch's figures and the process's."""
     plan = [Planned("dummy", b, accuracy=False, energy=energy and b == batch) for b in batches]
-    done = {}
-
-    def on_mark(name, data):
-        if name == "config_done":
-            done[data["batch"]] = data["value"]
-            return {}
-        return monitor.on_mark(name, data)
-    outcome = isolation.run_forked(child.measure_group, job, plan, timeout=600, on_mark=on_mark)
+    marks = schedule.ProcessMarks(monitor)
+    outcome = isolation.run_forked(child.measure_group, job, plan, timeout=600, on_mark=marks)
     monitor.reset()
-    value = done.get(batch)
+    value = marks.done.get(("dummy", batch))
     if outcome.status != "ok" or not isinstance(value, Reading):
         return {"error": outcome.reason or getattr(value, "reason", "not measured")}
     timed = value.timing
@@ -222,7 +216,7 @@ def main():
         except Exception as err:  # noqa: BLE001 - one configuration's failure is its row
             rows[name] = {"configuration": name, "errors": [f"{type(err).__name__}: {err}"]}
         print(name, "ready" if name in ready else rows[name]["errors"], flush=True)
-    monitor = monitors.for_device("cuda", Measurement.from_config(study.measurement_of(CONFIG, "cuda")).harness)
+    monitor = monitors.for_device("cuda", Settings.from_json(for_device(CONFIG["measurement"], "cuda")).switches)
     for round_index in range(args.repeats):
         for name in (list(ready) if round_index % 2 == 0 else list(ready)[::-1]):
             backend, options, artifact, provenance = ready[name]

@@ -13,7 +13,7 @@ def main():
     with replaced_together(out.plots, out.tables, out.csv, out.front, out.report) as (plots, tables, csv, front,
                                                                                      report):
         render.render(sm.input.results, sm.input.model, report, baseline=sm.params.baseline,
-                      measurement=sm.params.measurement, export_provenance=list(sm.input.export_provenance),
+                      export_provenance=list(sm.input.export_provenance),
                       tables_dir=tables, results_csv=csv, front_page=front)
     with open(out.complete, "w", encoding="utf-8") as mark:
         mark.write(f"{len(sm.input.results)} results\n")

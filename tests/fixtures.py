@@ -5,6 +5,7 @@ from fmtbench import accuracy, model, readings, results, stats
 from fmtbench.atomic import write_json
 from fmtbench.measure import assemble
 from fmtbench.paths import RESULTS
+from fmtbench.settings import Settings, for_device
 
 ENVIRONMENTS = {
     "cpu-box": {"hostname": "a", "cpu_model": "Test CPU 8C", "cpu_count": 8, "torch_threads": 8,
@@ -57,11 +58,10 @@ def config(fmt, precision, device, loader, size, batch, host):
                           batch_size=batch, host=host)
 
 
-def settings(device) -> results.Settings:
-    shared = {key: MEASUREMENT[key] for key in ("noisy_iqr_ratio", "unstable_spread", "host_bound_share")}
-    return results.Settings(**MEASUREMENT[device], **shared, harness={
+def settings(device) -> Settings:
+    return Settings.from_json(for_device({**MEASUREMENT, "harness": {
         "device_memory_sampling": True, "contention_watch": True, "loaders_apart": True, "rotate_order": True,
-        "gc_during_measurement": False, "pin_cores": True})
+        "gc_during_measurement": False, "pin_cores": True}}, device))
 
 
 def row(host, fmt, precision, device, loader, size, batch) -> results.Row:

@@ -10,7 +10,7 @@ def _timing(median_ms, throughput=None, kind="latency"):
     process = stats.ProcessTiming(kind=kind, samples_ms=samples, summary=stats.Summary.of(samples), warmup_iters=1,
                                   warmup_seconds=0, timed_seconds=0.1, stop="min",
                                   throughput=stats.Throughput.of([throughput], 1, 4) if throughput else None)
-    return stats.Timing.of([process], "c", 0.1, 0.05)
+    return stats.Timing.of([process], "c", 0.1, 0.05, 0.9)
 
 
 def _loader(end_to_end_fps=90.0, concurrent=True):

@@ -6,7 +6,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from fmtbench import hardware, paths, study
+from fmtbench import configcheck, hardware, paths, study
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
@@ -140,7 +140,7 @@ def test_every_backend_module_declares_a_light_spec():
 def test_command_line_overrides_get_the_schema_types():
     """`--config batch_sizes=[32,64]` reaches the Snakefile as ['32', '64'] (YAML BaseLoader)."""
     schema = yaml.safe_load(open(SCHEMA))
-    overridden = study.coerce({"batch_sizes": ["32", "64"], "cpu_threads": "null", "host_label": "007",
+    overridden = configcheck.coerce({"batch_sizes": ["32", "64"], "cpu_threads": "null", "host_label": "007",
                                "model": {"weights": "random", "sha256": "12345678"},
                                "measurement": {"cuda": {"max_seconds": "2.5", "min_iters": "3"}},
                                "options": {"onnx": {"enable_cuda_graph": "true"}}}, schema)
@@ -254,7 +254,7 @@ def _numeric_keys(schema: dict, kinds=("integer", "number")) -> list[tuple]:
     found = []
 
     def walk(node, path):
-        node = study._resolve(node, schema)
+        node = configcheck._resolve(node, schema)
         types = node.get("type", [])
         types = {types} if isinstance(types, str) else set(types)
         if types & set(kinds) and not (types - set(kinds)) & {"integer", "number"}:
@@ -296,8 +296,8 @@ def _runs(config: dict) -> None:
     import torch
 
     from fmtbench import hardware
-    from fmtbench.measure.policy import Measurement
-    for _, value in study.leaves(config):
+    from fmtbench.settings import Settings, for_device
+    for _, value in configcheck.leaves(config):
         assert not isinstance(value, float) or math.isfinite(value)
     for seed in (config["model"]["seed"], config["data"]["seed"]):
         torch.manual_seed(seed)
@@ -316,8 +316,7 @@ def _runs(config: dict) -> None:
         assert plan["cpu"] and set(plan["cpu"]) <= set(cores)
     for device in ("cpu", "cuda"):
         section = config["measurement"][device]
-        measurement = Measurement.from_config(study.measurement_of(config, device))
-        settings = measurement.loop
+        settings = Settings.from_json(for_device(config["measurement"], device))
         assert all(isinstance(section[key], int) for key in ("warmup_iters", "min_iters", "processes",
                                                              "max_processes"))
         assert settings.warmup_seconds + max(settings.min_seconds, settings.max_seconds) <= 2 * 3600
@@ -334,7 +333,7 @@ def test_any_number_the_schema_accepts_runs_or_is_refused_naming_its_key(path, v
         study.check(config, SCHEMA)
     except study.ConfigError as error:
         first = str(error).splitlines()[0]
-        where = study.key_path(path[:-1] if isinstance(path[-1], int) else path)
+        where = configcheck.key_path(path[:-1] if isinstance(path[-1], int) else path)
         assert first.startswith(f"config: {where}"), first
         assert len(first) < 160, first
         return
@@ -350,9 +349,9 @@ def test_every_numeric_key_is_covered_and_has_a_finite_bound():
     for path in NUMERIC_KEYS:
         node = schema
         for key in path:
-            node = study._resolve(node, schema)
+            node = configcheck._resolve(node, schema)
             node = node["items"] if isinstance(key, int) else node["properties"][key]
-        node = study._resolve(node, schema)
+        node = configcheck._resolve(node, schema)
         if path[-1] not in ("noisy_iqr_ratio", "unstable_spread"):  # shares: any finite threshold runs
             assert "maximum" in node, path
 
@@ -458,13 +457,13 @@ def test_a_config_file_with_a_slip_is_refused_in_one_line_naming_file_line_and_k
     path = tmp_path / "config.yaml"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(study.ConfigError) as error:
-        study.check_config_file(path)
+        configcheck.check_config_file(path)
     assert str(error.value).startswith(f"{tmp_path}/{message}") and "\n" not in str(error.value), str(error.value)
 
 
 def test_the_shipped_config_files_pass_the_file_check():
     for path in (REPO / "config.yaml", REPO / "tests" / "data" / "tiny_config.yaml"):
-        study.check_config_file(path)
+        configcheck.check_config_file(path)
 
 
 @settings(max_examples=60, deadline=None)
@@ -476,9 +475,20 @@ def test_any_key_written_twice_is_named_with_its_line(tmp_path_factory, config, 
     path = tmp_path_factory.mktemp("dup") / "config.yaml"
     text = yaml.safe_dump(config, sort_keys=False)
     path.write_text(text)
-    study.check_config_file(path)
+    configcheck.check_config_file(path)
     key = data.draw(st.sampled_from(sorted(config)))
     path.write_text(text + yaml.safe_dump({key: config[key]}))
     with pytest.raises(study.ConfigError) as error:
-        study.check_config_file(path)
+        configcheck.check_config_file(path)
     assert f"{path}:{len(text.splitlines()) + 1}: key {key!r} is written twice" in str(error.value)
+
+
+def test_the_schemas_measurement_part_is_made_from_the_settings_records(tmp_path):
+    """Each measurement setting is declared once (fmtbench/settings.py); the schema file holds what it makes
+    (`python -m fmtbench.settings` writes it)."""
+    from fmtbench import settings
+    written = tmp_path / "config.schema.yaml"
+    written.write_text(Path(SCHEMA).read_text())
+    settings.write_config_schema(written)
+    assert written.read_text() == Path(SCHEMA).read_text(), "run `python -m fmtbench.settings`"
+    assert yaml.safe_load(written.read_text())["properties"]["measurement"] == settings.config_schema()

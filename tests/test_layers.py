@@ -10,9 +10,9 @@ LAYERS = [
     {"typedjson"},                              # dataclasses as JSON records and their schema
     # words and tools: where files go, atomic files, logging, versions, the machine, statistics, memory, accuracy,
     # what else used the machine, the typed parts of a row, a process that ends with the one that started it, how
-    # Snakemake was invoked
+    # Snakemake was invoked, how a row is measured (each measurement setting, declared once), the config as written
     {"paths", "atomic", "logs", "versions", "hardware", "stats", "memory", "accuracy", "report", "procinfo",
-     "readings", "lifeline", "invocation"},
+     "readings", "lifeline", "invocation", "settings", "configcheck"},
     # one concern each: images, the model, the clock, processes and their failures, file checks, GPU claims, what
     # else used the machine, a killed Snakemake's lock
     {"images", "model", "timing", "isolation", "integrity", "gpus", "contention", "locks"},
@@ -30,7 +30,7 @@ LAYERS = [
     {"report.labels"},                          # the report's words for a row and its figures
     # the measurement's words (how a row is measured, what passes between a process and its job); the report's
     # frame of the rows, the result files it reads, checked, and the marks a row carries
-    {"measure", "measure.policy", "measure.marks", "report.frame", "report.inputs", "report.marks",
+    {"measure", "measure.marks", "report.frame", "report.inputs", "report.marks",
      "report.axes"},
     # the report's sections that need only the rows: findings, setup, method, exports, what did not run, the
     # HTML report's items, the decode capacity, the replicate check

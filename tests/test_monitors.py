@@ -4,7 +4,7 @@ import pytest
 
 from fmtbench import gpus
 from fmtbench.measure import monitors
-from fmtbench.measure.policy import Harness
+from fmtbench.settings import Harness
 
 
 class FakeNvml:

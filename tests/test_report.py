@@ -14,7 +14,7 @@ BASELINE = {"format": "torch", "precision": "fp32"}
 def _render(root):
     paths = write_results(root)
     report = root / "report" / "report.md"
-    render.render(paths, model_provenance(root), report, BASELINE, MEASUREMENT)
+    render.render(paths, model_provenance(root), report, BASELINE)
     return report
 
 
@@ -68,7 +68,7 @@ def test_the_method_says_what_the_rows_recorded_not_what_the_code_does_now(tmp_p
             record["measurement"] = {**record["measurement"], "processes": 3, "max_seconds": 7.5}
             write(path, record)
     report = tmp_path / "report" / "report.md"
-    render.render(paths, model_provenance(tmp_path), report, BASELINE, MEASUREMENT)
+    render.render(paths, model_provenance(tmp_path), report, BASELINE)
     text = report.read_text()
     assert "measured in 3 processes each" in text and "or 7.5 s had passed" in text
     assert json.dumps(MEASUREMENT["cuda"]["max_seconds"]) + " s had passed" not in text.split("CPU rows")[0]
@@ -86,7 +86,7 @@ def test_the_method_says_how_the_c_heap_was_set_where_the_rows_recorded_it(tmp_p
             record["measurement"] = {**record["measurement"], "harness": harness}
             write(path, record)
     report = tmp_path / "report" / "report.md"
-    render.render(paths, model_provenance(tmp_path), report, BASELINE, MEASUREMENT)
+    render.render(paths, model_provenance(tmp_path), report, BASELINE)
     text = report.read_text()
     assert "keeps the memory a call frees for the next call" in text
     assert "returns large freed blocks to the kernel" in text
@@ -96,7 +96,7 @@ def test_rows_the_study_asks_for_without_a_result_are_listed_as_not_run(tmp_path
     paths = write_results(tmp_path)
     missing = tmp_path / "artifacts/results/gpu-box/torch/cuda-fp16/512/dummy-bs64.json"
     report = tmp_path / "report" / "report.md"
-    render.render(paths + [str(missing)], model_provenance(tmp_path), report, BASELINE, MEASUREMENT)
+    render.render(paths + [str(missing)], model_provenance(tmp_path), report, BASELINE)
     text = report.read_text()
     assert f"of the {len(paths) + 1} configurations the study asks for" in text
     assert "37 were not run (4 oom, 32 unavailable, 1 without a result file: see Not run)" in text
@@ -127,7 +127,7 @@ def test_speedup_is_against_the_same_shape_loader_and_device_and_positive(tmp_pa
 
 def test_findings_compare_like_with_like_and_name_strict_fp32(tmp_path):
     results = frame.load(write_results(tmp_path))
-    lines = findings.all_findings(results, "torch", MEASUREMENT, random_weights=True)
+    lines = findings.all_findings(results, "torch", random_weights=True)
     fastest = [line for line in lines if line.startswith("Fastest")]
     assert any(line.startswith("Fastest (model, back to back throughput) on cuda (`gpu-box`), dummy loader")
                for line in fastest)
@@ -143,14 +143,14 @@ def test_findings_compare_like_with_like_and_name_strict_fp32(tmp_path):
         "processes disagree"
     assert not any("Top-1" in line for line in lines), "random weights: top-1 agreement is not a finding"
     assert any("Top-1 agreement below 99 %: onnx fp16" in line
-               for line in findings.all_findings(results, "torch", MEASUREMENT, random_weights=False))
+               for line in findings.all_findings(results, "torch", random_weights=False))
 
 
 def test_accuracy_outlier_is_reported_with_its_relative_error(tmp_path):
     results = frame.load(write_results(tmp_path))
     results.loc[(results["format"] == "onnx") & (results["precision"] == "fp16"), "within_limit"] = False
     results.loc[(results["format"] == "onnx") & (results["precision"] == "fp16"), "max_rel_error"] = 0.05
-    lines = findings.all_findings(results, "torch", MEASUREMENT)
+    lines = findings.all_findings(results, "torch")
     assert any(line.startswith("Accuracy outlier: onnx fp16 on cuda") and "0.05 above the limit" in line
                for line in lines)
 
@@ -162,7 +162,7 @@ def test_empty_results_are_reported_as_such():
 def test_html_report_items_one_table_per_machine_size_and_format_and_a_csv_of_every_row(tmp_path):
     paths = write_results(tmp_path)
     tables, csv = tmp_path / "report" / "tables", tmp_path / "report" / "results.csv"
-    render.render(paths, model_provenance(tmp_path), tmp_path / "report" / "report.md", BASELINE, MEASUREMENT,
+    render.render(paths, model_provenance(tmp_path), tmp_path / "report" / "report.md", BASELINE,
                   tables_dir=tables, results_csv=csv)
     ok = frame.load(paths).query("status == 'ok'")
     expected = {items.table_path(tables, int(size), fmt, host)
@@ -195,7 +195,7 @@ def test_rows_timed_beside_other_work_are_marked_and_counted(tmp_path):
     busy = (results["format"] == "onnx") & (results["device"] == "cpu") & (results["status"] == "ok")
     results.loc[busy, "contended"] = True
     results.loc[busy, "others_cpu_share_max"] = 0.48
-    lines = findings.all_findings(results, "torch", MEASUREMENT)
+    lines = findings.all_findings(results, "torch")
     ok = int((results["status"] == "ok").sum())
     assert (f"{int(busy.sum())} of {ok} configurations measured while other processes used the machine (marked §; "
             "other processes took up to 48% of their cores") in " ".join(lines)
@@ -217,7 +217,7 @@ def test_a_row_whose_accuracy_check_failed_says_so(tmp_path):
     broken = (results["format"] == "torch") & (results["status"] == "ok")
     results.loc[broken, "accuracy_error"] = "RuntimeError: shape mismatch"
     results.loc[broken, "rel_error_limit"] = None
-    lines = findings.all_findings(results, "torch", MEASUREMENT)
+    lines = findings.all_findings(results, "torch")
     assert any(line.startswith("Accuracy not checked: torch") and "shape mismatch" in line for line in lines)
     assert cells.rel_error_text(results[broken].iloc[0]) == "check failed"
 
@@ -325,7 +325,7 @@ def test_captions_claim_no_precision_that_did_not_run(tmp_path):
     from fmtbench.atomic import read_json
     paths = [path for path in write_results(tmp_path) if read_json(path)["config"]["precision"] == "fp32"]
     report = tmp_path / "report" / "report.md"
-    render.render(paths, model_provenance(tmp_path), report, BASELINE, MEASUREMENT)
+    render.render(paths, model_provenance(tmp_path), report, BASELINE)
     captions = [line for line in report.read_text().splitlines() if line.startswith("![")]
     assert captions and not [line for line in captions if "fp16" in line], captions
 
@@ -337,7 +337,7 @@ def test_the_html_front_page_says_what_ran_the_answer_and_the_findings(tmp_path)
     from docutils.core import publish_parts
     paths = [path for path in write_results(tmp_path) if "/cuda-fp16/" not in path]
     report, front = tmp_path / "report" / "report.md", tmp_path / "report" / "front.rst"
-    render.render(paths, model_provenance(tmp_path), report, BASELINE, MEASUREMENT, front_page=front)
+    render.render(paths, model_provenance(tmp_path), report, BASELINE, front_page=front)
     rst = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(front.read_text()).render()
     page = publish_parts(rst, writer="html", settings_overrides={"report_level": 2, "halt_level": 5})["html_body"]
     assert "System Message" not in page and "system-message" not in page, page
@@ -373,7 +373,7 @@ def test_cuda_rows_show_their_device_time_and_a_host_bound_speedup_is_from_it(tm
     graphs["gpu_ms"] = None
     graphs["compute_stream"] = "ONNX Runtime's own (CUDA graphs): its device time is not measured"
     assert cells.device_ms_text(graphs) == "– °"
-    text = legend.legend_texts(ok, BASELINE, MEASUREMENT)["model"]
+    text = legend.legend_texts(ok, BASELINE)["model"]
     assert "*device time* (CUDA rows)" in text and "`°`" in text and "marked `dev`" in text
 
 
@@ -384,7 +384,7 @@ def test_a_host_bound_rows_wall_figures_are_its_processes_range(tmp_path):
     assert cells.throughput_text(row) == f"{row['throughput_min_fps']:.1f}–{row['throughput_max_fps']:.1f}"
     steady = ok[(ok["format"] == "onnx")].iloc[0]
     assert cells.latency_text(steady) == cells.ms(steady["latency_ms"])
-    text = legend.legend_texts(ok, BASELINE, MEASUREMENT)["model"]
+    text = legend.legend_texts(ok, BASELINE)["model"]
     assert ("so its latency and throughput are this host's launch rate, shown as the range over its processes "
             "(the low end what the format does on a quiet host) and ranked by no finding") in text
 
@@ -395,7 +395,7 @@ def test_end_to_end_rows_give_their_verdict_and_the_capacity_is_a_table_of_the_h
     assert cells.table(real, "e2e")["bound (e2e / capacity)"].eq("loader (97%)").all()
     real.loc[real.index[0], ["e2e_bound", "e2e_over_capacity"]] = ["model", 0.62]
     assert cells.table(real, "e2e")["bound (e2e / capacity)"].iloc[0] == "model (62%)"
-    text = legend.legend_texts(ok, BASELINE, MEASUREMENT)["e2e"]
+    text = legend.legend_texts(ok, BASELINE)["e2e"]
     assert "*bound* = the slower stage: `loader` where that capacity is below the model's rate under load" in text
     from fmtbench.report import loaders
     lines = loaders.capacity_table(ok[ok["host"] == "gpu-box"])
@@ -421,8 +421,7 @@ def test_memory_is_defined_and_a_gpu_decode_rows_loader_share_is_shown_apart(tmp
     _, real = marks.split(ok)
     assert cells.table(real, "e2e")["of which the loader (MB)"].isin(["100.0", "–"]).all()
     assert "of which the loader (MB)" not in cells.table(real[real["device"] == "cpu"], "e2e")
-    assert "*of which the loader* = a GPU-decode row's memory minus" in legend.legend_texts(ok, BASELINE,
-                                                                                               MEASUREMENT)["e2e"]
+    assert "*of which the loader* = a GPU-decode row's memory minus" in legend.legend_texts(ok, BASELINE)["e2e"]
     assert ("A row's memory is its configuration's own: what it needs in a process that ran nothing before it, the "
             "median over its processes where it went first, else the median over all of them"
             ) in " ".join(method.section(ok, BASELINE))
@@ -431,7 +430,7 @@ def test_memory_is_defined_and_a_gpu_decode_rows_loader_share_is_shown_apart(tmp
 def test_a_cpu_only_report_has_no_device_time_and_its_capacity_table(tmp_path):
     paths = write_results(tmp_path, hosts=("cpu-box",))
     report = tmp_path / "report" / "report.md"
-    render.render(paths, model_provenance(tmp_path), report, BASELINE, MEASUREMENT)
+    render.render(paths, model_provenance(tmp_path), report, BASELINE)
     text = report.read_text()
     assert "device time" not in text and "°" not in text and "× dev" not in text
     assert "### Decode capacity (the host's)" in text and "GPU's decoder" not in text
@@ -458,10 +457,10 @@ def test_a_mark_every_row_of_a_kind_carries_is_said_once_not_in_every_cell(tmp_p
     tables = "\n".join(cells.markdown(ok, every))
     assert not [line for line in tables.splitlines() if "*" in line], tables
     assert len([line for line in tables.splitlines() if "§" in line]) == 1, tables
-    text = legend.legend_texts(ok, BASELINE, MEASUREMENT)
+    text = legend.legend_texts(ok, BASELINE)
     assert "Every end-to-end row carries `*` (below 90% of min(model under load, decode capacity))" in text["e2e"]
     assert "`§` measured while other processes used its cores, the machine (CPU rows))" in text["model"]
-    line = next(line for line in findings.reliability(ok, MEASUREMENT) if "stayed below" in line)
+    line = next(line for line in findings.reliability(ok) if "stayed below" in line)
     assert "marked *, left out of the cells of the end-to-end rows, which all carry it" in line, line
 
 

@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fixtures import MEASUREMENT, model_provenance, write_results
+from fixtures import model_provenance, write_results
 
 from fmtbench.atomic import replaced_together
 from fmtbench.report import inputs, render
@@ -105,7 +105,7 @@ def test_a_folder_names_its_machine_and_cuda_rows_may_run_on_other_nodes_cpus(tm
     records = inputs.read(paths)
     assert {records[p]["config"]["host"] for p in moved} == {"other-box"}
     report = tmp_path / "report" / "report.md"
-    render.render(paths, model_provenance(tmp_path), report, BASELINE, MEASUREMENT)
+    render.render(paths, model_provenance(tmp_path), report, BASELINE)
     assert "## Results on `other-box`" in report.read_text() and "on 3 machine(s)" in report.read_text()
 
 
@@ -113,14 +113,14 @@ def test_a_refused_input_leaves_the_previous_report_as_it_was(tmp_path):
     paths = write_results(tmp_path)
     outputs = [tmp_path / "report" / name for name in ("plots", "tables", "results.csv", "report.md")]
     with replaced_together(*outputs) as (plots, tables, csv, report):
-        render.render(paths, model_provenance(tmp_path), report, BASELINE, MEASUREMENT, tables_dir=tables,
+        render.render(paths, model_provenance(tmp_path), report, BASELINE, tables_dir=tables,
                       results_csv=csv)
     before = {p: p.read_bytes() for p in (tmp_path / "report").rglob("*") if p.is_file()}
     assert len(before) > 20
     _edit(paths[0], lambda r: r.update(schema_version=7))
     with pytest.raises(inputs.RefusedInput):
         with replaced_together(*outputs) as (plots, tables, csv, report):
-            render.render(paths, model_provenance(tmp_path), report, BASELINE, MEASUREMENT, tables_dir=tables,
+            render.render(paths, model_provenance(tmp_path), report, BASELINE, tables_dir=tables,
                           results_csv=csv)
     assert {p: p.read_bytes() for p in (tmp_path / "report").rglob("*") if p.is_file()} == before
 

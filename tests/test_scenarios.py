@@ -1,7 +1,9 @@
+from dataclasses import asdict
+
 import pytest
 
 from fmtbench.measure import scenarios
-from fmtbench.measure.policy import LoopSettings, Measurement, RowPolicy
+from fmtbench.settings import DeviceSettings, Harness, Settings, for_device
 
 
 class FakeClock:
@@ -23,7 +25,7 @@ class FakeClock:
 def settings(**overrides):
     base = dict(warmup_iters=2, warmup_seconds=0.0, min_iters=5, min_seconds=0.0, max_seconds=100.0, target_ci=0.0,
                 throughput_seconds=0.0, energy_seconds=0.0)
-    return LoopSettings(**{**base, **overrides})
+    return DeviceSettings(**{**base, **overrides})
 
 
 def latency(clock, on_timing_start=None, **overrides):
@@ -72,22 +74,23 @@ def test_timing_start_callback_runs_between_warmup_and_timing():
 
 
 def test_measurement_is_built_once_from_the_config_and_recorded_in_every_row():
-    """The loop settings and the row policy come apart; the thresholds a row was judged with are in its record."""
-    section = dict(processes=2, max_processes=5, warmup_iters=1, warmup_seconds=0, min_iters=3, min_seconds=0,
-                   max_seconds=12, target_ci=0.01, throughput_seconds=0.25, energy_seconds=1.0,
-                   noisy_iqr_ratio=0.1, unstable_spread=0.05, host_bound_share=0.9,
-                   harness={"contention_watch": False})
-    measurement = Measurement.from_config(section)
-    assert measurement.loop == LoopSettings(1, 0, 3, 0, 12, 0.01, 0.25, 1.0)
-    assert measurement.policy == RowPolicy(processes=2, max_processes=5, unstable_spread=0.05, noisy_iqr_ratio=0.1,
-                                           host_bound_share=0.9)
-    assert not measurement.harness.contention_watch and measurement.harness.device_memory_sampling
-    record = measurement.record()
-    assert record.unstable_spread == 0.05 and record.noisy_iqr_ratio == 0.1 and record.processes == 2
-    assert record.harness["contention_watch"] is False and record.harness["device_memory_sampling"] is True
-    assert record.host_bound_share == 0.9
-    with pytest.raises(TypeError):  # a missing key is an error, not a silent default
-        Measurement.from_config({key: value for key, value in section.items() if key != "min_iters"})
+    """One record from config.yaml's nesting (the device's section, the shared thresholds and harness) to the row:
+    the job's params are its JSON, the row records it as it is."""
+    section = {"cuda": dict(processes=2, max_processes=5, warmup_iters=1, warmup_seconds=0, min_iters=3,
+                            min_seconds=0, max_seconds=12, target_ci=0.01, throughput_seconds=0.25,
+                            energy_seconds=1.0),
+               "noisy_iqr_ratio": 0.1, "unstable_spread": 0.05, "host_bound_share": 0.9,
+               "harness": {**asdict(Harness()), "contention_watch": False}}
+    params = for_device(section, "cuda")
+    measurement = Settings.from_json(params)
+    assert measurement.to_json() == params
+    assert (measurement.warmup_iters, measurement.max_seconds, measurement.processes) == (1, 12, 2)
+    assert not measurement.switches.contention_watch and measurement.switches.device_memory_sampling
+    assert measurement.unstable_spread == 0.05 and measurement.noisy_iqr_ratio == 0.1
+    assert measurement.host_bound_share == 0.9
+    assert measurement.stall_timeout() == 300 + 3 * (0 + 12 + 0.25 + 1.0)
+    with pytest.raises(KeyError):  # a missing key is an error, not a silent default
+        for_device({**section, "cuda": {}}, "cuda")["min_iters"]
 
 
 def test_throughput_runs_blocks_back_to_back_with_one_sync_per_block():

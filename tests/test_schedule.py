@@ -90,11 +90,11 @@ def test_model_alone_rows_are_measured_in_processes_without_a_real_loaders_worke
 
 
 def test_with_loaders_together_a_process_takes_every_loader_of_its_batch_sizes(weights, tmp_path, monkeypatch):
-    from dataclasses import replace
+    from dataclasses import asdict, replace
 
-    from fmtbench.measure.policy import Harness
+    from fmtbench.settings import Harness
     request = cpu_request(weights, tmp_path, batches=(2,), loaders=("real", "dummy"))
-    together = replace(request, measurement=replace(request.measurement, harness=Harness(loaders_apart=False)))
+    together = replace(request, measurement=replace(request.measurement, harness=asdict(Harness(loaders_apart=False))))
     monkeypatch.setenv("FAKE_COUNTS", str(tmp_path / "counts.json"))
     monkeypatch.setattr(child, "measure_configuration", _fake_config)
     rows = {r["config"]["loader"]: r for r in job.run_job(together)}

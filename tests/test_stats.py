@@ -69,11 +69,12 @@ def _process(samples, rate=None):
 def test_row_timing_is_the_median_of_process_medians_and_their_spread():
     """The bimodal eager fp16 row of the H100 (1.79 ms in one process, 2.59 in another) is visible now."""
     row = stats.Timing.of([_process([1.79] * 30), _process([2.59] * 30), _process([1.80] * 30)],
-                          clock="c", noisy_iqr_ratio=0.1, unstable_spread=0.05)
+                          clock="c", noisy_iqr_ratio=0.1, unstable_spread=0.05, host_bound_share=0.9)
     assert row.median == pytest.approx(1.80)
     assert row.spread == pytest.approx((2.59 - 1.79) / 1.80)
     assert row.unstable and len(row.processes) == 3 and row.pooled.count == 90
-    steady = stats.Timing.of([_process([1.0] * 5)] * 3, clock="c", noisy_iqr_ratio=0.1, unstable_spread=0.05)
+    steady = stats.Timing.of([_process([1.0] * 5)] * 3, clock="c", noisy_iqr_ratio=0.1, unstable_spread=0.05,
+                             host_bound_share=0.9)
     assert steady.spread == 0 and not steady.unstable
 
 
@@ -81,26 +82,27 @@ def test_the_row_interval_belongs_to_the_row_median_not_to_the_pooled_samples():
     """torch fp16 dummy b40 on the H100: median of process medians 1.740, pooled 'CI' 1.870-2.031 (28 of 105 rows
     had their median outside their own interval). The row's interval is that of the median of the medians."""
     processes = [_process([1.74] * 40), _process([1.70] * 40), _process([2.0] * 200)]
-    row = stats.Timing.of(processes, clock="c", noisy_iqr_ratio=0.1, unstable_spread=0.05)
+    row = stats.Timing.of(processes, clock="c", noisy_iqr_ratio=0.1, unstable_spread=0.05, host_bound_share=0.9)
     assert row.median == pytest.approx(1.74)
     assert row.ci_low <= row.median <= row.ci_high and row.ci_coverage == pytest.approx(0.75)
     assert not (row.pooled.ci_low <= row.median <= row.pooled.ci_high), "the pooled interval misses the row"
-    two = stats.Timing.of(processes[:2], clock="c", noisy_iqr_ratio=0.1, unstable_spread=0.05)
+    two = stats.Timing.of(processes[:2], clock="c", noisy_iqr_ratio=0.1, unstable_spread=0.05, host_bound_share=0.9)
     assert (two.ci_low, two.ci_high, two.ci_coverage) == (pytest.approx(1.70), pytest.approx(1.74), 0.5)
 
 
 def test_row_throughput_is_the_median_of_its_processes_back_to_back_rates():
     row = stats.Timing.of([_process([1.0] * 5, 1000), _process([1.0] * 5, 1200), _process([1.0] * 5, 1100)],
-                          clock="c", noisy_iqr_ratio=0.1, unstable_spread=0.05)
+                          clock="c", noisy_iqr_ratio=0.1, unstable_spread=0.05, host_bound_share=0.9)
     assert row.throughput_fps == pytest.approx(1100) and row.throughput_spread == pytest.approx(200 / 1100)
 
 
 def test_schema_is_derived_from_the_dataclasses_and_round_trips():
-    row = stats.Timing.of([_process([1.0, 1.1, 0.9], 900)], clock="c", noisy_iqr_ratio=0.1, unstable_spread=0.05)
+    row = stats.Timing.of([_process([1.0, 1.1, 0.9], 900)], clock="c", noisy_iqr_ratio=0.1, unstable_spread=0.05,
+                          host_bound_share=0.9)
     document = json.loads(json.dumps(row.to_json()))
     schema = json_schema(stats.Timing)
     jsonschema.validate(document, schema)
-    bare = json.loads(json.dumps(stats.Timing.of([_process([1.0])], "c", 0.1, 0.05).to_json()))
+    bare = json.loads(json.dumps(stats.Timing.of([_process([1.0])], "c", 0.1, 0.05, 0.9).to_json()))
     jsonschema.validate(bare, schema)  # no throughput phase: nulls where the figures are absent
     omitted = {"gpu_busy_share", "host_bound"}  # absent where not measured
     assert schema["required"] == [name for name in field_names(stats.Timing) if name not in omitted]
@@ -114,7 +116,7 @@ def test_schema_is_derived_from_the_dataclasses_and_round_trips():
 def test_a_row_whose_processes_disagree_on_throughput_alone_is_unstable():
     """torch_autocast 224² batch 48 on the H100: latency spread 0.3 %, back-to-back spread 31.8 %, no mark."""
     row = stats.Timing.of([_process([1.0] * 6, 1000), _process([1.0] * 6, 1300)], clock="c", noisy_iqr_ratio=0.1,
-                          unstable_spread=0.05)
+                          unstable_spread=0.05, host_bound_share=0.9)
     assert row.spread == 0 and row.throughput_spread == pytest.approx(300 / 1150) and row.unstable
 
 
@@ -130,5 +132,5 @@ def test_a_row_is_host_bound_when_the_gpu_is_idle_for_part_of_a_call_in_some_pro
     assert launch_bound.process_range == (2.0, 2.0)
     gpu_bound = stats.Timing.of([_busy(0.97), _busy(0.95)], "c", 0.1, 0.05, host_bound_share=0.9)
     assert gpu_bound.host_bound is False
-    unknown = stats.Timing.of([_process([2.0] * 6, 1000)], "c", 0.1, 0.05)
+    unknown = stats.Timing.of([_process([2.0] * 6, 1000)], "c", 0.1, 0.05, 0.9)
     assert unknown.host_bound is None and "host_bound" not in unknown.to_json(), "not measured: not claimed"

@@ -2,7 +2,7 @@
 
 - a **job** is one Snakemake benchmark job: every image size of one (format, device, precision) (`job`);
 - a **request** is what one image size of a job measures: its configurations (loader × batch size), the model,
-  the export and how to measure (`request.Request`, its settings and policies in `policy.Measurement`);
+  the export and how to measure (`request.Request`, its settings in `fmtbench.settings.Settings`);
 - a **process** is one measuring process, forked from the job process: it loads the model once and measures a
   group of the request's configurations (`child`), marking each stage (`marks.Mark`) and reporting each
   configuration as one typed `marks.Reading`; the job process's monitors read the device and the machine from

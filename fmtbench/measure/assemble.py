@@ -121,9 +121,9 @@ def row(request: Request, loader: str, batch: int, gathered: Gathered, backend: 
         status, reason, transient = gathered.failure or ("failed", "not measured", False)
         return results.failure(config, status, reason, environment=environment, artifact=artifact, backend=backend,
                                transient=transient)
-    values, policy = gathered.readings, request.measurement.policy
-    timing = stats.Timing.of([v.timing for v in values], values[0].clock, policy.noisy_iqr_ratio,
-                             policy.unstable_spread, policy.host_bound_share)
+    values, settings = gathered.readings, request.measurement
+    timing = stats.Timing.of([v.timing for v in values], values[0].clock, settings.noisy_iqr_ratio,
+                             settings.unstable_spread, settings.host_bound_share)
     if gathered.accuracy_error:
         backend = {**backend, "accuracy_error": gathered.accuracy_error}
     return results.Row(
@@ -132,7 +132,7 @@ def row(request: Request, loader: str, batch: int, gathered: Gathered, backend: 
         memory=memory_summary([entry.memory for entry in gathered.entries],
                               [entry.position for entry in gathered.entries]), gpu=gpu_summary(values, batch),
         accuracy=gathered.accuracy, environment=environment, artifact=artifact, backend=backend,
-        processes=gathered.entries, measurement=request.measurement.record(),
+        processes=gathered.entries, measurement=request.measurement,
         contention=_contention([v.contention for v in values]))
 
 

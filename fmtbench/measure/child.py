@@ -64,7 +64,7 @@ def _library_handles(device: str, precision: str) -> None:
 def init_device(request: Request) -> dict:
     """The C heap's policy, threads, the CUDA context and the library handles; returns what identifies the GPU to
     the parent's NVML."""
-    if request.measurement.harness.keep_freed_memory:
+    if request.measurement.switches.keep_freed_memory:
         memory.keep_freed_memory()
     import torch
     if request.threads:
@@ -141,12 +141,12 @@ def measure_configuration(request: Request, session, planned: Planned, accountin
                           feeds: data.Feeds | None = None) -> Reading:
     """One configuration in a process that has the model loaded."""
     loader = data.loader(planned.loader)
-    settings, policy = request.measurement.loop, request.measurement.policy
+    settings = request.measurement
     source = loader.open(data.SourceRequest(
         request.device, request.image_size, planned.batch, request.loader_workers, request.manifest,
         backends.get(request.backend).input_format(request.load_request()), feeds=feeds))
     _synchronize(request.device)  # the source is made before the baseline: a dummy batch, or the running workers
-    collecting = request.measurement.harness.gc_during_measurement or not gc.isenabled()
+    collecting = request.measurement.switches.gc_during_measurement or not gc.isenabled()
     if not collecting:
         gc.disable()  # as timeit does: no collection of the harness's own garbage inside a configuration
     if accounting:
@@ -162,7 +162,7 @@ def measure_configuration(request: Request, session, planned: Planned, accountin
         if accounting:
             accounting.stage("first_run")
         isolation.mark(Mark.FIRST_RUN)
-        scenario = scenarios.for_configuration(loader.scenario, settings, policy.noisy_iqr_ratio, request.device,
+        scenario = scenarios.for_configuration(loader.scenario, settings, settings.noisy_iqr_ratio, request.device,
                                                energy=planned.energy,
                                                batches=loader.min_timed_batches(request.loader_workers))
         def mark(name: Mark) -> None:

@@ -18,8 +18,8 @@ from typing import Protocol
 
 from fmtbench import contention, gpus, readings
 from fmtbench.measure.marks import Mark
-from fmtbench.measure.policy import Harness
 from fmtbench.memory import FIRST_CALL_PEAK, MB, STEADY, add_load, growth_record
+from fmtbench.settings import Harness
 
 
 class Monitor(Protocol):

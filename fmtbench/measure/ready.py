@@ -59,7 +59,7 @@ def prepare(request: Request, export: Export) -> Prepared:
     environment, backend = env.capture(request.device), _label(request)
     if not backends.get(request.backend).has_tune:
         return Prepared(request, environment, backend)
-    tuned = isolation.run_forked(child.tune, request, timeout=request.measurement.loop.stall_timeout(),
+    tuned = isolation.run_forked(child.tune, request, timeout=request.measurement.stall_timeout(),
                                  spec=backends.spec(request.backend))
     if tuned.status != "ok":
         return Prepared(request, environment, {}, tuned)

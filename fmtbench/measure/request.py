@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fmtbench import paths, results
 from fmtbench.backends.base import LoadRequest
-from fmtbench.measure.policy import Measurement
+from fmtbench.settings import Settings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,7 +19,7 @@ class Request:
     precision: str
     image_size: int
     weights: str
-    measurement: Measurement
+    measurement: Settings
     backend: str = ""           # the module in fmtbench.backends that runs it (default: the format)
     host: str = "local"
     batch_sizes: tuple[int, ...] = (1,)
@@ -59,7 +59,7 @@ class Request:
 
 def for_job(wildcards, params, inputs, outputs) -> list[Request]:
     """A benchmark job's requests, one per image size, from its wildcards, params, inputs and outputs."""
-    measurement = Measurement.from_config(params.measurement)
+    measurement = Settings.from_json(params.measurement)
     requests = []
     for size in params.sizes:
         artifact = params.artifacts.get(size)

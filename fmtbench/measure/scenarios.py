@@ -31,7 +31,7 @@ import numpy as np
 
 from fmtbench import timing
 from fmtbench.measure.marks import Mark
-from fmtbench.measure.policy import LoopSettings
+from fmtbench.settings import DeviceSettings
 from fmtbench.stats import ProcessTiming, Summary, Throughput, median_ci
 
 # A throughput block lasts about this long (at least MIN_BLOCK_CALLS calls): long enough that one
@@ -51,7 +51,7 @@ def _ci_reached(samples: list[float], target: float) -> bool:
     return coverage >= 0.95 and median > 0 and (high - low) / 2 <= target * median
 
 
-def warm_up(iteration: Callable[[], object], settings: LoopSettings, now: Clock = time.perf_counter
+def warm_up(iteration: Callable[[], object], settings: DeviceSettings, now: Clock = time.perf_counter
             ) -> tuple[int, float]:
     """Runs until both `warmup_iters` and `warmup_seconds` are reached; returns (iterations, seconds)."""
     count = 0
@@ -65,7 +65,7 @@ def warm_up(iteration: Callable[[], object], settings: LoopSettings, now: Clock 
 class Latency:
     """Each call between two synchronisations: `step()` runs one synchronised call and returns its seconds."""
 
-    def __init__(self, settings: LoopSettings, noisy_iqr_ratio: float, now: Clock = time.perf_counter):
+    def __init__(self, settings: DeviceSettings, noisy_iqr_ratio: float, now: Clock = time.perf_counter):
         self.settings, self.noisy_iqr_ratio, self.now = settings, noisy_iqr_ratio, now
 
     def run(self, step: Callable[[], float], on_timing_start: Callable[[], None] | None = None) -> ProcessTiming:
@@ -134,7 +134,7 @@ class UnderLoad:
     each of which the loader had to make during the phase: a rate above what the loader can make is then not
     the start-up stock."""
 
-    def __init__(self, settings: LoopSettings, noisy_iqr_ratio: float, batches: int, buffered: int = 0,
+    def __init__(self, settings: DeviceSettings, noisy_iqr_ratio: float, batches: int, buffered: int = 0,
                  now: Clock = time.perf_counter):
         self.settings, self.noisy_iqr_ratio, self.batches, self.now = settings, noisy_iqr_ratio, batches, now
         self.buffered = buffered
@@ -172,7 +172,7 @@ class ModelAlone:
     """The dummy loader: latency samples, then (CUDA) the back-to-back phase; on the CPU, where a call is
     synchronous, each timed call is its own block."""
 
-    def __init__(self, settings: LoopSettings, noisy_iqr_ratio: float, device: str, *, energy: bool, batches: int):
+    def __init__(self, settings: DeviceSettings, noisy_iqr_ratio: float, device: str, *, energy: bool, batches: int):
         self.settings, self.noisy_iqr_ratio, self.device, self.energy = settings, noisy_iqr_ratio, device, energy
 
     def run(self, session, source, clock, batch_size: int, mark: Callable[[Mark], None]) -> ProcessTiming:
@@ -204,7 +204,7 @@ class ModelAlone:
 class EndToEnd:
     """A real loader feeding the model: whole rounds of its workers back to back."""
 
-    def __init__(self, settings: LoopSettings, noisy_iqr_ratio: float, device: str, *, energy: bool, batches: int):
+    def __init__(self, settings: DeviceSettings, noisy_iqr_ratio: float, device: str, *, energy: bool, batches: int):
         self.settings, self.noisy_iqr_ratio, self.device, self.batches = settings, noisy_iqr_ratio, device, batches
 
     def run(self, session, source, clock, batch_size: int, mark: Callable[[Mark], None]) -> ProcessTiming:
@@ -223,7 +223,7 @@ def _timing_starts(source, mark: Callable[[Mark], None]) -> Callable[[], None]:
 SCENARIOS = {"model_alone": ModelAlone, "end_to_end": EndToEnd}
 
 
-def for_configuration(scenario: str, settings: LoopSettings, noisy_iqr_ratio: float, device: str, *, energy: bool,
+def for_configuration(scenario: str, settings: DeviceSettings, noisy_iqr_ratio: float, device: str, *, energy: bool,
                       batches: int):
     """The scenario a loader names (data.Loader.scenario), set up for one configuration."""
     return SCENARIOS[scenario](settings, noisy_iqr_ratio, device, energy=energy, batches=batches)

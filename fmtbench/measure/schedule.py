@@ -15,12 +15,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from fmtbench import backends, data, headroom, isolation, readings
+from fmtbench import backends, data, headroom, isolation, readings, stats
 from fmtbench.measure import child, monitors
 from fmtbench.measure.marks import PROCESS_STAGES, Failed, Mark, Planned, Reading
 from fmtbench.measure.ready import Prepared
 from fmtbench.measure.request import Request
-from fmtbench.stats import spread_of
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ class Gathered:
         return self.accuracy is not None or self.accuracy_error is not None
 
 
-class _Marks:
+class ProcessMarks:
     """The marks of one measuring process, as they arrive: when each configuration reached its stages, and what
     each reported when done."""
 
@@ -87,7 +86,7 @@ class Scheduler:
     def __init__(self, request: Request, spec):
         self.request, self.spec = request, spec
         self.rows = {key: Gathered() for key in request.configurations}
-        self.monitor = monitors.for_device(request.device, request.measurement.harness)
+        self.monitor = monitors.for_device(request.device, request.measurement.switches)
         self.processes = 0
         self.info: dict = {}
         self.environment: dict | None = None
@@ -110,14 +109,12 @@ class Scheduler:
         values = self.rows[key].readings
         if len(values) < 2 or data.loader(key[0]).end_to_end:
             return False
-        limit = self.request.measurement.policy.unstable_spread
-        rates = [v.timing.throughput.images_per_s for v in values if v.timing.throughput is not None]
-        return spread_of([v.timing.summary.median for v in values]) > limit or spread_of(rates) > limit
+        return stats.unstable([v.timing for v in values], self.request.measurement.unstable_spread)
 
     def groups(self, keys: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
         """The configurations each process of a round takes: the model alone apart from the real loaders (their
         workers would be alive beside the model-alone rows), unless the harness says otherwise."""
-        if not self.request.measurement.harness.loaders_apart:
+        if not self.request.measurement.switches.loaders_apart:
             return [keys] if keys else []
         kinds: dict[str, list] = {}
         for key in keys:
@@ -127,7 +124,7 @@ class Scheduler:
     def run(self, keys: list[tuple[str, int]], planned_processes: int, position: int) -> isolation.Outcome | None:
         """One measuring process over `keys` (in this process's order: the `position`-th of its kind); returns an
         `unavailable` outcome if the format turned out not to run here."""
-        turn = position if self.request.measurement.harness.rotate_order else 0
+        turn = position if self.request.measurement.switches.rotate_order else 0
         return self.run_in_order(order(keys, turn, planned_processes))
 
     def run_in_order(self, keys: list[tuple[str, int]]) -> isolation.Outcome | None:
@@ -136,10 +133,10 @@ class Scheduler:
         self.processes += 1
         plan = [Planned(loader, batch, accuracy=not self.rows[(loader, batch)].checked,
                         energy=not self.rows[(loader, batch)].readings) for loader, batch in keys]
-        marks = _Marks(self.monitor)
+        marks = ProcessMarks(self.monitor)
         log.info("measuring %s: process %d, %d configuration(s)", self.request.describe(), index + 1, len(plan))
         outcome = isolation.run_forked(child.measure_group, self.request, plan, on_mark=marks, spec=self.spec,
-                                       timeout=self.request.measurement.loop.stall_timeout())
+                                       timeout=self.request.measurement.stall_timeout())
         self.monitor.reset()
         if outcome.status == "unavailable":
             return outcome
@@ -152,7 +149,7 @@ class Scheduler:
             self._gather(planned, marks, outcome, index, position, len(plan), stages)
         return None
 
-    def _gather(self, planned: Planned, marks: _Marks, outcome: isolation.Outcome, index: int, position: int,
+    def _gather(self, planned: Planned, marks: ProcessMarks, outcome: isolation.Outcome, index: int, position: int,
                 size: int, stages: dict) -> None:
         row, value = self.rows[planned.key], marks.done.get(planned.key)
         if value is None:
@@ -182,27 +179,27 @@ class Scheduler:
         configuration (a configuration a process did not reach is measured by the next one), then more processes
         for the model-alone rows whose processes disagree, up to `max_processes`. A format that turns out not to
         run here ends it, its outcome in `self.unavailable`."""
-        policy = self.request.measurement.policy
+        settings = self.request.measurement
         keys = list(self.rows)
-        for round_index in range(policy.processes):
+        for round_index in range(settings.processes):
             for _ in range(3):  # the round's configurations a crashed process left, in another process
                 pending = [k for k in keys
                            if self.rows[k].failure is None and len(self.rows[k].readings) <= round_index]
                 if not pending:
                     break
                 for group in self.groups(pending):
-                    self.unavailable = self.run(group, policy.processes, round_index)
+                    self.unavailable = self.run(group, settings.processes, round_index)
                     if self.unavailable:
                         return
             yield True
-        extra = policy.processes
+        extra = settings.processes
         while True:
             pending = [k for k in keys if self.rows[k].failure is None and self.unstable(k)
-                       and len(self.rows[k].readings) < policy.max_processes]
+                       and len(self.rows[k].readings) < settings.max_processes]
             if not pending:
                 return
             for group in self.groups(pending):
-                self.unavailable = self.run(group, policy.max_processes, extra)
+                self.unavailable = self.run(group, settings.max_processes, extra)
                 if self.unavailable:
                     return
             extra += 1

@@ -230,21 +230,20 @@ def memory_not_monotone(ok: pd.DataFrame) -> list[str]:
     return lines
 
 
-def reliability(ok: pd.DataFrame, fallback: dict | None = None) -> list[str]:
-    """Rows marked for how they were measured, each judged with the thresholds it recorded (`fallback`, the
-    study's measurement settings, for rows that recorded none)."""
+def reliability(ok: pd.DataFrame) -> list[str]:
+    """Rows marked for how they were measured, each judged with the thresholds it recorded."""
     every = marks.on_every_row(ok)
     flagged = {column: marks.flagged(ok, column) for column in
                ("unstable", "noisy", "throttled", "host_bound", "memory_disagree", "stalled", "e2e_above_model",
                 "e2e_above_capacity")}
     counts = [
         ("unstable", f"whose per-process medians spread by more than "
-                     f"{threshold_text(ok[ROW], 'unstable_spread', fallback)} ({marks.marked('‡', every)}; left out "
+                     f"{threshold_text(ok[ROW], 'unstable_spread')} ({marks.marked('‡', every)}; left out "
                      "of the ranges above: read their figures with care)"),
         ("noisy", f"with a noisy process (IQR above the set share of the median, {marks.marked('~', every)})"),
         ("throttled", f"timed while the GPU reported power or thermal clock limits ({marks.marked('†', every)})"),
         ("host_bound", f"whose figure is set by the host's launch rate ({marks.marked('◊', every)}: in some process "
-                       f"the GPU was busy for less than {threshold_text(ok[ROW], 'host_bound_share', fallback)} of "
+                       f"the GPU was busy for less than {threshold_text(ok[ROW], 'host_bound_share')} of "
                        "a call; their range over the processes is the figure, and no finding ranks them within it)"),
         ("memory_disagree", f"whose processes disagree on the memory figure by more than "
                             f"{readings.memory_agree_text()} (shown as their range)"),
@@ -273,12 +272,10 @@ def reliability(ok: pd.DataFrame, fallback: dict | None = None) -> list[str]:
     return lines
 
 
-def all_findings(frame: pd.DataFrame, baseline_format: str = "torch", fallback: dict | None = None,
-                 random_weights: bool = False) -> list[str]:
-    """Every finding of the rows; `fallback`: the study's measurement settings, for the thresholds of rows that
-    did not record theirs."""
+def all_findings(frame: pd.DataFrame, baseline_format: str = "torch", random_weights: bool = False) -> list[str]:
+    """Every finding of the rows."""
     ok = frame[frame["status"] == "ok"]
     if ok.empty:
         return ["No configuration was measured."]
     return (fastest(ok) + fp16_gain(ok) + tf32_gain(ok, baseline_format) + lowest_memory(ok)
-            + memory_not_monotone(ok) + accuracy_outliers(ok, random_weights) + reliability(ok, fallback))
+            + memory_not_monotone(ok) + accuracy_outliers(ok, random_weights) + reliability(ok))

@@ -213,7 +213,7 @@ def csv_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def settings(rows: pd.DataFrame) -> list:
-    """The distinct settings (results.Settings) these rows were measured with, in the order of their JSON text."""
+    """The distinct settings (settings.Settings) these rows were measured with, in the order of their JSON text."""
     chosen = rows.dropna(subset=["measurement"]).drop_duplicates("measurement").sort_values("measurement")
     return [row.measurement for row in chosen[ROW]]
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
+from fmtbench import settings
 from fmtbench.backends.base import math_label
 
 
@@ -31,13 +32,11 @@ def span(values: Iterable, fmt: str = ".2g", unit: str = "") -> str:
     return low if low == high else f"{low}–{high}"
 
 
-def threshold_text(typed_rows: Iterable, name: str, fallback: Mapping | None = None) -> str:
-    """A share the rows were judged with (results.Settings `name`), e.g. "5%" or "5%–10%", from `typed_rows`
-    (results.Row); rows that did not record it (written before they did) were judged with the study's setting in
-    `fallback` (the config's measurement section)."""
-    default = (fallback or {}).get(name)
+def threshold_text(typed_rows: Iterable, name: str) -> str:
+    """A share the rows were judged with (settings.Settings `name`), e.g. "5%" or "5%–10%", from `typed_rows`
+    (results.Row) as each recorded it; a row written before rows recorded it reads as the declared default."""
     values = {getattr(row.measurement, name, None) if row.measurement else None for row in typed_rows}
-    values = {default if value is None else value for value in values} - {None}
+    values = {settings.default(name) if value is None else value for value in values}
     return span(values, ".0%") if values else "the set share"
 
 

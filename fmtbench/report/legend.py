@@ -59,16 +59,16 @@ CPU_WORDS = ("", "batch / median call time (a call on the CPU is synchronous: th
                  "runs it)", "the process's resident set", "perf_counter around the call")
 
 
-def _meanings(ok: pd.DataFrame, fallback: dict | None) -> dict[str, str]:
+def _meanings(ok: pd.DataFrame) -> dict[str, str]:
     """What each mark says, with the thresholds these rows were judged with."""
     gpu = " or its GPU" if ok["device"].eq("cuda").any() else ""
     return {
         "~": "a process was noisy",
-        "‡": f"the processes disagree by more than {threshold_text(ok[ROW], 'unstable_spread', fallback)} in "
+        "‡": f"the processes disagree by more than {threshold_text(ok[ROW], 'unstable_spread')} in "
              "latency or in back-to-back rate",
         "†": "timed while the GPU reported power or thermal clock limits",
         "◊": f"host-bound: in some process the GPU was busy for less than "
-             f"{threshold_text(ok[ROW], 'host_bound_share', fallback)} of a call, so its latency and throughput are "
+             f"{threshold_text(ok[ROW], 'host_bound_share')} of a call, so its latency and throughput are "
              "this host's launch rate, shown as the range over its processes (the low end what the format does on a "
              "quiet host) and ranked by no finding",
         "§": f"measured while other processes used its cores, the machine (CPU rows){gpu}",
@@ -85,10 +85,10 @@ def _marks(parts, which: dict[str, str], meanings: dict[str, str]) -> str:
                      if any(mark not in omit and marks.flagged(rows, column).any() for rows, omit in parts))
 
 
-def legend_texts(ok: pd.DataFrame, baseline: dict, fallback: dict | None = None) -> dict[str, str]:
+def legend_texts(ok: pd.DataFrame, baseline: dict) -> dict[str, str]:
     """The legend of each kind of table these rows fill ("model", "e2e"), with the thresholds they were judged
-    with (`fallback`: the study's measurement settings, for rows that recorded none)."""
-    every, meanings = marks.on_every_row(ok), _meanings(ok, fallback)
+    with."""
+    every, meanings = marks.on_every_row(ok), _meanings(ok)
     model, real = marks.split(ok)
     cuda = ok["device"].eq("cuda").any()
     synchronised, throughput, memory, under_load = CUDA_WORDS if cuda else CPU_WORDS
@@ -112,7 +112,7 @@ def legend_texts(ok: pd.DataFrame, baseline: dict, fallback: dict | None = None)
     return texts
 
 
-def section(ok: pd.DataFrame, baseline: dict, fallback: dict | None = None) -> list[str]:
+def section(ok: pd.DataFrame, baseline: dict) -> list[str]:
     """"Reading the tables": what the columns and marks of the tables below mean, once for all of them."""
-    texts = legend_texts(ok, baseline, fallback)
+    texts = legend_texts(ok, baseline)
     return ["## Reading the tables", "", *[line for text in texts.values() for line in (text, "")]] if texts else []

@@ -25,10 +25,10 @@ from fmtbench.report import (
 from fmtbench.report import frame as frames
 
 
-def render(result_paths, model_provenance_path, report_path, baseline: dict, measurement: dict,
-           export_provenance=(), tables_dir=None, results_csv=None, front_page=None) -> None:
+def render(result_paths, model_provenance_path, report_path, baseline: dict, export_provenance=(), tables_dir=None,
+           results_csv=None, front_page=None) -> None:
     """report.md with its plots; with tables_dir / results_csv / front_page also the HTML report's table items and
-    front page. `measurement`: the study's settings, for the thresholds of rows that did not record theirs.
+    front page. How each row was measured is read from the row (its `measurement`), nowhere else.
 
     `result_paths`: every result the study asks for; those without a file are listed as not run. Every file is
     checked before anything is written (inputs.RefusedInput names those that fail)."""
@@ -49,13 +49,13 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, mea
     ok = table[table["status"] == "ok"]
     summary = notrun.summary(table, missing)
     short = answer.answer(ok, baseline["format"], baseline["precision"]) if not ok.empty else []
-    found = findings.all_findings(table, baseline["format"], measurement, is_random(model_provenance))
+    found = findings.all_findings(table, baseline["format"], is_random(model_provenance))
     lines = ["# fmtbench: ResNet-18 inference by deployment format", ""]
     lines += setup.warnings(model_provenance, ok)
     lines += [summary, ""] + (["**In short:**", "", *[f"- {line}" for line in short], ""] if short else [])
     lines += ["## Findings", "", *[f"- {line}" for line in found], ""]
     lines += tables.across_machines(ok, figure)
-    lines += legend.section(ok, baseline, measurement)
+    lines += legend.section(ok, baseline)
     lines += tables.per_machine(ok, figure)
     lines += setup.section(model_provenance, ok, table)
     lines += method.section(ok, baseline) if not ok.empty else []
