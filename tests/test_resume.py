@@ -155,7 +155,8 @@ def test_snakemake_killed_in_the_report_job_then_the_plain_command_finishes(mini
     _report_rerun(workdir)
     snakemake = _start(workdir, config)
     _wait_for(lambda: _running_script(snakemake, "report") or snakemake.poll() is not None)
-    time.sleep(0.5)  # into the job's imports and rendering
+    backup = workdir / ".snakemake" / "backups" / "report" / "plots"
+    _wait_for(lambda: backup.is_dir() or snakemake.poll() is not None)  # inside the job, its backup made (not a sleep)
     snakemake.kill()
     snakemake.wait()
     assert (workdir / ".snakemake" / "backups" / "report" / "plots").is_dir(), "the kill came too late"
