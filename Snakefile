@@ -12,25 +12,22 @@ from snakemake.utils import min_version
 min_version("9.0")
 sys.path.insert(0, workflow.basedir)
 
-from fmtbench import (
+from fmtbench import lifeline, paths, settings, versions
+from fmtbench.measure import contention
+from fmtbench.workflow import (
     configcheck,
-    contention,
     gpus,
     hardware,
     integrity,
     invocation,
-    lifeline,
     locks,
-    paths,
-    settings,
-    study,
+    plan,
     triggers,
-    versions,
 )
 
 # Jobs are started by a shell that splits an unquoted interpreter path: refused in one line before anything else.
 if workflow.is_main_process and invocation.interpreter_problem():
-    raise study.ConfigError(invocation.interpreter_problem())
+    raise plan.ConfigError(invocation.interpreter_problem())
 # A dry run (-n) changes nothing on disk: what a real run would set aside is planned as remade instead.
 DRY_RUN = invocation.dry_run()
 
@@ -71,16 +68,16 @@ report: FRONT_PAGE
 
 
 # `--config` strings typed, typos named, the schema (and its defaults), then what it cannot express.
-study.check(config, Path(workflow.basedir, "schemas/config.schema.yaml"))
+plan.check(config, Path(workflow.basedir, "schemas/config.schema.yaml"))
 
-HOST = study.host(config)
-JOBS = study.jobs(config)
+HOST = plan.host(config)
+JOBS = plan.jobs(config)
 # Files a plain run must remake (damaged, or a transient failure to remeasure) are set aside first; only the
 # main process does it (under SLURM every job parses this file again, while others write their outputs).
 # Snakemake (>= 7.7) does not remake a missing file whose consumers are up to date. When files of a
 # workspace are missing (deleted, or set aside here), the report's completion mark goes: the report then
 # reruns, and Snakemake remakes what it needs that is missing, then exactly what depends on that.
-OWN = study.own_files(config, JOBS, HOST)
+OWN = plan.own_files(config, JOBS, HOST)
 FOREIGN = paths.foreign_results(HOST)
 # Rows this machine measured under another host_label (relabelled since): its earlier results, not another machine.
 EARLIER = integrity.this_machines(FOREIGN)
@@ -90,7 +87,7 @@ FOREIGN = [
 if workflow.is_main_process:
     lifeline.name_owner()  # its jobs end with it, even when it is killed (fmtbench/lifeline.py)
     if not DRY_RUN:
-        # The lock of a Snakemake process that was killed, left in .snakemake/locks (fmtbench/locks.py).
+        # The lock of a Snakemake process that was killed, left in .snakemake/locks (fmtbench/workflow/locks.py).
         STALE = locks.release_stale()
         if STALE:
             logger.warning(STALE)
@@ -126,7 +123,7 @@ if workflow.is_main_process:
         else:
             Path(paths.REPORT_COMPLETE).unlink(missing_ok=True)
 # Which cores each kind of job runs on (recorded in every JSON): CPU rows beside, not on, a timed GPU job.
-CORES = hardware.core_plan(study.has_cuda_rows(config), config["cpu_threads"])
+CORES = hardware.core_plan(plan.has_cuda_rows(config), config["cpu_threads"])
 
 
 # A study on a busy machine times the other work too: say so at its start (only when there are jobs to run; each
@@ -143,7 +140,7 @@ wildcard_constraints:
     device="cpu|cuda",
     precision="fp16|fp32",
     size=r"\d+|any",
-    format="|".join(study.row_names(config)),
+    format="|".join(plan.format_names(config)),
 
 
 include: "rules/common.smk"

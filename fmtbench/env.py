@@ -7,7 +7,8 @@ import platform
 import re
 import socket
 
-from fmtbench import backends, hardware, versions
+from fmtbench import backends, versions
+from fmtbench.workflow import hardware
 
 
 def _gpu(device_index: int = 0) -> dict:

@@ -15,9 +15,10 @@ import shutil
 import time
 from pathlib import Path
 
-from fmtbench import backends, gpus, hardware, isolation, model, versions
+from fmtbench import backends, isolation, model, versions
 from fmtbench.atomic import atomic_path, sha256_artifact, write_json
 from fmtbench.backends.base import ExportRequest
+from fmtbench.workflow import gpus, hardware
 
 log = logging.getLogger(__name__)
 MARKER = "FMTBENCH-NO-ARTIFACT"

@@ -7,18 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fmtbench import checkpoint
 from fmtbench.atomic import atomic_path, sha256_file
-from fmtbench.logs import one_line
+from fmtbench.checkpoint import RESNET18_CLASSES, WeightsError
 
 log = logging.getLogger(__name__)
 
 IMAGENET_HASH_PREFIX = "f37072fd"  # torchvision's ResNet18_Weights.IMAGENET1K_V1 file name carries it
-# What training code wraps a state dict in: a checkpoint dict holding it under one of these keys, and the
-# prefixes that DataParallel/DistributedDataParallel ("module.") and torch.compile ("_orig_mod.") add to every key.
-WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
-KEY_PREFIXES = ("module.", "_orig_mod.")
-RESNET18_CLASSES = 1000
-LISTED_KEYS = 3  # keys named in a refusal before "and N more"
 # torchvision's own names for its ImageNet weights of ResNet-18 (`ResNet18_Weights.IMAGENET1K_V1`, the enum's
 # DEFAULT alias, with or without the class name): what its users type, the same file as `imagenet`.
 TORCHVISION_WEIGHTS = ("IMAGENET1K_V1", "DEFAULT")
@@ -26,10 +21,6 @@ TORCHVISION_CLASS = "ResNet18_Weights"
 KEYWORDS = ("imagenet", "random")
 ACCEPTED = ("imagenet, random, ResNet18_Weights.IMAGENET1K_V1 (torchvision's name; also IMAGENET1K_V1, DEFAULT), "
             "or the path of a ResNet-18 state dict or training checkpoint (torch.save or .safetensors)")
-
-
-class WeightsError(RuntimeError):
-    """Weights that must not be used (wrong hash, unreadable file); the message names the file."""
 
 
 @dataclass
@@ -83,40 +74,6 @@ def random_state_dict(seed: int) -> dict:
     return resnet18(weights=None).state_dict()
 
 
-def _load_state_dict(path: Path) -> dict:
-    import pickle
-
-    import torch
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise WeightsError(_pickled_objects(path) or f"{path}: cannot be read as a state dict ({one_line(err)})") \
-            from err
-    except Exception as err:  # torch raises several types for a corrupt file
-        raise WeightsError(f"{path}: cannot be read as a state dict ({one_line(err)})") from err
-
-
-def _pickled_objects(path: Path) -> str | None:
-    """Why a torch file that pickles objects other than tensors is refused, naming them and what to do (torch's own
-    message spans lines and offers `weights_only=False`, which runs whatever code the file holds), or None where
-    it holds none (then it is damaged)."""
-    from torch.serialization import get_unsafe_globals_in_checkpoint
-    try:
-        names = get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # noqa: BLE001 - a file torch cannot even list: said as unreadable by the caller
-        return None
-    if not names:
-        return None
-    names = sorted(names, key=lambda name: (name.startswith("torch."), name))  # the file's own classes first
-    more = f" and {len(names) - LISTED_KEYS} more" if len(names) > LISTED_KEYS else ""
-    return (f"{path}: holds pickled objects besides tensors ({', '.join(names[:LISTED_KEYS])}{more}), which "
-            "fmtbench does not unpickle (unpickling runs code the file names). Where you trust the file, save its "
-            "state dict once and give that file as model.weights: python -c \"import torch; c = torch.load('"
-            f"{path}', weights_only=False); torch.save(c['model'] if isinstance(c, dict) else c.state_dict(), "
-            "'resnet18_state_dict.pt')\" ('model': where torchvision's reference scripts keep the weights in a "
-            "checkpoint; use the key yours has)")
-
-
 def _imagenet(seed: int) -> Weights:
     """ImageNet weights from the hub cache or a download, both hash-checked; seeded random if offline."""
     import torch
@@ -127,7 +84,7 @@ def _imagenet(seed: int) -> Weights:
             raise WeightsError(f"{cached}: sha256 {digest[:16]}... does not start with {IMAGENET_HASH_PREFIX}; "
                                "the file is corrupt or not torchvision's ResNet-18 ImageNet weights. "
                                "Delete it to download it again.")
-        return Weights(_load_state_dict(cached), "imagenet-cache",
+        return Weights(checkpoint.load_state_dict(cached), "imagenet-cache",
                        {"path": str(cached), "sha256": digest, "num_classes": RESNET18_CLASSES})
     cached.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -139,7 +96,7 @@ def _imagenet(seed: int) -> Weights:
         return _fallback(seed, f"download of {imagenet_url()} failed: {err}")
     except OSError as err:  # URLError, timeouts, DNS: offline
         return _fallback(seed, f"download of {imagenet_url()} failed: {err}")
-    return Weights(_load_state_dict(cached), "imagenet-download",
+    return Weights(checkpoint.load_state_dict(cached), "imagenet-download",
                    {"path": str(cached), "sha256": sha256_file(cached), "url": imagenet_url(),
                     "num_classes": RESNET18_CLASSES})
 
@@ -152,125 +109,29 @@ def _fallback(seed: int, reason: str) -> Weights:
                    {"reason": reason, "seed": seed, "url": imagenet_url(), "num_classes": RESNET18_CLASSES})
 
 
-def _is_tensor(value) -> bool:
-    import torch
-    return isinstance(value, torch.Tensor)
-
-
-def unwrap(state_dict: Mapping) -> tuple[dict, list[str]]:
-    """The state dict inside a checkpoint as training code saves it, and what was taken off, in order: a wrapper
-    dict's key (`{'state_dict': ..., 'epoch': 3}`), a prefix shared by every key (`module.`, `_orig_mod.`)."""
-    unwrapped = []
-    while not any(_is_tensor(value) for value in state_dict.values()):
-        key = next((key for key in WRAPPER_KEYS if isinstance(state_dict.get(key), Mapping)), None)
-        if key is None:
-            break
-        unwrapped.append(f"wrapper key {key!r}")
-        state_dict = state_dict[key]
-    stripped = True
-    while stripped and state_dict:
-        stripped = False
-        for prefix in KEY_PREFIXES:
-            if all(isinstance(key, str) and key.startswith(prefix) for key in state_dict):
-                state_dict = {key[len(prefix):]: value for key, value in state_dict.items()}
-                unwrapped.append(f"prefix {prefix!r}")
-                stripped = True
-    return dict(state_dict), unwrapped
-
-
-def num_classes(state_dict: Mapping) -> int:
-    """The classes of a ResNet-18 state dict's head (fc.weight is classes x 512); ImageNet's 1000 if it has none."""
-    head = state_dict.get("fc.weight")
-    return int(head.shape[0]) if _is_tensor(head) and head.dim() == 2 else RESNET18_CLASSES
-
-
-def with_batch_norm_counters(state_dict: dict) -> dict:
-    """State dicts written before PyTorch 0.4.1 (torchvision's own ImageNet file among them) have no
-    `num_batches_tracked`; load_state_dict adds them as 0, and so does this, so that the saved file is complete."""
-    import torch
-    added = {key.rsplit(".", 1)[0] + ".num_batches_tracked": torch.tensor(0)
-             for key in state_dict if key.endswith(".running_mean")}
-    return {**added, **state_dict}
-
-
-def _listed(keys) -> str:
-    keys = sorted(map(str, keys))
-    shown = ", ".join(keys[:LISTED_KEYS])
-    return shown + (f" and {len(keys) - LISTED_KEYS} more" if len(keys) > LISTED_KEYS else "")
-
-
-def expected_state_dict(classes: int) -> dict:
-    """torchvision's ResNet-18 state dict with `classes` outputs, on the meta device (names, shapes, dtypes)."""
-    import torch
-    from torchvision.models import resnet18
-    with torch.device("meta"):
-        return resnet18(weights=None, num_classes=classes).state_dict()
-
-
-def resnet18_problem(state_dict: Mapping) -> str | None:
-    """Why a state dict is not a ResNet-18's (with any head), cause first: keys it should not have (a wrapper,
-    another architecture), then keys it lacks, then tensors of the wrong shape; None if it is one."""
-    expected = expected_state_dict(num_classes(state_dict))
-    unexpected = set(state_dict) - set(expected)
-    missing = set(expected) - set(state_dict)
-    if unexpected:
-        hint = (f"; a checkpoint wrapper is unwrapped under the keys {', '.join(WRAPPER_KEYS)}, and the key prefixes "
-                f"{', '.join(KEY_PREFIXES)} are taken off" if not any(map(_is_tensor, state_dict.values())) else "")
-        return (f"unexpected keys {_listed(unexpected)}"
-                + (f" (and missing keys {_listed(missing)})" if missing else "") + hint)
-    if missing:
-        return f"missing keys {_listed(missing)}"
-    for key, tensor in expected.items():
-        value = state_dict[key]
-        if not _is_tensor(value):
-            return f"{key} is a {type(value).__name__}, not a tensor"
-        if tuple(value.shape) != tuple(tensor.shape):
-            return f"{key} has shape {tuple(value.shape)}, ResNet-18 takes {tuple(tensor.shape)}"
-    return None
-
-
 def _from_file(path: Path, expected_sha256: str | None) -> Weights:
     if not path.is_file():
         raise WeightsError(f"{path}: model.weights names no file")
     digest = sha256_file(path)
     if expected_sha256 and not digest.startswith(expected_sha256):
         raise WeightsError(f"{path}: sha256 {digest[:16]}... does not match model.sha256 {expected_sha256}")
-    loaded = _load_state_dict(path)
+    loaded = checkpoint.load_state_dict(path)
     if not isinstance(loaded, Mapping):
         raise WeightsError(f"{path}: holds a {type(loaded).__name__}, not a state dict (a mapping of parameter "
                            "names to tensors, as `torch.save(model.state_dict(), path)` writes)")
-    state_dict, unwrapped = unwrap(loaded)
-    state_dict = with_batch_norm_counters(state_dict)
-    problem = resnet18_problem(state_dict)
+    state_dict, unwrapped = checkpoint.unwrap(loaded)
+    state_dict = checkpoint.with_batch_norm_counters(state_dict)
+    problem = checkpoint.resnet18_problem(state_dict)
     if problem:
         took = f" (after taking off {', '.join(unwrapped)})" if unwrapped else ""
         raise WeightsError(f"{path}: not a ResNet-18 state dict{took}: {problem}")
     if unwrapped:
         log.info("%s: took off %s", path, ", ".join(unwrapped))
-    state_dict, stored = as_stored_by_resnet18(state_dict, path)
+    state_dict, stored = checkpoint.as_stored_by_resnet18(state_dict, path)
     if stored:
         log.info("%s: stored as %s, cast to float32 (the study's reference is fp32)", path, ", ".join(stored))
     return Weights(state_dict, "file", {"path": str(path), "sha256": digest, "unwrapped": unwrapped,
-                                        "num_classes": num_classes(state_dict), "stored_dtypes": stored})
-
-
-def as_stored_by_resnet18(state_dict: dict, path: Path) -> tuple[dict, list[str]]:
-    """The state dict in the dtypes torchvision's ResNet-18 holds (float32 weights, int64 batch-norm counters),
-    and the other floating dtypes it was stored in (a bf16 or fp16 checkpoint: cast up exactly, since the
-    study's reference and every format's fp32 row start from fp32 weights; its fp16 rows cast them again).
-    A quantized or complex tensor is refused naming its key."""
-    import torch
-    expected = expected_state_dict(num_classes(state_dict))
-    stored, converted = set(), {}
-    for key, value in state_dict.items():
-        want = expected[key].dtype
-        if value.is_quantized or value.is_complex() or not (value.is_floating_point() or want != torch.float32):
-            raise WeightsError(f"{path}: {key} is a {str(value.dtype).removeprefix('torch.')} tensor; ResNet-18 "
-                               f"takes {str(want).removeprefix('torch.')} (a float checkpoint: fp32, bf16 or fp16)")
-        if value.dtype != want and value.is_floating_point() and want.is_floating_point:
-            stored.add(str(value.dtype).removeprefix("torch."))
-        converted[key] = value.to(want)
-    return converted, sorted(stored)
+                                        "num_classes": checkpoint.num_classes(state_dict), "stored_dtypes": stored})
 
 
 def resolve(weights: str, seed: int = 0, expected_sha256: str | None = None) -> Weights:
@@ -330,6 +191,6 @@ def build(state_dict_path: str | os.PathLike):
     from torchvision.models import resnet18
     state_dict = torch.load(state_dict_path, map_location="cpu", weights_only=True)
     with torch.device("meta"):
-        model = resnet18(weights=None, num_classes=num_classes(state_dict))
+        model = resnet18(weights=None, num_classes=checkpoint.num_classes(state_dict))
     model.load_state_dict(state_dict, assign=True)
     return model.eval()

@@ -2,7 +2,7 @@
 integrity checks, the scripts and the tests.
 
 The patterns use `str.format` fields that are also the rules' wildcards. Which files a given config has
-(its jobs' results, the exports its rows need) is `study`'s view; this module only says where they go.
+(its jobs' results, the exports its rows need) is `plan`'s view; this module only says where they go.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
-from fmtbench import data, readings, settings, stats
+from fmtbench import data, row_parts, settings, stats
 from fmtbench.typedjson import doc, from_json, json_schema, to_json
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
@@ -53,7 +53,7 @@ class Weights:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Artifact:
+class ExportRecord:
     path: str = doc("the export the row ran")
     sha256: str = doc("its hash at export time")
 
@@ -71,16 +71,16 @@ class Row:
                           "next time)")
     attempt: int = doc("how many runs have measured this row (transient failures are retried)", minimum=1)
     timing: stats.Timing | None = doc("model time per batch over the row's processes")
-    throughput: readings.ModelRates | readings.PipelineRates | None = doc("the row's rates")
-    memory: readings.MemorySummary | None = doc("the configuration's memory")
-    gpu: readings.GpuSummary | None = doc("NVML readings over the timed phases (CUDA rows where NVML answers)")
-    accuracy: readings.Accuracy | None = doc("the row's logits against the reference")
+    throughput: row_parts.ModelRates | row_parts.PipelineRates | None = doc("the row's rates")
+    memory: row_parts.MemorySummary | None = doc("the configuration's memory")
+    gpu: row_parts.GpuSummary | None = doc("NVML readings over the timed phases (CUDA rows where NVML answers)")
+    accuracy: row_parts.Accuracy | None = doc("the row's logits against the reference")
     environment: dict = doc("the machine, libraries and time (env.capture)")
-    artifact: Artifact | None = doc("the export the row ran, hashed")
+    artifact: ExportRecord | None = doc("the export the row ran, hashed")
     backend: dict = doc("settings in effect (threads, providers, memory format, ...)")
-    processes: list[readings.ProcessEntry] = doc("every measuring process of the row, in the order they ran")
+    processes: list[row_parts.ProcessEntry] = doc("every measuring process of the row, in the order they ran")
     measurement: settings.Settings | None = doc("the settings the row was measured with (null where not measured)")
-    contention: readings.ContentionSummary | None = doc("what else used the machine while the row was timed")
+    contention: row_parts.ContentionSummary | None = doc("what else used the machine while the row was timed")
 
     def to_json(self) -> dict:
         return to_json(self)
@@ -95,7 +95,7 @@ class Row:
 
 
 def failure(config: Config, status: str, reason: str, *, environment: dict, transient: bool = False,
-            artifact: Artifact | None = None, backend: dict | None = None) -> Row:
+            artifact: ExportRecord | None = None, backend: dict | None = None) -> Row:
     """A row without a measurement: why not."""
     if status not in STATUSES or status == "ok":
         raise ValueError(f"status {status!r} is not one of {STATUSES[1:]}")

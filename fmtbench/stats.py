@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fmtbench.scope import Scope
 from fmtbench.typedjson import doc, to_json
 
 CONFIDENCE = 0.95
@@ -79,7 +80,7 @@ class Summary:
                    noisy=bool(median > 0 and (q3 - q1) / median > noisy_iqr_ratio))
 
 
-KINDS = ("latency", "under_load")
+KINDS = tuple(scope.value for scope in Scope)  # what a row times (fmtbench.scope)
 
 
 @dataclass(frozen=True)

@@ -16,18 +16,18 @@ rule benchmark:
     params:
         sizes=config["image_sizes"],
         artifacts=benchmark_artifacts,
-        batch_sizes=lambda wc: study.batch_sizes(config, wc.device),
-        loaders=lambda wc: study.loaders_for(config, wc.device),
+        batch_sizes=lambda wc: plan.batch_sizes(config, wc.device),
+        loaders=lambda wc: plan.loaders_for(config, wc.device),
         measurement=lambda wc: settings.for_device(config["measurement"], wc.device),
         loader_workers=lambda wc: loader_workers(wc.device),
-        options=lambda wc: study.format_options(config, wc.format),
-        backend=lambda wc: study.backend_of(config, wc.format),
+        options=lambda wc: plan.format_options(config, wc.format),
+        backend=lambda wc: plan.backend_of(config, wc.format),
         versions=lambda wc: triggers.library_versions(
-            study.backend_of(config, wc.format)
+            plan.backend_of(config, wc.format)
         ),
         hardware=lambda wc: hardware.device_fingerprint(wc.device),
         code=lambda wc: triggers.code_hash(
-            "benchmark", study.backend_of(config, wc.format)
+            "benchmark", plan.backend_of(config, wc.format)
         ),
         cores=lambda wc: CORES[wc.device],  # what the job runs on, whatever --cores caps `threads` at
     script:

@@ -12,11 +12,11 @@ def weights_file(wildcards):
 def benchmark_artifacts(wildcards):
     """Image size -> the export a job's rows at that size run (none for formats without one, or CUDA rows on a
     machine without a GPU)."""
-    if not study.runs_here(wildcards.device):
+    if not plan.runs_here(wildcards.device):
         return {}
     artifacts = {
-        size: study.export_path(
-            study.backend_of(config, wildcards.format),
+        size: plan.export_path(
+            plan.backend_of(config, wildcards.format),
             wildcards.precision,
             wildcards.device,
             size,
@@ -46,8 +46,8 @@ def benchmark_outputs(device):
         device="{device}",
         precision="{precision}",
         size=config["image_sizes"],
-        loader=study.loaders_for(config, device),
-        batch=study.batch_sizes(config, device),
+        loader=plan.loaders_for(config, device),
+        batch=plan.batch_sizes(config, device),
     )
 
 
@@ -62,7 +62,7 @@ def export_batch_sizes(wildcards):
     """The batch sizes an artifact must serve: its device's, or every device's for device-independent ones."""
     devices = ["cpu", "cuda"] if wildcards.device == "any" else [wildcards.device]
     return sorted(
-        {size for device in devices for size in study.batch_sizes(config, device)}
+        {size for device in devices for size in plan.batch_sizes(config, device)}
     )
 
 

@@ -12,7 +12,7 @@ rule export:
     log:
         paths.EXPORT_LOG,
     wildcard_constraints:
-        format="|".join(study.formats_with_artifact("file")),
+        format="|".join(plan.formats_with_artifact("file")),
         device="cpu|cuda|any",
         ext=r"[a-z0-9]+",
     # Exports are not timed and never run on a timed CUDA job's cores; those that use the GPU hold it.
@@ -24,7 +24,7 @@ rule export:
         code=lambda wc: triggers.code_hash("export", wc.format),
         hardware=lambda wc: hardware.gpu_fingerprint() if wc.device == "cuda" else "any",
         batch_sizes=export_batch_sizes,
-        options=lambda wc: study.format_options(config, wc.format),  # exports serve every variant of a format
+        options=lambda wc: plan.format_options(config, wc.format),  # exports serve every variant of a format
         cores=export_cores,
     script:
         "../scripts/export.py"
@@ -35,6 +35,6 @@ use rule export as export_directory with:
         artifact=directory(paths.EXPORT),
         provenance=paths.provenance(paths.EXPORT),
     wildcard_constraints:
-        format="|".join(study.formats_with_artifact("directory")),
+        format="|".join(plan.formats_with_artifact("directory")),
         device="cpu|cuda|any",
         ext=r"[a-z0-9]+",

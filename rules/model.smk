@@ -16,7 +16,7 @@ rule model:
         versions=versions.versions(["torch", "torchvision"]),
         code=triggers.code_hash("model"),
     script:
-        "../scripts/fetch_model.py"
+        "../scripts/model.py"
 
 
 rule images:
@@ -32,7 +32,7 @@ rule images:
         versions=versions.versions(["torchvision", "pillow", "matplotlib"]),
         code=triggers.code_hash("images"),
     script:
-        "../scripts/make_images.py"
+        "../scripts/images.py"
 
 
 rule reference:

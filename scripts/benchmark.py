@@ -1,8 +1,9 @@
 """Snakemake `benchmark` rule: every image size, batch size and loader of one (format, device, precision)."""
 from dataclasses import replace
 
-from fmtbench import gpus, hardware, lifeline, logs
+from fmtbench import lifeline, logs
 from fmtbench.measure import job, request
+from fmtbench.workflow import gpus, hardware
 
 sm = snakemake  # noqa: F821 - set by Snakemake's script preamble
 
@@ -20,7 +21,7 @@ def main():
     with gpus.claim_for(wc.device) as gpu:
         if pinned and gpu is not None and len(candidates) > 1:  # CUDA jobs at once on several GPUs: their shares
             hardware.pin(hardware.gpu_slices(cores, len(candidates))[candidates.index(gpu)])
-        job.run_jobs(requests)
+        job.run(requests)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Snakemake `export` rule: one format's artifact + provenance (or a marker saying why not)."""
-from fmtbench import export, hardware, lifeline, logs
+from fmtbench import export, lifeline, logs
+from fmtbench.workflow import hardware
 
 sm = snakemake  # noqa: F821 - set by Snakemake's script preamble
 

@@ -1,5 +1,6 @@
 """Snakemake `reference` rule: PyTorch fp32 eager CPU logits of the fixed accuracy batch."""
-from fmtbench import hardware, lifeline, logs, reference
+from fmtbench import lifeline, logs, reference
+from fmtbench.workflow import hardware
 
 sm = snakemake  # noqa: F821 - set by Snakemake's script preamble
 

@@ -1,7 +1,7 @@
 """Snakemake `report` rule: report/report.md, its plots, the HTML report's tables, front page and the results CSV."""
 from fmtbench import lifeline, logs
 from fmtbench.atomic import replaced_together
-from fmtbench.report import inputs, render
+from fmtbench.report import render, result_files
 
 sm = snakemake  # noqa: F821 - set by Snakemake's script preamble
 
@@ -21,4 +21,4 @@ def main():
 
 if __name__ == "__main__":
     lifeline.hold()  # ends with the Snakemake process that started it
-    logs.run(main, f"rule {sm.rule}", refused=(inputs.RefusedInput,))
+    logs.run(main, f"rule {sm.rule}", refused=(result_files.RefusedInput,))

@@ -40,7 +40,7 @@ def pytest_collection_modifyitems(config, items):
 def _no_fingerprint_leaks(monkeypatch):
     for name in ("FMTBENCH_GPU_FINGERPRINT", "FMTBENCH_VERSION_OVERRIDES"):
         monkeypatch.delenv(name, raising=False)
-    from fmtbench import hardware
+    from fmtbench.workflow import hardware
     hardware.gpu_fingerprint.cache_clear()
     yield
     hardware.gpu_fingerprint.cache_clear()

@@ -1,7 +1,7 @@
 """Deterministic result JSONs for report tests (two machines, CPU and CUDA rows, failures)."""
 from dataclasses import replace
 
-from fmtbench import accuracy, model, readings, results, stats
+from fmtbench import accuracy, model, results, row_parts, stats
 from fmtbench.atomic import write_json
 from fmtbench.measure import assemble
 from fmtbench.paths import RESULTS
@@ -46,8 +46,8 @@ def _process(median, batch, loader, device, count=6, spread=0.01, busy=0.97):
 
 
 def _loader_stats(batch, e2e_fps, capacity):
-    wait = readings.MsSummary(median=0.5, mean=0.6, p90=1.0, max=2.0)
-    return readings.LoaderStats(data_wait_ms=wait, batches_timed=24, producer="12 DataLoader worker(s)",
+    wait = row_parts.MsSummary(median=0.5, mean=0.6, p90=1.0, max=2.0)
+    return row_parts.LoaderStats(data_wait_ms=wait, batches_timed=24, producer="12 DataLoader worker(s)",
                                 producers=12, concurrent=True, produce_ms_per_batch=wait,
                                 decode_capacity_fps=capacity, distinct_images_per_batch=None,
                                 end_to_end_fps=e2e_fps)
@@ -80,11 +80,11 @@ def row(host, fmt, precision, device, loader, size, batch) -> results.Row:
                              0.05, 0.9)
     model_fps = batch / timing.median * 1e3
     steady = batch * size / 8 * (0.8 if fmt == "onnx" else 1.0)
-    memory = readings.MemoryReading(method="fixture memory", baseline_mb=100.0, peak_mb=120.0 + batch * size / 8,
+    memory = row_parts.MemoryReading(method="fixture memory", baseline_mb=100.0, peak_mb=120.0 + batch * size / 8,
                                     allocated_mb=steady + 20.0, load_mb=40.0, first_run_mb=60.0,
                                     first_call_peak_mb=steady + 20.0, steady_mb=steady)
     loader_stats = _loader_stats(batch, model_fps * 0.7, model_fps * 0.72) if loader == "real" else None
-    processes = [readings.ProcessEntry(
+    processes = [row_parts.ProcessEntry(
         process=index + 1, position=1, configurations=1,
         stages_s={"started": 0.05, "baseline": 0.5, "loaded": 0.6, "closed": 1.45, "result": 1.46, "exited": 1.5,
                   "forked_at": 1_800_000_000.0},
@@ -96,10 +96,10 @@ def row(host, fmt, precision, device, loader, size, batch) -> results.Row:
         schema_version=results.SCHEMA_VERSION, config=where, status="ok", reason=None, transient=False, attempt=1,
         timing=timing, throughput=assemble.rates(batch, timing, [p.loader for p in processes if p.loader]),
         memory=assemble.memory_summary([p.memory for p in processes]),
-        gpu=readings.GpuSummary(energy_j_per_image=0.01, energy_method=assemble.ENERGY_METHOD,
+        gpu=row_parts.GpuSummary(energy_j_per_image=0.01, energy_method=assemble.ENERGY_METHOD,
                                 energy_phase_seconds=None, sm_clock_mhz=None, power_w_max=None, power_limit_w=None,
                                 clock_event_reasons=[], throttled=False) if device == "cuda" else None,
-        accuracy=readings.Accuracy(
+        accuracy=row_parts.Accuracy(
             reference="PyTorch fp32 eager, CPU", images=32, batch_size=4, arithmetic=accuracy.arithmetic(precision),
             max_rel_error=reference_logits_error, median_rel_error=reference_logits_error / 2,
             rel_error_limit=accuracy.relative_error_limit(precision), within_limit=True, non_finite_images=0,
@@ -150,3 +150,26 @@ def model_provenance(root):
     path = root / "provenance.json"
     write_json(path, MODEL_PROVENANCE)
     return path
+
+
+# The report's tests: the baseline every speedup is against, the report of these rows, their ok rows.
+BASELINE = {"format": "torch", "precision": "fp32"}
+
+
+def render_report(root):
+    from fmtbench.report import render
+    paths = write_results(root)
+    report = root / "report" / "report.md"
+    render.render(paths, model_provenance(root), report, BASELINE)
+    return report
+
+
+def ok_rows(tmp_path):
+    from fmtbench.report import frame
+    rows = frame.with_speedup(frame.load(write_results(tmp_path)), "torch", "fp32")
+    return rows[rows["status"] == "ok"].copy()
+
+
+def cuda_model(ok, size=32, batch=4):
+    return ok[(ok["host"] == "gpu-box") & (ok["device"] == "cuda") & (ok["loader"] == "dummy")
+              & (ok["image_size"] == size) & (ok["batch_size"] == batch)]

@@ -40,7 +40,7 @@ def memory_of_jobs(jobs):
     from fmtbench.measure import job
     figures = []
     for request in jobs:
-        rows = job.run_job(request)
+        rows = job.run_request(request)
         figures.append({row["config"]["batch_size"]: {p["position"]: p["memory"]["allocated_mb"]
                                                       for p in row["processes"]} | {"load": row["memory"]["load_mb"]}
                         for row in rows})
@@ -53,7 +53,7 @@ def rows_of_jobs(jobs):
     from fmtbench.measure import job
     return [{(row["config"]["loader"], row["config"]["batch_size"]):
              (row["status"], row.get("reason"), (row.get("processes") or [{}])[0].get("loader"))
-             for row in job.run_job(request)} for request in jobs]
+             for row in job.run_request(request)} for request in jobs]
 
 
 def _identity():
@@ -69,7 +69,7 @@ def allocates(megabytes):
     """A 'model' of `megabytes` loaded, then a configuration that peaks `megabytes` higher and frees it."""
     import torch
 
-    from fmtbench import memory
+    from fmtbench.measure import memory
     isolation.mark("started")
     isolation.mark("baseline", **_identity())
     block = torch.empty(megabytes * 1024 * 1024, dtype=torch.uint8, device="cuda")

@@ -1,7 +1,7 @@
 """A row's figures from its processes' readings."""
 import pytest
 
-from fmtbench import readings, results, stats
+from fmtbench import results, row_parts, stats
 from fmtbench.measure import assemble
 
 
@@ -14,7 +14,7 @@ def _timing(median_ms, throughput=None, kind="latency"):
 
 
 def _loader(end_to_end_fps=90.0, concurrent=True):
-    return readings.LoaderStats(data_wait_ms=None, batches_timed=24, producer="p", producers=2,
+    return row_parts.LoaderStats(data_wait_ms=None, batches_timed=24, producer="p", producers=2,
                                 concurrent=concurrent, produce_ms_per_batch=None, decode_capacity_fps=100.0,
                                 distinct_images_per_batch=4, end_to_end_fps=end_to_end_fps)
 
@@ -37,7 +37,7 @@ def test_model_throughput_of_a_dummy_row_is_its_back_to_back_rate_not_batch_over
 
 
 def _memory(allocated, shared=None):
-    return readings.MemoryReading(method="m", baseline_mb=1.0, peak_mb=2.0, allocated_mb=allocated, shared=shared)
+    return row_parts.MemoryReading(method="m", baseline_mb=1.0, peak_mb=2.0, allocated_mb=allocated, shared=shared)
 
 
 def test_a_rows_memory_is_the_median_process_and_a_shared_figure_only_where_no_process_has_its_own():
@@ -52,7 +52,7 @@ def test_a_rows_memory_is_its_processes_median_steady_figure_and_says_when_they_
     """TorchScript fp16 224² batch 32 read 160, 220, 160, 220, 160 MB on the H200 with the order of its processes;
     two processes published the lower. The steady figure is their median, and their disagreement is recorded."""
     def process(steady, first_call):
-        return readings.MemoryReading(method="m", baseline_mb=1.0, peak_mb=2.0, allocated_mb=first_call,
+        return row_parts.MemoryReading(method="m", baseline_mb=1.0, peak_mb=2.0, allocated_mb=first_call,
                                       steady_mb=steady, first_call_peak_mb=first_call)
     agreeing = assemble.memory_summary([process(220.0, 280.0), process(222.0, 230.0)])
     assert agreeing.steady_mb == pytest.approx(221.0) and agreeing.steady_disagree is False
@@ -74,7 +74,7 @@ def test_a_rows_memory_comes_from_the_processes_where_it_went_first_else_from_al
     followed batch 64 (whose CUDA-graph pool was still held), in both runs: the row's figure must not depend on how
     many processes each order got."""
     def process(steady):
-        return readings.MemoryReading(method="m", baseline_mb=1.0, peak_mb=2.0, allocated_mb=steady, steady_mb=steady,
+        return row_parts.MemoryReading(method="m", baseline_mb=1.0, peak_mb=2.0, allocated_mb=steady, steady_mb=steady,
                                       first_call_peak_mb=steady)
     two = assemble.memory_summary([process(128.0), process(222.0)], [1, 2])
     three = assemble.memory_summary([process(128.0), process(222.0), process(222.0)], [1, 2, 2])

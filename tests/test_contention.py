@@ -1,4 +1,4 @@
-"""What else used the machine while a configuration was timed (fmtbench.contention)."""
+"""What else used the machine while a configuration was timed (fmtbench.measure.contention)."""
 import json
 import os
 import subprocess
@@ -8,7 +8,7 @@ import time
 import psutil
 import pytest
 
-from fmtbench import contention
+from fmtbench.measure import contention
 
 CORE = max(os.sched_getaffinity(0))
 SECONDS = 1.5

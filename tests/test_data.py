@@ -4,10 +4,11 @@ import time
 import pytest
 import torch
 
-from fmtbench import backends, data
+from fmtbench import backends, data, stats
 from fmtbench.atomic import write_json
 from fmtbench.backends.base import LoadRequest
 from fmtbench.data import InputFormat
+from fmtbench.scope import Scope
 
 DECODE_S = 0.02   # per image, in a worker
 
@@ -92,7 +93,8 @@ def test_loader_registry_is_the_one_place_for_loader_names():
     assert data.loaders_for(["real", "dummy", "real_gpu_decode"], "cpu") == ["real", "dummy"]
     assert data.loader("real").min_timed_batches(12) == 48 and data.loader("dummy").min_timed_batches(12) == 0
     assert {name: loader.scenario for name, loader in data.LOADERS.items()} == {
-        "real": "end_to_end", "dummy": "model_alone", "real_gpu_decode": "end_to_end"}
+        "real": Scope.END_TO_END, "dummy": Scope.MODEL_ALONE, "real_gpu_decode": Scope.END_TO_END}
+    assert stats.KINDS == ("latency", "under_load"), "the words rows record for the two scopes"
 
 
 def test_a_manifest_without_nvjpeg_flags_is_refused_not_decoded_on_the_cpu(tmp_path):

@@ -5,11 +5,12 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from fmtbench import backends, export, isolation, model, study
+from fmtbench import backends, export, isolation, model
 from fmtbench.atomic import read_json
 from fmtbench.backends import onnx as onnx_backend
 from fmtbench.backends import torchscript
 from fmtbench.backends.base import LoadRequest
+from fmtbench.workflow import plan
 
 TESTS = str(Path(__file__).resolve().parent)
 
@@ -24,7 +25,7 @@ def _assert_matches_eager_at_an_unseen_batch_size(session, weights, atol=1e-4):
 
 def _export(weights, tmp_path, fmt, precision, device="any", size="32", **options):
     artifact = tmp_path / f"{fmt}-{precision}.bin"
-    provenance = export.run(fmt, precision, device, size, weights, [2, 4], {**study.spec(fmt).options, **options},
+    provenance = export.run(fmt, precision, device, size, weights, [2, 4], {**plan.spec(fmt).options, **options},
                             artifact, tmp_path / f"{fmt}-{precision}.json")
     return artifact, provenance
 
@@ -104,7 +105,7 @@ def test_export_that_cannot_run_here_says_why_at_once_without_a_compiler(weights
 
 def test_failed_export_is_data_not_a_crash(weights, tmp_path):
     artifact = tmp_path / "bad.onnx"
-    provenance = export.run("onnx", "fp32", "any", "32", weights, [], dict(study.spec("onnx").options),
+    provenance = export.run("onnx", "fp32", "any", "32", weights, [], dict(plan.spec("onnx").options),
                             artifact, tmp_path / "bad.json")
     assert provenance["status"] == "failed" and provenance["reason"]
     assert artifact.read_text().startswith(export.MARKER)
@@ -141,7 +142,7 @@ def test_export_seconds_time_the_export_not_the_process_start(weights, tmp_path,
 def test_aotinductor_package_compiled_in_its_own_process_runs_any_batch_on_cpu(weights, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # inductor's cache goes to ./artifacts/cache: not into the checkout
     artifact = tmp_path / "inductor_aoti-fp32.pt2"
-    options = dict(study.spec("inductor_aoti").options)
+    options = dict(plan.spec("inductor_aoti").options)
     provenance = export.run("inductor_aoti", "fp32", "cpu", "32", weights, [2, 4], options, artifact,
                             tmp_path / "inductor_aoti-fp32.json")
     assert provenance["status"] == "ok", provenance["reason"]
@@ -153,7 +154,7 @@ def test_aotinductor_package_compiled_in_its_own_process_runs_any_batch_on_cpu(w
 
 def test_torch_compile_export_warms_a_cache_the_benchmark_loads_instead_of_compiling(weights, tmp_path):
     artifact = tmp_path / "inductor-fp32.inductor"
-    options = dict(study.spec("inductor").options)
+    options = dict(plan.spec("inductor").options)
     provenance = export.run("inductor", "fp32", "cpu", "32", weights, [2, 4], options, artifact,
                             tmp_path / "inductor-fp32.json")
     assert provenance["status"] == "ok", provenance["reason"]

@@ -2,22 +2,24 @@
 import pytest
 import torch
 
-from fmtbench import accuracy, backends, data, export, memory, model, study
+from fmtbench import accuracy, backends, data, export, model
 from fmtbench.backends import onnx as onnx_backend
 from fmtbench.backends import torch as torch_backend
 from fmtbench.backends.base import LoadRequest
+from fmtbench.measure import memory
+from fmtbench.workflow import plan
 
 pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("default_stream")]
 
 
 def _request(weights, fmt, precision, artifact=None, size=64, batches=(4, 8), **options):
     return LoadRequest(precision=precision, device="cuda", image_size=size, batch_sizes=batches, state_dict=weights,
-                       artifact=artifact, options={**study.spec(fmt).options, **options})
+                       artifact=artifact, options={**plan.spec(fmt).options, **options})
 
 
 def _export(weights, tmp_path, fmt, precision, device="cuda", size=64, **options):
-    spec = study.spec(fmt)
-    export_device, export_size = study.export_keys(fmt, device, size)
+    spec = plan.spec(fmt)
+    export_device, export_size = plan.export_keys(fmt, device, size)
     artifact = tmp_path / f"{fmt}-{precision}.{spec.artifact.ext}"
     provenance = export.run(fmt, precision, export_device, export_size, weights, [4, 8],
                             {**spec.options, **options}, artifact, tmp_path / f"{fmt}-{precision}.json")
@@ -94,7 +96,7 @@ def test_onnx_runs_on_cuda_ep_with_io_binding_fp16_and_no_cudnn_fallback(weights
 def test_onnx_runs_on_the_processs_stream_so_its_device_time_is_measured(weights, tmp_path):
     """ORT's kernels on the torch stream the process made current (user_compute_stream): a spin kernel queued on
     it first delays them, so timing.GpuTime measures ORT's device time as it does torch's."""
-    from fmtbench import timing
+    from fmtbench.measure import timing
     artifact, _ = _export(weights, tmp_path, "onnx", "fp16", device="any")
     session = onnx_backend.load(_request(weights, "onnx", "fp16", artifact, prefer_nhwc=False))
     assert not session.own_stream and "user_compute_stream" in session.info["compute_stream"]

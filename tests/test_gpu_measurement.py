@@ -126,7 +126,18 @@ def test_a_cuda_group_with_every_loader_feeds_every_batch_size_from_the_same_wor
     """The real loaders' workers stay running across the configurations of a process (pinned chunks copied into
     one device buffer; GPU decode over a batch's chunks of bytes): batch 32 then 64 (and the reverse in the second
     process), every loader, every row measured with its loader's statistics."""
-    import sys
+    job = _cuda_job(weights, tmp_path, (32, 64), ("real", "dummy", "real_gpu_decode"), "fp16", cuda_graph=True)
+    rows = _rows_of(job)
+    assert len(rows) == 6
+    for (loader, batch), (status, reason, stats) in rows.items():
+        assert status == "ok", (loader, batch, reason)
+        if loader != "dummy":
+            assert stats["batches_timed"] >= 12 and stats["decode_capacity_fps"] > 0, (loader, batch, stats)
+
+
+def _cuda_job(weights, tmp_path, batches, loaders, precision, cuda_graph):
+    """A CUDA request of eager torch at 224² over 64 generated images (nvJPEG flags in the manifest: GPU decode really
+    on the GPU), measured in two processes (their orders rotated), three loader workers."""
     from dataclasses import replace
 
     from measuring import cpu_request
@@ -136,20 +147,20 @@ def test_a_cuda_group_with_every_loader_feeds_every_batch_size_from_the_same_wor
     paths = images.generate(tmp_path / "images", count=64, seed=0)
     manifest = tmp_path / "manifest.json"
     write_json(manifest, images.manifest(paths, "generated"))
-    job = replace(cpu_request(weights, tmp_path, (32, 64), loaders=("real", "dummy", "real_gpu_decode"), processes=2,
-                           max_processes=2),
-                  device="cuda", precision="fp16", image_size=224, manifest=str(manifest), loader_workers=3,
-                  options={"fp32_math": "strict", "autocast": False, "cuda_graph": True})
+    return replace(cpu_request(weights, tmp_path, batches, loaders=loaders, processes=2, max_processes=2),
+                   device="cuda", precision=precision, image_size=224, manifest=str(manifest), loader_workers=3,
+                   options={"fp32_math": "strict", "autocast": False, "cuda_graph": cuda_graph})
+
+
+def _rows_of(job) -> dict:
+    """The job run as a benchmark job process runs it (a fresh interpreter): per row its status, reason and its first
+    process's loader statistics."""
+    import sys
     tests = os.path.dirname(__file__)
     outcome = isolation.run_interpreter("helpers_isolated:rows_of_jobs", [job],
                                         env={"PYTHONPATH": os.pathsep.join([tests, *sys.path])})
     assert outcome.status == "ok", outcome.reason
-    rows = outcome.value[0]
-    assert len(rows) == 6
-    for (loader, batch), (status, reason, stats) in rows.items():
-        assert status == "ok", (loader, batch, reason)
-        if loader != "dummy":
-            assert stats["batches_timed"] >= 12 and stats["decode_capacity_fps"] > 0, (loader, batch, stats)
+    return outcome.value[0]
 
 
 def test_gpu_time_hides_the_launches_and_tells_a_host_bound_call_from_a_gpu_bound_one():
@@ -157,7 +168,7 @@ def test_gpu_time_hides_the_launches_and_tells_a_host_bound_call_from_a_gpu_boun
     launch time and the GPU busy share is low; one large matrix product: the GPU is busy for almost all of it."""
     import time
 
-    from fmtbench import timing
+    from fmtbench.measure import timing
     small = torch.ones(64, device="cuda")
     big = torch.randn(4096, 4096, device="cuda")
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from fmtbench import gpus, hardware
+from fmtbench.workflow import gpus, hardware
 
 CONTEXT = multiprocessing.get_context("fork")
 

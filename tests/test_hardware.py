@@ -1,7 +1,8 @@
 import multiprocessing
 import os
 
-from fmtbench import env, hardware
+from fmtbench import env
+from fmtbench.workflow import hardware
 
 
 def test_usable_cores_follow_affinity_not_the_machine():

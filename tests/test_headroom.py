@@ -4,8 +4,9 @@ import json
 
 from measuring import cpu_request
 
-from fmtbench import headroom, integrity, isolation
-from fmtbench.measure import child, job
+from fmtbench import isolation
+from fmtbench.measure import headroom, job, measuring_process
+from fmtbench.workflow import integrity
 
 GB = 1024**3
 
@@ -35,7 +36,7 @@ def test_a_configuration_estimated_not_to_fit_is_an_oom_row_and_the_study_goes_o
     figure, before any process runs; batch 2 is measured."""
     monkeypatch.setattr(headroom, "free_bytes", lambda device: 300 * headroom.MB)
     request = cpu_request(weights, tmp_path, (2, 4096))
-    rows = {row["config"]["batch_size"]: row for row in job.run_job(request)}
+    rows = {row["config"]["batch_size"]: row for row in job.run_request(request)}
     assert rows[2]["status"] == "ok", rows[2]["reason"]
     refused = rows[4096]
     assert refused["status"] == "oom" and refused["transient"] is False, refused
@@ -67,8 +68,8 @@ def _runs_out_of_memory(request, session, planned, accounting, feeds=None):
 
 def test_an_oom_the_library_reports_is_not_retried_by_the_next_plain_runs(weights, tmp_path, monkeypatch):
     """ONNX Runtime's `oom` counted as transient: the next two plain runs measured it again (60 s and 16 GB each)."""
-    monkeypatch.setattr(child, "measure_configuration", _runs_out_of_memory)
-    [row] = job.run_job(cpu_request(weights, tmp_path, (2,)))
+    monkeypatch.setattr(measuring_process, "measure_configuration", _runs_out_of_memory)
+    [row] = job.run_request(cpu_request(weights, tmp_path, (2,)))
     assert row["status"] == "oom" and row["transient"] is False and row["attempt"] == 1, row
     assert integrity.result_problem(tmp_path / "dummy-bs2.json") is None
     assert json.loads((tmp_path / "dummy-bs2.json").read_text())["status"] == "oom"

@@ -42,7 +42,7 @@ def marks_and_reads_replies():
 def allocates_in_child():
     import numpy as np
 
-    from fmtbench import memory
+    from fmtbench.measure import memory
     tracker = memory.RssTracker().start()
     block = np.ones(48 * 1024 * 1024 // 8)  # above glibc's largest mmap threshold (32 MiB): fresh pages
     return {"allocated_mb": tracker.stop()["allocated_mb"], "size": block.size}

@@ -7,16 +7,21 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / "fmtbench"
 FORMATS = {f"backends.{path.stem}" for path in (PACKAGE_DIR / "backends").glob("*.py")
            if path.stem != "base" and not path.stem.startswith("_")}
 LAYERS = [
-    {"typedjson"},                              # dataclasses as JSON records and their schema
-    # words and tools: where files go, atomic files, logging, versions, the machine, statistics, memory, accuracy,
-    # what else used the machine, the typed parts of a row, a process that ends with the one that started it, how
-    # Snakemake was invoked, how a row is measured (each measurement setting, declared once), the config as written
-    {"paths", "atomic", "logs", "versions", "hardware", "stats", "memory", "accuracy", "report", "procinfo",
-     "readings", "lifeline", "invocation", "settings", "configcheck"},
-    # one concern each: images, the model, the clock, processes and their failures, file checks, GPU claims, what
-    # else used the machine, a killed Snakemake's lock
-    {"images", "model", "timing", "isolation", "integrity", "gpus", "contention", "locks"},
-    {"data.inputs"},                            # what a source is asked for and gives (InputFormat, Source)
+    # dataclasses as JSON records and their schema; what a row times (model alone, end to end); the docstring of
+    # the Snakefile's helpers' package
+    {"typedjson", "scope", "workflow"},
+    # words and tools: where files go, atomic files, logging, library versions, statistics, accuracy, the typed
+    # parts of a row, a process that ends with the one that started it, how a row is measured (each measurement
+    # setting, declared once); the machine's cores, how Snakemake was invoked, the config as written (the
+    # workflow's); a process's memory and the OS's process table (the measurement's)
+    {"paths", "atomic", "logs", "versions", "stats", "accuracy", "report", "row_parts", "lifeline", "settings",
+     "workflow.hardware", "workflow.invocation", "workflow.configcheck", "measure.memory", "measure.procinfo"},
+    # one concern each: images, a state dict file as given, processes and their failures; file checks, GPU claims,
+    # a killed Snakemake's lock (the workflow's); the clocks, what else used the machine (the measurement's)
+    {"images", "checkpoint", "isolation", "workflow.integrity", "workflow.gpus", "workflow.locks", "measure.timing",
+     "measure.contention"},
+    # what a source is asked for and gives (InputFormat, Source); the model's weights
+    {"data.inputs", "model"},
     {"data.feeds"},                             # workers kept running
     {"data.sources"},                           # the batch sources
     {"data"},                                   # the loaders' registry
@@ -24,25 +29,26 @@ LAYERS = [
     {"backends", "backends._torchutil"},        # the registry (backends by name, never imported statically), helpers
     {"backends._ort_session"},                  # ONNX Runtime sessions (the onnx backend's helpers)
     FORMATS,                                    # one module per format
-    # stages and the DAG's view: environment record, result records, export, reference logits, config, triggers,
+    # stages and the DAG's view: environment record, result records, export, reference logits, the plan, triggers,
     # whether a configuration fits in the memory free
-    {"env", "results", "export", "reference", "study", "triggers", "headroom"},
+    {"env", "results", "export", "reference", "workflow.plan", "workflow.triggers", "measure.headroom"},
     {"report.labels"},                          # the report's words for a row and its figures
     # the measurement's words (how a row is measured, what passes between a process and its job); the report's
     # frame of the rows, the result files it reads, checked, and the marks a row carries
-    {"measure", "measure.marks", "report.frame", "report.inputs", "report.marks",
-     "report.axes"},
-    # the report's sections that need only the rows: findings, setup, method, exports, what did not run, the
-    # HTML report's items, the decode capacity, the replicate check
+    {"measure", "measure.messages", "report.frame", "report.result_files", "report.marks", "report.axes"},
+    # a request; how a configuration is timed; the job process's monitors; the report's sections that need only
+    # the rows: findings, setup, method, exports, what did not run, the HTML report's items, the decode capacity,
+    # the replicate check
     {"measure.request", "measure.scenarios", "measure.monitors", "report.findings", "report.items",
      "report.replicate", "report.loaders", "report.setup", "report.method", "report.exports", "report.notrun"},
-    # the measuring process, the export a request runs; the report's plots, cells and answer
-    {"measure.child", "measure.artifact", "report.plots", "report.cells", "report.answer"},
+    # the measuring process, the export a request runs, checked; the report's plots, cells and answer
+    {"measure.measuring_process", "measure.export_check", "report.plots", "report.cells", "report.answer"},
     # a request prepared (unavailable, tuned); the report's legend, front page and results sections
-    {"measure.ready", "report.legend", "report.frontpage", "report.tables"},
+    {"measure.preparation", "report.legend", "report.frontpage", "report.tables"},
     {"measure.schedule", "report.render"},      # the job's measuring processes; the report
-    {"measure.assemble"},                       # rows from readings
-    {"measure.output"},                         # rows written
+    # rows from readings; one measuring process for the tools (their entry point to the measurement)
+    {"measure.assemble", "measure.probe"},
+    {"measure.row_files"},                      # rows written
     {"measure.job"},                            # a benchmark job
 ]
 
@@ -90,3 +96,15 @@ def test_no_module_imports_one_on_its_floor_or_above():
               for path in sorted(PACKAGE_DIR.rglob("*.py")) if _name(path)
               for name in sorted(imports(path)) if floors[name] >= floors[_name(path)]]
     assert not upward, "\n".join(upward)
+
+
+def test_the_tools_measure_through_the_entry_point():
+    """tools/ reaches the measurement only through fmtbench.measure.probe, never its internals."""
+    tools = Path(__file__).resolve().parent.parent / "tools"
+    reached = {f"{path.name}: {name}" for path in sorted(tools.glob("*.py"))
+               for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+               if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fmtbench.measure")
+               for name in ([node.module] if node.module != "fmtbench.measure" else
+                            [f"fmtbench.measure.{alias.name}" for alias in node.names])
+               if name != "fmtbench.measure.probe"}
+    assert not reached, reached

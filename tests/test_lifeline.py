@@ -1,5 +1,5 @@
 """A job's processes end with the process that started it (fmtbench.lifeline), and the lock a killed Snakemake
-leaves is recognised as stale (fmtbench.locks)."""
+leaves is recognised as stale (fmtbench.workflow.locks)."""
 import json
 import os
 import subprocess
@@ -10,7 +10,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from fmtbench import lifeline, locks
+from fmtbench import lifeline
+from fmtbench.workflow import locks
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = str(Path(__file__).resolve().parent)
@@ -208,8 +209,8 @@ def _study(workdir: Path, config: Path, env: dict) -> subprocess.Popen:
 
 def _kill_snakemake_when(snakemake: subprocess.Popen, ready) -> list[psutil.Process]:
     """Waits for `ready(jobs)` (jobs: Snakemake's descendants), checks that each job's parent is Snakemake itself
-    (what fmtbench.lifeline relies on: bash execs the script's interpreter), kills Snakemake with SIGKILL; returns
-    the processes that were running under it."""
+    (what fmtbench.lifeline relies on: bash execs the script's interpreter), kills Snakemake with SIGKILL;
+    returns the processes that were running under it."""
     def descendants():
         try:
             return psutil.Process(snakemake.pid).children(recursive=True)

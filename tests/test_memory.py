@@ -1,6 +1,6 @@
 import numpy as np
 
-from fmtbench import memory
+from fmtbench.measure import memory
 
 
 def test_rss_growth_sees_an_allocation_by_any_library():
@@ -50,7 +50,7 @@ def test_growth_is_seen_when_the_heap_already_holds_freed_resident_pages():
 _FAULTS_PER_CALL = """
 import resource, sys
 import numpy as np
-from fmtbench import memory
+from fmtbench.measure import memory
 if sys.argv[1] == "keep":
     assert memory.keep_freed_memory() and memory.keeps_freed_memory()
 faults = []

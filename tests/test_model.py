@@ -77,8 +77,8 @@ def test_a_weights_file_holding_a_bare_tensor_is_refused_naming_the_file(tmp_pat
 
 
 def test_a_random_fallback_is_retried_once_the_download_host_answers(tmp_path):
-    from fmtbench import integrity
     from fmtbench.atomic import write_json
+    from fmtbench.workflow import integrity
     provenance, weights = tmp_path / "provenance.json", tmp_path / "resnet18.pt"
     write_json(provenance, {"source": "random-fallback", "seed": 0, "reason": "offline",
                             "url": "https://download.pytorch.org/models/resnet18-f37072fd.pth"})

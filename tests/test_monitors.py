@@ -2,9 +2,9 @@ import time
 
 import pytest
 
-from fmtbench import gpus
 from fmtbench.measure import monitors
 from fmtbench.settings import Harness
+from fmtbench.workflow import gpus
 
 
 class FakeNvml:

@@ -189,7 +189,7 @@ def test_an_older_schema_says_each_class_it_could_not_check(tmp_path):
     for name in "ab":
         shutil.copytree(V3, tmp_path / name)
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "replicate.py"), str(tmp_path / "a"),
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "replicate.py"), str(tmp_path / "a"),
                            str(tmp_path / "b"), "--out", str(out)], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     comparison = replicate.compare(*(frame.load(sorted((tmp_path / name).glob("*.json"))) for name in "ab"))

@@ -1,4 +1,4 @@
-"""The result files a report reads are checked before it renders (fmtbench.report.inputs): another version's, a
+"""The result files a report reads are checked before it renders (fmtbench.report.result_files): another version's, a
 damaged one, another machine's under this machine's label are refused naming the file; the previous report stays."""
 import json
 import shutil
@@ -8,7 +8,7 @@ import pytest
 from fixtures import model_provenance, write_results
 
 from fmtbench.atomic import replaced_together
-from fmtbench.report import inputs, render
+from fmtbench.report import render, result_files
 
 BASELINE = {"format": "torch", "precision": "fp32"}
 
@@ -44,8 +44,8 @@ def test_a_result_this_version_cannot_read_is_refused_naming_the_file(tmp_path, 
     paths = write_results(tmp_path)
     bad = _pick(paths)
     _edit(bad, change)
-    with pytest.raises(inputs.RefusedInput) as error:
-        inputs.read(paths)
+    with pytest.raises(result_files.RefusedInput) as error:
+        result_files.read(paths)
     first, *_, last = str(error.value).splitlines()
     assert first.startswith(f"{bad}: ") and why in first, first
     assert last.startswith("report: 1 result file(s) refused, the report is not made (the previous one stays")
@@ -54,13 +54,13 @@ def test_a_result_this_version_cannot_read_is_refused_naming_the_file(tmp_path, 
 def test_a_cut_short_file_is_refused_naming_it(tmp_path):
     paths = write_results(tmp_path)
     Path(paths[3]).write_text(Path(paths[3]).read_text()[:200])
-    with pytest.raises(inputs.RefusedInput, match=rf"^{paths[3]}: not a readable result \(JSONDecodeError: "):
-        inputs.read(paths)
+    with pytest.raises(result_files.RefusedInput, match=rf"^{paths[3]}: not a readable result \(JSONDecodeError: "):
+        result_files.read(paths)
 
 
 def test_the_shipped_fixture_and_an_unmeasured_row_without_figures_are_read():
     """An `ok` row needs its figures; a row that was not measured has none, as the runner writes it."""
-    assert inputs.problem({**json.loads(json.dumps(_unavailable())), "timing": None}) is None
+    assert result_files.problem({**json.loads(json.dumps(_unavailable())), "timing": None}) is None
 
 
 def _unavailable():
@@ -79,8 +79,8 @@ def test_another_machines_rows_under_this_label_are_refused_naming_them(tmp_path
     copied = [path for path in paths if "/cpu-box/onnx/cpu-fp32/32/" in path]
     for path in copied:
         _edit(path, lambda r: r["environment"].update(cpu_model="Other CPU 64C", hostname="elsewhere"))
-    with pytest.raises(inputs.RefusedInput) as error:
-        inputs.read(paths)
+    with pytest.raises(result_files.RefusedInput) as error:
+        result_files.read(paths)
     lines = str(error.value).splitlines()
     assert lines[:-1] == [f"{path}: filed under `cpu-box` but measured on CPU 'Other CPU 64C'; its other 12 CPU rows "
                           "there on 'Test CPU 8C'" for path in sorted(copied)], lines
@@ -102,7 +102,7 @@ def test_a_folder_names_its_machine_and_cuda_rows_may_run_on_other_nodes_cpus(tm
     paths = [p for p in paths if "/cpu-box/onnx/cpu-fp32/32/" not in p] + moved
     for path in [p for p in paths if "/gpu-box/" in p and "/cuda-" in p]:
         _edit(path, lambda r: r["environment"].update(cpu_model="GPU node CPU"))
-    records = inputs.read(paths)
+    records = result_files.read(paths)
     assert {records[p]["config"]["host"] for p in moved} == {"other-box"}
     report = tmp_path / "report" / "report.md"
     render.render(paths, model_provenance(tmp_path), report, BASELINE)
@@ -118,7 +118,7 @@ def test_a_refused_input_leaves_the_previous_report_as_it_was(tmp_path):
     before = {p: p.read_bytes() for p in (tmp_path / "report").rglob("*") if p.is_file()}
     assert len(before) > 20
     _edit(paths[0], lambda r: r.update(schema_version=7))
-    with pytest.raises(inputs.RefusedInput):
+    with pytest.raises(result_files.RefusedInput):
         with replaced_together(*outputs) as (plots, tables, csv, report):
             render.render(paths, model_provenance(tmp_path), report, BASELINE, tables_dir=tables,
                           results_csv=csv)

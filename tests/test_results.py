@@ -60,12 +60,12 @@ def test_a_row_of_an_older_schema_keeps_its_rates_though_a_key_was_dropped_since
     """Schema 5 recorded a real-loader row's verdict in its rates (bound, bound_share, e2e_over_capacity); schema 6
     dropped them. Read back, the rates are still the pipeline's (with the decode capacity), not the model-alone
     record that merely has fewer fields."""
-    from fmtbench import readings
+    from fmtbench import row_parts
     from fmtbench.typedjson import _from
     value = {"model_fps": 200.0, "basis": "under_load", "latency_fps": None, "end_to_end_fps": 90.0,
              "end_to_end_spread": 0.0, "decode_capacity_fps": 100.0, "capacity_spread": 0.0, "expected_fps": 100.0,
              "pipeline_efficiency": 0.9, "stalled": False, "above_model_fps": False, "data_wait_ms": None,
              "producer": "p", "distinct_images_per_batch": 4, "bound": "loader", "bound_share": 0.9,
              "e2e_over_capacity": 0.9}
-    rates = _from(readings.ModelRates | readings.PipelineRates, value)
-    assert isinstance(rates, readings.PipelineRates) and rates.decode_capacity_fps == 100.0
+    rates = _from(row_parts.ModelRates | row_parts.PipelineRates, value)
+    assert isinstance(rates, row_parts.PipelineRates) and rates.decode_capacity_fps == 100.0

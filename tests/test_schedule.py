@@ -3,7 +3,7 @@ import pytest
 from measuring import cpu_request
 
 from fmtbench import isolation
-from fmtbench.measure import child, job, schedule
+from fmtbench.measure import job, measuring_process, schedule
 
 
 def test_each_process_takes_the_configurations_in_another_order_loaders_of_a_batch_together():
@@ -30,8 +30,8 @@ def _fake_config(request, session, planned, accounting, feeds=None):
     import json
     import os
 
-    from fmtbench import readings, stats
-    from fmtbench.measure.marks import Reading
+    from fmtbench import row_parts, stats
+    from fmtbench.measure.messages import Reading
     counts_path = os.environ["FAKE_COUNTS"]
     counts = json.loads(open(counts_path).read()) if os.path.exists(counts_path) else {}
     key = f"{planned.loader}-{planned.batch}"
@@ -45,15 +45,15 @@ def _fake_config(request, session, planned, accounting, feeds=None):
     process = stats.ProcessTiming(kind="latency", samples_ms=samples, summary=stats.Summary.of(samples),
                                   warmup_iters=1, warmup_seconds=0.0, timed_seconds=0.01, stop="min",
                                   throughput=stats.Throughput.of([median / 1e3], 1, planned.batch))
-    memory = readings.MemoryReading(method="fake", baseline_mb=1.0, peak_mb=2.0, allocated_mb=1.0)
+    memory = row_parts.MemoryReading(method="fake", baseline_mb=1.0, peak_mb=2.0, allocated_mb=1.0)
     return Reading(timing=process, clock="fake", first_run_ms=1.0, memory=memory, gpu=None, loader=None,
                    accuracy=None, accuracy_error=None, contention=None)
 
 
 def test_rows_whose_processes_disagree_get_more_processes_up_to_the_maximum(weights, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_COUNTS", str(tmp_path / "counts.json"))
-    monkeypatch.setattr(child, "measure_configuration", _fake_config)
-    rows = {r["config"]["batch_size"]: r for r in job.run_job(cpu_request(weights, tmp_path, (2, 8), processes=2,
+    monkeypatch.setattr(measuring_process, "measure_configuration", _fake_config)
+    rows = {r["config"]["batch_size"]: r for r in job.run_request(cpu_request(weights, tmp_path, (2, 8), processes=2,
                                                                           max_processes=5))}
     assert len(rows[2]["processes"]) == 2 and not rows[2]["timing"]["unstable"]
     assert len(rows[8]["processes"]) == 5 and rows[8]["timing"]["unstable"]
@@ -64,8 +64,8 @@ def test_rows_whose_processes_disagree_get_more_processes_up_to_the_maximum(weig
 def test_a_process_that_dies_loses_only_the_configuration_it_was_measuring(weights, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_COUNTS", str(tmp_path / "counts.json"))
     monkeypatch.setenv("FAKE_CRASH", "1")
-    monkeypatch.setattr(child, "measure_configuration", _fake_config)
-    rows = {r["config"]["batch_size"]: r for r in job.run_job(cpu_request(weights, tmp_path, (2, 4, 6)))}
+    monkeypatch.setattr(measuring_process, "measure_configuration", _fake_config)
+    rows = {r["config"]["batch_size"]: r for r in job.run_request(cpu_request(weights, tmp_path, (2, 4, 6)))}
     assert rows[4]["status"] == "failed", rows[4]["reason"]
     assert "exit code 9" in rows[4]["reason"] and "measuring process 1" in rows[4]["reason"]
     assert rows[2]["status"] == rows[6]["status"] == "ok"
@@ -74,9 +74,9 @@ def test_a_process_that_dies_loses_only_the_configuration_it_was_measuring(weigh
 
 def _rows(weights, tmp_path, monkeypatch, **request):
     monkeypatch.setenv("FAKE_COUNTS", str(tmp_path / "counts.json"))
-    monkeypatch.setattr(child, "measure_configuration", _fake_config)
+    monkeypatch.setattr(measuring_process, "measure_configuration", _fake_config)
     return {(r["config"]["loader"], r["config"]["batch_size"]): r
-            for r in job.run_job(cpu_request(weights, tmp_path, **request))}
+            for r in job.run_request(cpu_request(weights, tmp_path, **request))}
 
 
 def test_model_alone_rows_are_measured_in_processes_without_a_real_loaders_workers(weights, tmp_path, monkeypatch):
@@ -96,8 +96,8 @@ def test_with_loaders_together_a_process_takes_every_loader_of_its_batch_sizes(w
     request = cpu_request(weights, tmp_path, batches=(2,), loaders=("real", "dummy"))
     together = replace(request, measurement=replace(request.measurement, harness=asdict(Harness(loaders_apart=False))))
     monkeypatch.setenv("FAKE_COUNTS", str(tmp_path / "counts.json"))
-    monkeypatch.setattr(child, "measure_configuration", _fake_config)
-    rows = {r["config"]["loader"]: r for r in job.run_job(together)}
+    monkeypatch.setattr(measuring_process, "measure_configuration", _fake_config)
+    rows = {r["config"]["loader"]: r for r in job.run_request(together)}
     assert rows["dummy"]["processes"][0]["configurations"] == 2 == rows["real"]["processes"][0]["configurations"]
     assert rows["dummy"]["measurement"]["harness"]["loaders_apart"] is False
 
@@ -116,12 +116,12 @@ def test_a_jobs_image_sizes_take_their_rounds_in_turn_so_a_rows_processes_are_sp
     its own first (a drift of the host shows in the row's range instead of moving the whole row)."""
     from dataclasses import replace
     monkeypatch.setenv("FAKE_COUNTS", str(tmp_path / "counts.json"))
-    monkeypatch.setattr(child, "measure_configuration", _fake_config)
+    monkeypatch.setattr(measuring_process, "measure_configuration", _fake_config)
     requests = []
     for size in (32, 48):
         base = cpu_request(weights, tmp_path, (2,), processes=2, max_processes=2)
         requests.append(replace(base, image_size=size, outputs={("dummy", 2): str(tmp_path / f"{size}.json")}))
-    rows = {r["config"]["image_size"]: r for r in job.run_jobs(requests)}
+    rows = {r["config"]["image_size"]: r for r in job.run(requests)}
     forks = {size: [p["stages_s"]["forked_at"] for p in rows[size]["processes"]] for size in rows}
     assert all(len(times) == 2 for times in forks.values())
     assert forks[32][0] < forks[48][0] < forks[32][1] < forks[48][1], forks

@@ -1,6 +1,6 @@
 import time
 
-from fmtbench import timing
+from fmtbench.measure import timing
 
 
 def test_cpu_clock_times_the_call():

@@ -11,10 +11,10 @@ pytestmark = pytest.mark.workflow
 TOY_BACKEND = '''
 """A toy format written only against fmtbench/backends/base.py: the state dict saved by its export, loaded
 into torchvision's ResNet-18, run eagerly on the CPU."""
-from fmtbench.backends.base import Artifact, FormatSpec
+from fmtbench.backends.base import ExportLayout, FormatSpec
 
 SPEC = FormatSpec(name="toy", label="Toy (state dict file)", libraries=("torch", "torchvision"),
-                  artifact=Artifact(ext="toy"), devices=("cpu",), precisions=("fp32",),
+                  artifact=ExportLayout(ext="toy"), devices=("cpu",), precisions=("fp32",),
                   options={"channels_last": False})
 
 

@@ -1,13 +1,15 @@
 """What reruns what: each stage's code is its script's import closure inside the package, hashed without
 docstrings and comments (the workflow tests check the same through Snakemake's dry runs)."""
 import ast
+import re
 import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from fmtbench import backends, triggers
+from fmtbench import backends
+from fmtbench.workflow import triggers
 
 FORMATS = list(backends.names())
 
@@ -27,16 +29,18 @@ def test_a_per_format_stage_holds_its_own_backend_and_no_other(format_name):
 
 def test_each_stage_holds_what_it_runs_and_not_what_it_does_not():
     benchmark, export, report = _modules("benchmark", "torch"), _modules("export", "onnx"), _modules("report")
-    assert {"fmtbench.timing", "fmtbench.stats", "fmtbench.measure.job", "fmtbench.measure.child", "fmtbench.data",
-            "fmtbench.data.sources", "fmtbench.memory", "fmtbench.backends", "fmtbench.backends.base",
-            "scripts/benchmark.py"} <= benchmark
+    assert {"fmtbench.measure.timing", "fmtbench.stats", "fmtbench.measure.job", "fmtbench.measure.measuring_process",
+            "fmtbench.data", "fmtbench.data.sources", "fmtbench.measure.memory", "fmtbench.backends",
+            "fmtbench.backends.base", "scripts/benchmark.py"} <= benchmark
     assert {"fmtbench.export", "fmtbench.isolation", "fmtbench.model", "scripts/export.py"} <= export
-    assert not {"fmtbench.timing", "fmtbench.measure", "fmtbench.stats", "fmtbench.study"} & export
+    assert not {"fmtbench.measure.timing", "fmtbench.measure", "fmtbench.stats", "fmtbench.workflow.plan"} & export
     assert {"fmtbench.report.render", "fmtbench.report.plots", "fmtbench.report.frame", "fmtbench.accuracy",
             "fmtbench.model"} <= report
-    assert not {"fmtbench.timing", "fmtbench.measure"} & report  # the contract (math labels, format notes) it reads
+    # the contract (math labels, format notes) it reads
+    assert not {"fmtbench.measure.timing", "fmtbench.measure"} & report
     for stage in triggers.STAGE_SCRIPTS:  # the DAG's view is no stage's code
-        assert not {"fmtbench.study", "fmtbench.triggers"} & _modules(stage, "torch" if stage == "benchmark" else None)
+        dag = {"fmtbench.workflow.plan", "fmtbench.workflow.triggers"}
+        assert not dag & _modules(stage, "torch" if stage == "benchmark" else None)
 
 
 def test_static_imports_are_followed_in_functions_relative_and_through_packages(tmp_path, monkeypatch):
@@ -68,7 +72,7 @@ def test_docstrings_comments_and_layout_change_no_hash_code_does(tmp_path, monke
     package = _copy_package(tmp_path, monkeypatch)
     before = {stage: triggers.code_hash(stage, "onnx" if stage in ("export", "benchmark") else None)
               for stage in triggers.STAGE_SCRIPTS}
-    timing = package / "timing.py"
+    timing = package / "measure" / "timing.py"
     source = timing.read_text()
     docstring = ast.get_docstring(ast.parse(source), clean=False)
     timing.write_text("# a comment\n\n" + source.replace(docstring, docstring + " Reworded.") + "\n\n# the end\n")
@@ -159,7 +163,8 @@ def test_a_run_that_changed_nothing_parses_nothing_and_a_changed_file_is_parsed_
     assert triggers.code_hash("benchmark", "onnx") == first and counted.calls == 0
 
     _new_process(monkeypatch)
-    (package / "timing.py").write_text((package / "timing.py").read_text() + "\nA_CHANGE = 1\n")
+    timing = package / "measure" / "timing.py"
+    timing.write_text(timing.read_text() + "\nA_CHANGE = 1\n")
     assert triggers.code_hash("benchmark", "onnx") != first and counted.calls == 1
 
     _new_process(monkeypatch)
@@ -173,9 +178,20 @@ def test_a_stages_code_names_each_module_so_a_rerun_reason_names_the_changed_one
     package = _copy_package(tmp_path, monkeypatch)
     _new_process(monkeypatch)
     before = dict(entry.rsplit(":", 1) for entry in triggers.code_hash("benchmark", "onnx").split(", "))
-    assert {"timing", "backends.onnx", "scripts/benchmark.py"} <= set(before)
+    assert {"measure.timing", "backends.onnx", "scripts/benchmark.py"} <= set(before)
     assert all(len(digest) == triggers.DIGEST_CHARS for digest in before.values())
-    (package / "timing.py").write_text((package / "timing.py").read_text() + "\nA_CHANGE = 1\n")
+    timing = package / "measure" / "timing.py"
+    timing.write_text(timing.read_text() + "\nA_CHANGE = 1\n")
     after = dict(entry.rsplit(":", 1) for entry in triggers.code_hash("benchmark", "onnx").split(", "))
-    assert {name for name in before if before[name] != after[name]} == {"timing"}
+    assert {name for name in before if before[name] != after[name]} == {"measure.timing"}
     assert len(triggers.code_hash("report")) < 2000, "a small param"
+
+
+def test_each_rule_runs_the_script_named_after_it_and_scripts_holds_nothing_else():
+    """A rule's name is what a user reads in the log: its adapter in scripts/ has that name, and every script there
+    is a rule's (the developer tools are in tools/)."""
+    rules = "".join(path.read_text() for path in sorted((triggers.PACKAGE_DIR.parent / "rules").glob("*.smk")))
+    ran = dict(re.findall(r"^rule (\w+):\n(?:(?!^rule ).*\n)*?    script:\n        \"\.\./scripts/(\w+\.py)\"", rules,
+                          re.M))
+    assert ran == {stage: f"{stage}.py" for stage in triggers.STAGE_SCRIPTS}
+    assert {path.name for path in triggers.SCRIPTS_DIR.glob("*.py")} == set(ran.values())

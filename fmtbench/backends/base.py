@@ -43,7 +43,7 @@ DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
-class Artifact:
+class ExportLayout:
     """What the export stage writes for a format: one file, or a directory (several files, a cache)."""
     ext: str
     kind: str = "file"              # "file" | "directory"
@@ -59,7 +59,7 @@ class FormatSpec:
     libraries: tuple[str, ...]
     # Modules the job process imports before forking its measuring children (they inherit them).
     imports: tuple[str, ...] = ("torch", "torchvision")
-    artifact: Artifact | None = None
+    artifact: ExportLayout | None = None
     devices: tuple[str, ...] = DEVICES
     precisions: tuple[str, ...] = PRECISIONS
     # Per-format settings (config.yaml `options.<format>`, variants' `options`) with their defaults.

@@ -22,14 +22,14 @@ import time
 from pathlib import Path
 
 from fmtbench.backends import _torchutil as tu
-from fmtbench.backends.base import Artifact, ExportRequest, FormatSpec, LoadRequest
+from fmtbench.backends.base import ExportLayout, ExportRequest, FormatSpec, LoadRequest
 
 SPEC = FormatSpec(
     name="inductor",
     label="torch.compile (inductor)",
     libraries=("torch", "torchvision", "triton"),
     imports=("torch", "torchvision", "torch._dynamo", "torch._inductor.config"),
-    artifact=Artifact(ext="inductor", kind="directory", per_image_size=True, per_device=True),
+    artifact=ExportLayout(ext="inductor", kind="directory", per_image_size=True, per_device=True),
     devices=("cpu", "cuda"),
     options={"mode": "reduce-overhead", "fold_batchnorm": True, "freezing": False, "dynamic_batch": True,
              "fp32_math": "strict"},

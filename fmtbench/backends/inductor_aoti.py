@@ -14,13 +14,13 @@ from pathlib import Path
 
 from fmtbench import isolation
 from fmtbench.backends import _torchutil as tu
-from fmtbench.backends.base import Artifact, ExportRequest, FormatSpec, LoadRequest
+from fmtbench.backends.base import ExportLayout, ExportRequest, FormatSpec, LoadRequest
 
 SPEC = FormatSpec(
     name="inductor_aoti",
     label="AOTInductor package",
     libraries=("torch", "torchvision", "triton"),
-    artifact=Artifact(ext="pt2", per_image_size=True, per_device=True),
+    artifact=ExportLayout(ext="pt2", per_image_size=True, per_device=True),
     # Convolutions autotuned over ATen (cuDNN) only when max_autotune is on: Triton's conv templates cost
     # ~9 s of autotuning per layer on the H100 and lost to cuDNN where we looked.
     options={"max_autotune": False, "conv_backends": "ATEN", "fp32_math": "strict"},

@@ -15,14 +15,22 @@ import time
 
 from fmtbench.backends import _ort_session as ort_session
 from fmtbench.backends import _torchutil as tu
-from fmtbench.backends.base import Artifact, ExportRequest, FormatSpec, InputFormat, LoadRequest, Unavailable, math_of
+from fmtbench.backends.base import (
+    ExportLayout,
+    ExportRequest,
+    FormatSpec,
+    InputFormat,
+    LoadRequest,
+    Unavailable,
+    math_of,
+)
 
 SPEC = FormatSpec(
     name="onnx",
     label="ONNX Runtime",
     libraries=("torch", "onnx", "onnxscript", "onnxruntime"),
     imports=("torch", "torchvision", "onnxruntime"),  # torch first: ORT's CUDA EP finds torch's cuDNN
-    artifact=Artifact(ext="onnx", per_image_size=True),
+    artifact=ExportLayout(ext="onnx", per_image_size=True),
     options={"prefer_nhwc": "auto", "enable_cuda_graph": False, "fp32_math": "strict", "opset": 20,
              "arena_extend_strategy": "kNextPowerOfTwo"},
     choices={"prefer_nhwc": ("auto", True, False), "arena_extend_strategy": ("kNextPowerOfTwo", "kSameAsRequested")},

@@ -14,14 +14,22 @@ from pathlib import Path
 
 from fmtbench import versions
 from fmtbench.backends import _torchutil as tu
-from fmtbench.backends.base import Artifact, ExportRequest, FormatSpec, InputFormat, LoadRequest, Unavailable, math_of
+from fmtbench.backends.base import (
+    ExportLayout,
+    ExportRequest,
+    FormatSpec,
+    InputFormat,
+    LoadRequest,
+    Unavailable,
+    math_of,
+)
 
 SPEC = FormatSpec(
     name="torch_trt",
     label="Torch-TensorRT",
     libraries=("torch", "torchvision", "torch_tensorrt", "tensorrt"),
     imports=("torch", "torchvision", "torch_tensorrt"),
-    artifact=Artifact(ext="ep", per_image_size=True, per_device=True),
+    artifact=ExportLayout(ext="ep", per_image_size=True, per_device=True),
     devices=("cuda",),
     options={"fp32_math": "strict", "optimization_level": None, "workspace_size": 0},
     choices={"optimization_level": (None, 0, 1, 2, 3, 4, 5)},

@@ -4,14 +4,14 @@ from __future__ import annotations
 import warnings
 
 from fmtbench.backends import _torchutil as tu
-from fmtbench.backends.base import Artifact, ExportRequest, FormatSpec, LoadRequest
+from fmtbench.backends.base import ExportLayout, ExportRequest, FormatSpec, LoadRequest
 
 SPEC = FormatSpec(
     name="torchscript",
     label="TorchScript",
     libraries=("torch", "torchvision"),
     # Frozen constants live on the tracing device, in its memory format; the graph is shape-generic.
-    artifact=Artifact(ext="ts", per_device=True),
+    artifact=ExportLayout(ext="ts", per_device=True),
     options={"fp32_math": "strict", "optimize_for_inference": True},
 )
 input_format = tu.input_format

@@ -49,6 +49,7 @@ from fmtbench.data.sources import (  # noqa: F401
     nvjpeg_paths,
     warm_gpu_decoder,
 )
+from fmtbench.scope import Scope
 
 # A real loader's timed phase: this many rounds of its workers, then it stops. Its figure is the end-to-end
 # rate; waiting for the model time's interval to narrow under loader contention ran every such process to
@@ -60,14 +61,14 @@ ROUNDS_TIMED = 4
 class Loader:
     name: str
     devices: tuple[str, ...]
-    scenario: str             # how a configuration is timed (measure.scenarios): model_alone | end_to_end
+    scenario: Scope           # what its rows time, the model alone or end to end: the scenario they run
     description: str
     open: Callable[[SourceRequest], Source]   # makes its batch source (not yet started)
 
     @property
     def end_to_end(self) -> bool:
         """Has an end-to-end figure (the dummy loader has none)."""
-        return self.scenario == "end_to_end"
+        return self.scenario is Scope.END_TO_END
 
     def min_timed_batches(self, workers: int) -> int:
         """Whole rounds of the workers: a timed phase shorter than a few rounds sees their start-up burst."""
@@ -85,13 +86,13 @@ def loaders_for(names, device: str) -> list[str]:
 
 
 LOADERS = {loader.name: loader for loader in (
-    Loader("real", ("cpu", "cuda"), "end_to_end",
+    Loader("real", ("cpu", "cuda"), Scope.END_TO_END,
            "DataLoader workers decode, resize (short side to size·256/224) and centre-crop the image files on "
            "the CPU, a few images per task; a batch is its tasks' images copied into one buffer on the target "
            "device and normalised there", RealSource),
-    Loader("dummy", ("cpu", "cuda"), "model_alone",
+    Loader("dummy", ("cpu", "cuda"), Scope.MODEL_ALONE,
            "one seeded random batch, made on the device in the format's input dtype and layout", DummySource),
-    Loader("real_gpu_decode", ("cuda",), "end_to_end",
+    Loader("real_gpu_decode", ("cuda",), Scope.END_TO_END,
            "DataLoader workers read the files' bytes, a few files per task; a thread of the measuring process "
            "takes a batch's worth, another "
            "decodes each batch with nvJPEG in one call, then resizes, crops and normalises on the GPU on a side "

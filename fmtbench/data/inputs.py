@@ -50,7 +50,7 @@ class Source(Protocol):
         starts with them full is not in steady state until they have been taken."""
 
     def stats(self) -> dict | None:
-        """What the source recorded over the timed phase (readings.LoaderStats' fields), or None."""
+        """What the source recorded over the timed phase (row_parts.LoaderStats' fields), or None."""
 
     def close(self) -> None:
         """Stops what `start` started; the process's shared workers stay."""

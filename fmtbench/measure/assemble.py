@@ -6,9 +6,10 @@ from dataclasses import asdict
 
 import numpy as np
 
-from fmtbench import contention, readings, results, stats
-from fmtbench.measure.marks import Reading
-from fmtbench.measure.ready import Prepared
+from fmtbench import results, row_parts, stats
+from fmtbench.measure import contention
+from fmtbench.measure.messages import Reading
+from fmtbench.measure.preparation import Prepared
 from fmtbench.measure.request import Request
 from fmtbench.measure.schedule import Gathered, Measured
 
@@ -22,8 +23,8 @@ def _median(values):
     return float(np.median(values)) if values else None
 
 
-def rates(batch_size: int, timing: stats.Timing, loaders: list[readings.LoaderStats]
-          ) -> readings.ModelRates | readings.PipelineRates:
+def rates(batch_size: int, timing: stats.Timing, loaders: list[row_parts.LoaderStats]
+          ) -> row_parts.ModelRates | row_parts.PipelineRates:
     """The row's rates. Dummy loader: `model_fps` is the back-to-back rate (Timing.throughput_fps; on the CPU,
     batch / median call time), the model alone. Real loaders: `model_fps` is batch / the median model time
     measured in the same run under the loader's load (CUDA events on the model's stream), and `end_to_end_fps`
@@ -32,7 +33,7 @@ def rates(batch_size: int, timing: stats.Timing, loaders: list[readings.LoaderSt
     model (workers, decode threads), 1 / (1/model + 1/capacity) where the measuring process decodes itself."""
     latency_fps = batch_size / (timing.median / 1e3)
     if not loaders:
-        return readings.ModelRates(model_fps=timing.throughput_fps or latency_fps,
+        return row_parts.ModelRates(model_fps=timing.throughput_fps or latency_fps,
                                    basis="back_to_back" if timing.throughput_fps else "latency",
                                    latency_fps=latency_fps, end_to_end_fps=None)
     model_fps = latency_fps
@@ -46,7 +47,7 @@ def rates(batch_size: int, timing: stats.Timing, loaders: list[readings.LoaderSt
     else:
         expected = 1 / (1 / model_fps + 1 / capacity)
     waits = [entry.data_wait_ms for entry in loaders if entry.data_wait_ms]
-    return readings.PipelineRates(
+    return row_parts.PipelineRates(
         model_fps=model_fps, basis="under_load", latency_fps=None, end_to_end_fps=end_to_end,
         end_to_end_spread=stats.spread_of(e2e) if end_to_end else 0.0, decode_capacity_fps=capacity,
         capacity_spread=stats.spread_of([entry.decode_capacity_fps for entry in loaders
@@ -55,13 +56,13 @@ def rates(batch_size: int, timing: stats.Timing, loaders: list[readings.LoaderSt
         stalled=bool(expected and end_to_end < results.PIPELINE_EFFICIENCY * expected),
         above_model_fps=bool(end_to_end > model_fps),
         above_capacity=bool(capacity and end_to_end > capacity * (1 + results.CAPACITY_MARGIN)),
-        data_wait_ms=readings.MsSummary(**{key: _median(getattr(w, key) for w in waits)
+        data_wait_ms=row_parts.MsSummary(**{key: _median(getattr(w, key) for w in waits)
                                            for key in ("median", "mean", "p90", "max")}) if waits else None,
         producer=loaders[0].producer, distinct_images_per_batch=loaders[0].distinct_images_per_batch)
 
 
-def memory_summary(figures: list[readings.MemoryReading], positions: list[int] | None = None
-                   ) -> readings.MemorySummary:
+def memory_summary(figures: list[row_parts.MemoryReading], positions: list[int] | None = None
+                   ) -> row_parts.MemorySummary:
     """A row's memory is what its configuration needs in a process that ran nothing before it: the median over the
     processes where it went first; where none did, the median over its processes, which can depend on what ran
     before it (torch.compile fp16 224² batch 32 read 128 MB first in its process and 222 MB after batch 64, in both
@@ -79,16 +80,16 @@ def memory_summary(figures: list[readings.MemoryReading], positions: list[int] |
     steady = [r.steady_mb for r in pool if r.steady_mb is not None]
     every = [r.steady_mb for r, _ in own if r.steady_mb is not None]
     if steady:
-        share, megabytes = readings.MEMORY_AGREE
+        share, megabytes = row_parts.MEMORY_AGREE
         chosen["steady_mb"] = float(np.median(steady))
         chosen["first_call_peak_mb"] = _median(r.first_call_peak_mb for r in pool)
         chosen["steady_mb_processes"] = [r.steady_mb for r in figures]
         chosen["steady_disagree"] = bool(max(every) - min(every) > max(share * np.median(every), megabytes))
         chosen["chosen_from"] = chosen_from
-    return readings.MemorySummary(**chosen, allocated_mb_processes=[r.allocated_mb for r in figures])
+    return row_parts.MemorySummary(**chosen, allocated_mb_processes=[r.allocated_mb for r in figures])
 
 
-def gpu_summary(values: list[Reading], batch_size: int) -> readings.GpuSummary | None:
+def gpu_summary(values: list[Reading], batch_size: int) -> row_parts.GpuSummary | None:
     """Energy per image over the back-to-back phase (median over the processes that read it) and the clocks,
     power and clock event reasons seen."""
     present = [v.gpu for v in values if v.gpu]
@@ -103,10 +104,10 @@ def gpu_summary(values: list[Reading], batch_size: int) -> readings.GpuSummary |
             phase_seconds.append(energy.seconds)
     clocks = [c for r in present if r.sm_clock_mhz for c in (r.sm_clock_mhz.min, r.sm_clock_mhz.median,
                                                               r.sm_clock_mhz.max) if c is not None]
-    return readings.GpuSummary(
+    return row_parts.GpuSummary(
         energy_j_per_image=_median(per_image), energy_method=ENERGY_METHOD,
         energy_phase_seconds=max(phase_seconds) if phase_seconds else None,
-        sm_clock_mhz=readings.ClockRange(min=min(clocks), max=max(clocks)) if clocks else None,
+        sm_clock_mhz=row_parts.ClockRange(min=min(clocks), max=max(clocks)) if clocks else None,
         power_w_max=max((r.power_w.max if r.power_w else None) or 0 for r in present) or None,
         power_limit_w=present[0].power_limit_w, clock_event_reasons=sorted({x for r in present
                                                                             for x in r.clock_event_reasons}),
@@ -114,7 +115,7 @@ def gpu_summary(values: list[Reading], batch_size: int) -> readings.GpuSummary |
 
 
 def row(request: Request, loader: str, batch: int, gathered: Gathered, backend: dict, environment: dict,
-        artifact: results.Artifact | None) -> results.Row:
+        artifact: results.ExportRecord | None) -> results.Row:
     """The row of one configuration: measured, or why not."""
     config = request.config(loader, batch)
     if gathered.failure is not None or not gathered.readings:
@@ -136,12 +137,12 @@ def row(request: Request, loader: str, batch: int, gathered: Gathered, backend: 
         contention=_contention([v.contention for v in values]))
 
 
-def _contention(records: list[dict | None]) -> readings.ContentionSummary | None:
+def _contention(records: list[dict | None]) -> row_parts.ContentionSummary | None:
     summary = contention.row_summary(records)
-    return readings.ContentionSummary(**summary) if summary else None
+    return row_parts.ContentionSummary(**summary) if summary else None
 
 
-def rows(prepared: Prepared, measured: Measured, artifact: results.Artifact | None) -> list[results.Row]:
+def rows(prepared: Prepared, measured: Measured, artifact: results.ExportRecord | None) -> list[results.Row]:
     """Every configuration's row: measured, failed, or — where nothing could be measured — the outcome that said
     why, for each."""
     request = prepared.request
@@ -151,6 +152,6 @@ def rows(prepared: Prepared, measured: Measured, artifact: results.Artifact | No
                                 environment=prepared.environment, transient=outcome.transient, artifact=artifact)
                 for loader, batch in request.configurations]
     backend = {**prepared.backend, **measured.info, "options": request.options}
-    return [row(request, loader, batch, measured.rows[(loader, batch)], backend,
+    return [row(request, loader, batch, measured.gathered[(loader, batch)], backend,
                 measured.environment or prepared.environment, artifact)
             for loader, batch in request.configurations]

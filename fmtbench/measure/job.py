@@ -8,28 +8,28 @@ from __future__ import annotations
 import logging
 import time
 
-from fmtbench.measure import artifact, assemble, output, ready, schedule
+from fmtbench.measure import assemble, export_check, preparation, row_files, schedule
 from fmtbench.measure.request import Request
 
 log = logging.getLogger(__name__)
 
 
-def run_jobs(requests: list[Request]) -> list[dict]:
+def run(requests: list[Request]) -> list[dict]:
     """A Snakemake job's image sizes: each prepared (its export checked, the backend tuned), then their measuring
     processes round by round across the sizes (schedule.measure_together), then each size's rows written."""
     started = time.perf_counter()
-    exports = [artifact.check(request) for request in requests]
-    prepared = [ready.prepare(request, export) for request, export in zip(requests, exports)]
+    exports = [export_check.check(request) for request in requests]
+    prepared = [preparation.prepare(request, export) for request, export in zip(requests, exports)]
     for item in prepared:
         if item.failure is not None:
             log.info("%s: %s: %s", item.request.describe(), item.failure.status, item.failure.reason)
     rows = []
     for item, measured, export in zip(prepared, schedule.measure_together(prepared), exports):
-        rows += output.write(item.request, assemble.rows(item, measured, export.artifact))
+        rows += row_files.write(item.request, assemble.rows(item, measured, export.artifact))
     log.info("%d image size(s), %d rows in %.1f s", len(requests), len(rows), time.perf_counter() - started)
     return rows
 
 
-def run_job(request: Request) -> list[dict]:
+def run_request(request: Request) -> list[dict]:
     """One image size alone."""
-    return run_jobs([request])
+    return run([request])

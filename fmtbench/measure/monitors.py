@@ -16,10 +16,12 @@ import threading
 import time
 from typing import Protocol
 
-from fmtbench import contention, gpus, readings
-from fmtbench.measure.marks import Mark
-from fmtbench.memory import FIRST_CALL_PEAK, MB, STEADY, add_load, growth_record
+from fmtbench import row_parts
+from fmtbench.measure import contention
+from fmtbench.measure.memory import FIRST_CALL_PEAK, MB, STEADY, add_load, growth_record
+from fmtbench.measure.messages import Mark
 from fmtbench.settings import Harness
+from fmtbench.workflow import gpus
 
 
 class Monitor(Protocol):
@@ -57,11 +59,11 @@ def for_device(device: str, harness: Harness) -> Monitors:
     return Monitors(monitors)
 
 
-def _spread(values) -> readings.Spread | None:
+def _spread(values) -> row_parts.Spread | None:
     values = sorted(v for v in values if v is not None)
     if not values:
         return None
-    return readings.Spread(min=values[0], median=values[len(values) // 2], max=values[-1])
+    return row_parts.Spread(min=values[0], median=values[len(values) // 2], max=values[-1])
 
 
 class DeviceMonitor:
@@ -129,7 +131,7 @@ class DeviceMonitor:
         for sample in self._samples:
             reasons |= sample["reasons"] or 0
         throttled = [label for bit, label in gpus.THROTTLE_REASONS.items() if reasons & bit]
-        gpu = readings.GpuReading(
+        gpu = row_parts.GpuReading(
             energy=self._energy, sm_clock_mhz=_spread(s["sm_clock_mhz"] for s in self._samples),
             power_w=_spread(s["power_w"] for s in self._samples), power_limit_w=self._nvml.power_limit_w(),
             samples=len(self._samples),
@@ -137,7 +139,7 @@ class DeviceMonitor:
             throttled=bool(throttled))
         method = gpus.MEMORY_METHOD if self.sampling else gpus.MEMORY_METHOD_AT_MARKS
         record = growth_record(method, self._config_baseline, self._peak, self._stages)
-        return {"memory": readings.MemoryReading(**add_load(record, self._load / MB)), "gpu": gpu}
+        return {"memory": row_parts.MemoryReading(**add_load(record, self._load / MB)), "gpu": gpu}
 
     def on_mark(self, name: str, data: dict) -> dict:
         if name == Mark.BASELINE:
@@ -175,7 +177,7 @@ class DeviceMonitor:
             self._read()
             energy, started = self._nvml.energy_mj(), self._energy_start[1]
             joules = (energy - self._energy_start[0]) / 1000 if None not in (energy, self._energy_start[0]) else None
-            self._energy = readings.Energy(joules=joules, seconds=time.perf_counter() - started)
+            self._energy = row_parts.Energy(joules=joules, seconds=time.perf_counter() - started)
         elif name == Mark.CONFIG_END:
             return self._end_config()
         elif name == Mark.CLOSED:

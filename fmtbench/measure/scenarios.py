@@ -17,7 +17,7 @@ and `warmup_seconds`:
   events recorded on the model's stream around each call (no host synchronisation between calls, so the
   loader's stream is never waited for). On the CPU: perf_counter around each call.
 
-A configuration runs the scenario its loader names (`data.Loader.scenario`): `ModelAlone` (latency, then back to
+A configuration runs the scenario of its loader's scope (`data.Loader.scenario`): `ModelAlone` (latency, then back to
 back) or `EndToEnd` (under load).
 """
 from __future__ import annotations
@@ -29,8 +29,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from fmtbench import timing
-from fmtbench.measure.marks import Mark
+from fmtbench.measure import timing
+from fmtbench.measure.messages import Mark
+from fmtbench.scope import Scope
 from fmtbench.settings import DeviceSettings
 from fmtbench.stats import ProcessTiming, Summary, Throughput, median_ci
 
@@ -93,7 +94,8 @@ class Latency:
                     if _ci_reached(samples, settings.target_ci):
                         stop = "ci"
         timed_seconds = now() - start
-        return ProcessTiming(kind="latency", samples_ms=samples, summary=Summary.of(samples, self.noisy_iqr_ratio),
+        return ProcessTiming(kind=Scope.MODEL_ALONE.value, samples_ms=samples,
+                             summary=Summary.of(samples, self.noisy_iqr_ratio),
                              warmup_iters=warmup_iters, warmup_seconds=warmup_seconds, timed_seconds=timed_seconds,
                              stop=stop, throughput=None)
 
@@ -160,7 +162,8 @@ class UnderLoad:
         end = self.now()
         samples = timer.read_ms()
         steady_from = fetched[self.buffered - 1] if self.buffered else start
-        return ProcessTiming(kind="under_load", samples_ms=samples, summary=Summary.of(samples, self.noisy_iqr_ratio),
+        return ProcessTiming(kind=Scope.END_TO_END.value, samples_ms=samples,
+                             summary=Summary.of(samples, self.noisy_iqr_ratio),
                              warmup_iters=warmup_iters, warmup_seconds=warmup_seconds, timed_seconds=end - start,
                              stop="rounds", throughput=None, steady_batches=len(fetched) - self.buffered,
                              steady_seconds=end - steady_from)
@@ -220,10 +223,10 @@ def _timing_starts(source, mark: Callable[[Mark], None]) -> Callable[[], None]:
     return starts
 
 
-SCENARIOS = {"model_alone": ModelAlone, "end_to_end": EndToEnd}
+SCENARIOS = {Scope.MODEL_ALONE: ModelAlone, Scope.END_TO_END: EndToEnd}
 
 
-def for_configuration(scenario: str, settings: DeviceSettings, noisy_iqr_ratio: float, device: str, *, energy: bool,
+def for_configuration(scope: Scope, settings: DeviceSettings, noisy_iqr_ratio: float, device: str, *, energy: bool,
                       batches: int):
-    """The scenario a loader names (data.Loader.scenario), set up for one configuration."""
-    return SCENARIOS[scenario](settings, noisy_iqr_ratio, device, energy=energy, batches=batches)
+    """The scenario of a loader's scope (data.Loader.scenario), set up for one configuration."""
+    return SCENARIOS[scope](settings, noisy_iqr_ratio, device, energy=energy, batches=batches)

@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from fmtbench import backends, data, headroom, isolation, readings, stats
-from fmtbench.measure import child, monitors
-from fmtbench.measure.marks import PROCESS_STAGES, Failed, Mark, Planned, Reading
-from fmtbench.measure.ready import Prepared
+from fmtbench import backends, data, isolation, row_parts, stats
+from fmtbench.measure import headroom, measuring_process, monitors
+from fmtbench.measure.messages import PROCESS_STAGES, Failed, Mark, Planned, Reading
+from fmtbench.measure.preparation import Prepared
 from fmtbench.measure.request import Request
+from fmtbench.scope import Scope
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,9 @@ def order(configs: list[tuple[str, int]], index: int, count: int) -> list[tuple[
 class Gathered:
     """What the job has for one configuration so far."""
     readings: list[Reading] = field(default_factory=list)           # one per process that measured it
-    entries: list[readings.ProcessEntry] = field(default_factory=list)  # those processes' parts of the row
+    entries: list[row_parts.ProcessEntry] = field(default_factory=list)  # those processes' parts of the row
     failure: tuple | None = None                                    # (status, reason, transient)
-    accuracy: readings.Accuracy | None = None
+    accuracy: row_parts.Accuracy | None = None
     accuracy_error: str | None = None
 
     @property
@@ -85,7 +86,7 @@ class Scheduler:
 
     def __init__(self, request: Request, spec):
         self.request, self.spec = request, spec
-        self.rows = {key: Gathered() for key in request.configurations}
+        self.gathered = {key: Gathered() for key in request.configurations}
         self.monitor = monitors.for_device(request.device, request.measurement.switches)
         self.processes = 0
         self.info: dict = {}
@@ -95,18 +96,18 @@ class Scheduler:
 
     def refuse_what_cannot_fit(self) -> None:
         """Configurations estimated to need more memory than the device has free are `oom` rows before any process
-        runs (fmtbench.headroom); the others are measured. Such a row is not retried: it would not fit next time."""
+        runs (measure.headroom); the others are measured. Such a row is not retried: it would not fit next time."""
         request = self.request
         free = headroom.free_bytes(request.device)
-        for (loader, batch), row in self.rows.items():
+        for (loader, batch), gathered in self.gathered.items():
             refused = headroom.refusal(request.device, batch, request.image_size, request.precision, free)
             if refused:
-                row.failure = ("oom", refused, False)
+                gathered.failure = ("oom", refused, False)
                 log.warning("%s %s batch %d: oom: %s", request.describe(), loader, batch, refused)
 
     def unstable(self, key) -> bool:
         """A model-alone row whose processes disagree on its latency or its back-to-back rate."""
-        values = self.rows[key].readings
+        values = self.gathered[key].readings
         if len(values) < 2 or data.loader(key[0]).end_to_end:
             return False
         return stats.unstable([v.timing for v in values], self.request.measurement.unstable_spread)
@@ -116,10 +117,10 @@ class Scheduler:
         workers would be alive beside the model-alone rows), unless the harness says otherwise."""
         if not self.request.measurement.switches.loaders_apart:
             return [keys] if keys else []
-        kinds: dict[str, list] = {}
+        scopes: dict[Scope, list] = {}
         for key in keys:
-            kinds.setdefault(data.loader(key[0]).scenario, []).append(key)
-        return [kinds[kind] for kind in sorted(kinds, reverse=True)]  # model alone first: no workers started yet
+            scopes.setdefault(data.loader(key[0]).scenario, []).append(key)
+        return [scopes[scope] for scope in Scope if scope in scopes]  # model alone first: no workers started yet
 
     def run(self, keys: list[tuple[str, int]], planned_processes: int, position: int) -> isolation.Outcome | None:
         """One measuring process over `keys` (in this process's order: the `position`-th of its kind); returns an
@@ -127,16 +128,17 @@ class Scheduler:
         turn = position if self.request.measurement.switches.rotate_order else 0
         return self.run_in_order(order(keys, turn, planned_processes))
 
-    def run_in_order(self, keys: list[tuple[str, int]]) -> isolation.Outcome | None:
-        """One measuring process over `keys`, in this order."""
+    def run_in_order(self, keys: list[tuple[str, int]], checks: bool = True) -> isolation.Outcome | None:
+        """One measuring process over `keys`, in this order (`checks` off: no accuracy check and no long
+        back-to-back phase, for a tool that compares timings only)."""
         index = self.processes
         self.processes += 1
-        plan = [Planned(loader, batch, accuracy=not self.rows[(loader, batch)].checked,
-                        energy=not self.rows[(loader, batch)].readings) for loader, batch in keys]
+        plan = [Planned(loader, batch, accuracy=checks and not self.gathered[(loader, batch)].checked,
+                        energy=checks and not self.gathered[(loader, batch)].readings) for loader, batch in keys]
         marks = ProcessMarks(self.monitor)
         log.info("measuring %s: process %d, %d configuration(s)", self.request.describe(), index + 1, len(plan))
-        outcome = isolation.run_forked(child.measure_group, self.request, plan, on_mark=marks, spec=self.spec,
-                                       timeout=self.request.measurement.stall_timeout())
+        outcome = isolation.run_forked(measuring_process.measure_group, self.request, plan, on_mark=marks,
+                                       spec=self.spec, timeout=self.request.measurement.stall_timeout())
         self.monitor.reset()
         if outcome.status == "unavailable":
             return outcome
@@ -151,24 +153,24 @@ class Scheduler:
 
     def _gather(self, planned: Planned, marks: ProcessMarks, outcome: isolation.Outcome, index: int, position: int,
                 size: int, stages: dict) -> None:
-        row, value = self.rows[planned.key], marks.done.get(planned.key)
+        gathered, value = self.gathered[planned.key], marks.done.get(planned.key)
         if value is None:
             if outcome.status != "ok" and (marks.current == planned.key or not marks.done and not marks.stages):
                 # the configuration it died (or failed to start) in
                 reason = f"measuring process {index + 1}: {outcome.reason}"
-                row.failure = (outcome.status, reason, outcome.transient)  # an oom the library said would repeat
+                gathered.failure = (outcome.status, reason, outcome.transient)  # an oom the library said would repeat
             return  # not reached: measured by a later process
         if isinstance(value, Failed):
-            row.failure = (value.status, value.reason, False)
+            gathered.failure = (value.status, value.reason, False)
             return
-        row.readings.append(value)
-        row.entries.append(readings.ProcessEntry(
+        gathered.readings.append(value)
+        gathered.entries.append(row_parts.ProcessEntry(
             process=index + 1, position=position + 1, configurations=size, stages_s=stages,
             config_stages_s={k: round(v, 4) for k, v in marks.stages[planned.key].items()},
             first_run_ms=value.first_run_ms, memory=value.memory, gpu=value.gpu, loader=value.loader,
             contention=value.contention))
-        if not row.checked:
-            row.accuracy, row.accuracy_error = value.accuracy, value.accuracy_error
+        if not gathered.checked:
+            gathered.accuracy, gathered.accuracy_error = value.accuracy, value.accuracy_error
         timed = value.timing
         log.info("-> %s batch %d: median %.3f ms over %d calls (stopped: %s)%s", planned.loader, planned.batch,
                  timed.summary.median, timed.summary.count, timed.stop,
@@ -180,11 +182,11 @@ class Scheduler:
         for the model-alone rows whose processes disagree, up to `max_processes`. A format that turns out not to
         run here ends it, its outcome in `self.unavailable`."""
         settings = self.request.measurement
-        keys = list(self.rows)
+        keys = list(self.gathered)
         for round_index in range(settings.processes):
             for _ in range(3):  # the round's configurations a crashed process left, in another process
                 pending = [k for k in keys
-                           if self.rows[k].failure is None and len(self.rows[k].readings) <= round_index]
+                           if self.gathered[k].failure is None and len(self.gathered[k].readings) <= round_index]
                 if not pending:
                     break
                 for group in self.groups(pending):
@@ -194,8 +196,8 @@ class Scheduler:
             yield True
         extra = settings.processes
         while True:
-            pending = [k for k in keys if self.rows[k].failure is None and self.unstable(k)
-                       and len(self.rows[k].readings) < settings.max_processes]
+            pending = [k for k in keys if self.gathered[k].failure is None and self.unstable(k)
+                       and len(self.gathered[k].readings) < settings.max_processes]
             if not pending:
                 return
             for group in self.groups(pending):
@@ -210,7 +212,7 @@ class Scheduler:
 class Measured:
     """What the processes of a request gathered per configuration, the session's settings in effect and the
     environment they ran in; or the outcome that kept every configuration from being measured."""
-    rows: dict
+    gathered: dict                      # (loader, batch) -> Gathered
     info: dict
     environment: dict | None
     failure: isolation.Outcome | None
@@ -227,5 +229,5 @@ def measure_together(prepared: list[Prepared]) -> list[Measured]:
     while active:
         active = [rounds for rounds in active if next(rounds, False)]  # one round each, until all end
     return [Measured({}, {}, None, item.failure) if scheduler is None else
-            Measured(scheduler.rows, scheduler.info, scheduler.environment, scheduler.unavailable)
+            Measured(scheduler.gathered, scheduler.info, scheduler.environment, scheduler.unavailable)
             for item, scheduler in zip(prepared, schedulers)]

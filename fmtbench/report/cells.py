@@ -12,18 +12,19 @@ from fmtbench.atomic import atomic_path
 from fmtbench.report import items, loaders
 from fmtbench.report.labels import is_set
 from fmtbench.report.marks import E2E_MARKS, MODEL_MARKS, on_every_row, split
+from fmtbench.scope import Scope
 
 # Two tables per image size, so that every column means one thing: the model alone (dummy loader) and end to
 # end (real loaders, each with the model figure of its own run). The seed study's names are in the legend.
 COLUMNS = {
-    "model": {
+    Scope.MODEL_ALONE: {
         "format": "format", "device": "device", "precision_label": "precision", "batch_size": "batch",
         "latency_text": "latency p50 (ms)", "device_ms_text": "device time (ms)",
         "latency_p99_text": "p99 (ms)", "spread_text": "spread (processes)",
         "throughput_text": "throughput (img/s)",
         "speedup_text": "speedup", "memory_text": "memory (MB)", "rel_error": "rel. error",
     },
-    "e2e": {
+    Scope.END_TO_END: {
         "format": "format", "device": "device", "precision_label": "precision", "loader": "loader",
         "batch_size": "batch", "e2e_text": "end-to-end (img/s)", "capacity_text": "decode capacity (img/s)",
         "bound_text": "bound (e2e / capacity)",
@@ -155,15 +156,15 @@ def _formatted(rows: pd.DataFrame, omit: frozenset) -> pd.DataFrame:
     )
 
 
-def table(part: pd.DataFrame, kind: str, omit=frozenset()) -> pd.DataFrame:
-    """A part's rows of one kind ("model" or "e2e") as its table shows them: its columns, less the optional ones
+def table(part: pd.DataFrame, kind: Scope, omit=frozenset()) -> pd.DataFrame:
+    """A part's rows of one scope (fmtbench.scope) as its table shows them: its columns, less the optional ones
     none of its rows has; without the marks in `omit` (those every row of the kind carries)."""
     shown = {key: name for key, name in COLUMNS[kind].items()
              if key not in OPTIONAL_COLUMNS or OPTIONAL_COLUMNS[key](part)}
     return _formatted(part, omit)[list(shown)].rename(columns=shown)
 
 
-def _tables(rows: pd.DataFrame, every: dict[str, frozenset]) -> list[tuple[str, pd.DataFrame]]:
+def _tables(rows: pd.DataFrame, every: dict[Scope, frozenset]) -> list[tuple[Scope, pd.DataFrame]]:
     return [(kind, table(part, kind, every[kind])) for kind, part in zip(COLUMNS, split(rows), strict=True)
             if not part.empty]
 

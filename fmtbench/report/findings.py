@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from fmtbench import readings, results
+from fmtbench import results, row_parts
 from fmtbench.report import marks
 from fmtbench.report.frame import ROW
 from fmtbench.report.labels import fps_text, is_set, precision_label, shape, span, threshold_text, where
+from fmtbench.scope import Scope
 
 
 def _fastest_e2e(rows: pd.DataFrame) -> str:
@@ -76,7 +77,7 @@ def fastest(ok: pd.DataFrame) -> list[str]:
     """Model throughput (back to back) on the dummy loader, and end-to-end throughput on each real loader."""
     lines = []
     for (host, device, loader), group in ok.groupby(["host", "device", "loader"], sort=True):
-        end_to_end = bool(group["timing_kind"].eq("under_load").all())
+        end_to_end = bool(group["timing_kind"].eq(Scope.END_TO_END.value).all())
         metric = "e2e_fps" if end_to_end else "throughput_fps"
         group = group.dropna(subset=[metric])
         if group.empty:
@@ -246,7 +247,7 @@ def reliability(ok: pd.DataFrame) -> list[str]:
                        f"the GPU was busy for less than {threshold_text(ok[ROW], 'host_bound_share')} of "
                        "a call; their range over the processes is the figure, and no finding ranks them within it)"),
         ("memory_disagree", f"whose processes disagree on the memory figure by more than "
-                            f"{readings.memory_agree_text()} (shown as their range)"),
+                            f"{row_parts.memory_agree_text()} (shown as their range)"),
         ("stalled", f"whose end-to-end throughput stayed below {results.PIPELINE_EFFICIENCY:.0%} of min(model under "
                     f"load, decode capacity) ({marks.marked('*', every)})"),
         ("e2e_above_model", "whose end-to-end throughput is above the model figure of the same run "

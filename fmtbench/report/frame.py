@@ -13,7 +13,7 @@ Each column means one thing for every row that has it, and is empty where a row 
 - `memory_mb`: the configuration's own steady-state figure (the model's load + its peak growth over its timed
   phases: what the running model needs in a process that ran nothing before it — the median over the processes
   where it went first, else over all of them, `memory_chosen_from`; `memory_min_mb`–`memory_max_mb` their range,
-  `memory_disagree` where they differ by more than readings.MEMORY_AGREE); `memory_first_call_mb` the peak
+  `memory_disagree` where they differ by more than row_parts.MEMORY_AGREE); `memory_first_call_mb` the peak
   through its first call and warm-up (autotuning, graph capture), `memory_peak_mb` the overall peak (before
   schema 4 the only figure: rows of older results have no `memory_mb`); `memory_shared_mb` instead where no
   process measured it alone;
@@ -35,6 +35,7 @@ import pandas as pd
 from fmtbench import backends, results, stats
 from fmtbench.atomic import read_json
 from fmtbench.report.labels import precision_label
+from fmtbench.scope import Scope
 from fmtbench.typedjson import to_json
 
 KEYS = ["host", "device", "image_size", "format", "precision", "loader", "batch_size"]
@@ -67,7 +68,7 @@ def library_default(backend: dict, precision: str) -> bool:
 def _timing_columns(timing: stats.Timing | None) -> dict:
     processes = timing.processes if timing else []
     medians = [p.summary.median for p in processes]
-    under_load = _get(timing, "kind") == "under_load"
+    under_load = _get(timing, "kind") == Scope.END_TO_END
     latency = timing is not None and not under_load
     row = {
         "timing_kind": _get(timing, "kind"),
@@ -105,7 +106,7 @@ def _timing_columns(timing: stats.Timing | None) -> dict:
 def _row(result: results.Row) -> dict:
     throughput, memory, accuracy, gpu = result.throughput, result.memory, result.accuracy, result.gpu
     backend, environment, config = result.backend or {}, result.environment or {}, result.config
-    under_load = _get(throughput, "basis") == "under_load"
+    under_load = _get(throughput, "basis") == Scope.END_TO_END
     shared = _get(memory, "shared")
     steady = [value for value in _get(memory, "steady_mb_processes") or [] if value is not None]
     return {
@@ -188,7 +189,7 @@ def _row(result: results.Row) -> dict:
 
 def load(paths, records: dict | None = None) -> pd.DataFrame:
     """One line per result file, its typed row in the `row` column (left out of the CSV: `csv_columns`);
-    `records`: the files already read and checked (report.inputs.read), by path."""
+    `records`: the files already read and checked (report.result_files.read), by path."""
     rows = [_row(results.Row.from_json(records[str(path)] if records is not None else read_json(path)))
             for path in paths]
     frame = pd.DataFrame(rows)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from fmtbench import readings, results
+from fmtbench import results, row_parts
 from fmtbench.report import marks
 from fmtbench.report.cells import OPTIONAL_COLUMNS
 from fmtbench.report.frame import ROW
 from fmtbench.report.labels import threshold_text
+from fmtbench.scope import Scope
 
 MODEL_LEGEND = (
     "*Model alone (dummy loader).* *latency p50* = median over the row's processes of each process's median time "
@@ -86,23 +87,24 @@ def _marks(parts, which: dict[str, str], meanings: dict[str, str]) -> str:
 
 
 def legend_texts(ok: pd.DataFrame, baseline: dict) -> dict[str, str]:
-    """The legend of each kind of table these rows fill ("model", "e2e"), with the thresholds they were judged
+    """The legend of each kind of table these rows fill (fmtbench.scope), with the thresholds they were judged
     with."""
     every, meanings = marks.on_every_row(ok), _meanings(ok)
     model, real = marks.split(ok)
     cuda = ok["device"].eq("cuda").any()
     synchronised, throughput, memory, under_load = CUDA_WORDS if cuda else CPU_WORDS
     # the model marks stand in both tables (beside the model figure of an end-to-end row too)
-    shown = {"model": _marks([(model, every["model"]), (real, every["e2e"])], marks.MODEL_MARKS, meanings),
-             "e2e": _marks([(real, every["e2e"])], marks.E2E_MARKS, meanings)}
+    alone, end_to_end = Scope.MODEL_ALONE, Scope.END_TO_END
+    shown = {alone: _marks([(model, every[alone]), (real, every[end_to_end])], marks.MODEL_MARKS, meanings),
+             end_to_end: _marks([(real, every[end_to_end])], marks.E2E_MARKS, meanings)}
     texts = {}
     if not model.empty:
-        texts["model"] = MODEL_LEGEND.format(
-            synchronised=synchronised, marks=f" ({shown['model']})" if shown["model"] else "",
+        texts[alone] = MODEL_LEGEND.format(
+            synchronised=synchronised, marks=f" ({shown[alone]})" if shown[alone] else "",
             throughput=throughput, memory=memory, baseline=f"{baseline['format']} {baseline['precision']}",
-            memory_agree=readings.memory_agree_text()) + (DEVICE_LEGEND if cuda else "")
+            memory_agree=row_parts.memory_agree_text()) + (DEVICE_LEGEND if cuda else "")
     if not real.empty:
-        texts["e2e"] = E2E_LEGEND.format(marks=f"; {shown['e2e']}" if shown["e2e"] else "",
+        texts[end_to_end] = E2E_LEGEND.format(marks=f"; {shown[end_to_end]}" if shown[end_to_end] else "",
                                          under_load=under_load) + (
             LOADER_MEMORY_LEGEND if OPTIONAL_COLUMNS["loader_memory_text"](real) else "")
     for kind, omitted in every.items():

@@ -7,6 +7,7 @@ import pandas as pd
 
 from fmtbench.report.frame import GPU_DECODE_LOADERS
 from fmtbench.report.labels import span
+from fmtbench.scope import Scope
 
 
 def bound_text(row) -> str:
@@ -27,7 +28,7 @@ def loader_memory_text(row) -> str:
 def capacity_table(rows: pd.DataFrame) -> list[str]:
     """One machine's decode capacity per loader, device fed, image size and batch size: the median over the
     formats' real-loader rows, their range and how many rows; nothing where no row measured one."""
-    measured = rows[rows["timing_kind"].eq("under_load")].dropna(subset=["decode_capacity_fps"])
+    measured = rows[rows["timing_kind"].eq(Scope.END_TO_END.value)].dropna(subset=["decode_capacity_fps"])
     if measured.empty:
         return []
     keys = ["loader", "device", "image_size", "batch_size"]

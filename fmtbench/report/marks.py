@@ -6,13 +6,14 @@ from __future__ import annotations
 import pandas as pd
 
 from fmtbench.report.labels import is_set, shape, span
+from fmtbench.scope import Scope
 
 # mark -> the row's flag that sets it. Model marks stand in the model-alone table (latency) and beside the model
 # figure of the end-to-end table; end-to-end marks beside the end-to-end figure.
 MODEL_MARKS = {"~": "noisy", "‡": "unstable", "†": "throttled", "◊": "host_bound", "§": "contended"}
 E2E_MARKS = {"*": "stalled", "^": "e2e_above_model", "!": "e2e_above_capacity"}
 # The kinds of table: model-alone rows (the dummy loader) and end-to-end rows (real loaders).
-KINDS = {"model": "model-alone", "e2e": "end-to-end"}
+KINDS = {Scope.MODEL_ALONE: "model-alone", Scope.END_TO_END: "end-to-end"}
 # Why a row or a pair is left out of a comparison, by its mark (the tables' legend says the same).
 LEFT_OUT = {"‡": "their processes disagree", "§": "measured beside other work",
             "◊": "host-bound, without a device time to compare"}
@@ -27,7 +28,7 @@ def flagged(rows: pd.DataFrame, column: str) -> pd.Series:
 
 def split(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(model-alone rows, end-to-end rows), as each row's timing says it was measured."""
-    real = rows["timing_kind"].eq("under_load")
+    real = rows["timing_kind"].eq(Scope.END_TO_END.value)
     return rows[~real], rows[real]
 
 
@@ -36,7 +37,7 @@ def on_every_row(ok: pd.DataFrame) -> dict[str, frozenset[str]]:
     still says something of it). The cells leave these out."""
     every = {}
     for kind, rows in zip(KINDS, split(ok), strict=True):
-        marks = {**MODEL_MARKS, **(E2E_MARKS if kind == "e2e" else {})}
+        marks = {**MODEL_MARKS, **(E2E_MARKS if kind is Scope.END_TO_END else {})}
         every[kind] = frozenset(mark for mark, column in marks.items()
                                 if len(rows) > 1 and flagged(rows, column).all())
     return every

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from fmtbench import accuracy, backends, data, gpus
+from fmtbench import accuracy, backends, data
 from fmtbench.report.frame import ROW
 from fmtbench.report.labels import span
+from fmtbench.scope import Scope
 from fmtbench.stats import CONFIDENCE, median_ci
+from fmtbench.workflow import gpus
 
 
 def _interval_text(ok: pd.DataFrame) -> str:
@@ -67,7 +69,7 @@ def _settings_lines(device: str, rows: pd.DataFrame) -> list[str]:
                      "unstable share")
         line += f" ({spread}). " + _process_text(settings.harness, device) + (
             f" Per configuration: warm-up ≥ {settings.warmup_iters} calls and ≥ {settings.warmup_seconds} s")
-        model = group[group["timing_kind"] == "latency"]
+        model = group[group["timing_kind"] == Scope.MODEL_ALONE.value]
         if not model.empty:
             stops = ", ".join(sorted(set(",".join(model["stops"].dropna()).split(","))))
             target = (f"then until the median's 95 % interval is within ±{settings.target_ci:.0%} of it or "
@@ -86,7 +88,7 @@ def _settings_lines(device: str, rows: pd.DataFrame) -> list[str]:
                           > settings.throughput_seconds else "")
                 line += (f"; then calls back to back for ≥ {settings.throughput_seconds} s{energy}, over which the "
                          "board's energy is read in every process")
-        real = group[group["timing_kind"] == "under_load"]
+        real = group[group["timing_kind"] == Scope.END_TO_END.value]
         if not real.empty:
             line += (f"; real loaders: the batches the loader held ready, then whole rounds of their workers back "
                      f"to back ({span(real['iterations'] / real['processes'], '.0f')} batches per process over "
@@ -133,7 +135,7 @@ def section(ok: pd.DataFrame, baseline: dict) -> list[str]:
                      + ", ".join(f"batch {int(b)} held {int(d)} distinct images" for b, d in
                                  repeated[["batch_size", "distinct_images_per_batch"]].drop_duplicates()
                                  .sort_values("batch_size").itertuples(index=False)) + ".")
-        timed = ok[(ok["loader"] == name) & (ok["timing_kind"] == "under_load")]
+        timed = ok[(ok["loader"] == name) & (ok["timing_kind"] == Scope.END_TO_END.value)]
         if loader.end_to_end and not timed.empty:
             text += (" Its workers run on from one configuration to the next and one endless sampler feeds them, "
                      "so they never restart or drain; the timed phase takes the batches the loader holds ready, then "

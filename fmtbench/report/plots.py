@@ -22,6 +22,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from fmtbench.report import marks  # noqa: E402
 from fmtbench.report.axes import category_axis, value_axis, value_text  # noqa: E402
 from fmtbench.report.labels import precision_label  # noqa: E402
+from fmtbench.scope import Scope
 
 SAVE = {"dpi": 110, "metadata": {"Software": None}}
 # tab10, then ten more that none of them resembles: a colour per format, up to twenty formats.
@@ -186,7 +187,7 @@ def end_to_end(rows: pd.DataFrame, size: int, path: Path) -> bool:
     where the end-to-end figure is above its own
     model figure, its bar is hatched and says so (the table's ^)."""
     largest = rows[rows["batch_size"] == rows["batch_size"].max()]
-    real = sorted(largest.loc[largest["timing_kind"].eq("under_load"), "loader"].unique())
+    real = sorted(largest.loc[largest["timing_kind"].eq(Scope.END_TO_END.value), "loader"].unique())
     if not real:
         return False
     table = with_series(largest[largest["loader"].isin(real)].dropna(subset=["e2e_fps", "model_fps_under_load"]))

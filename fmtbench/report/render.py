@@ -14,11 +14,11 @@ from fmtbench.report import (
     exports,
     findings,
     frontpage,
-    inputs,
     items,
     legend,
     method,
     notrun,
+    result_files,
     setup,
     tables,
 )
@@ -31,10 +31,10 @@ def render(result_paths, model_provenance_path, report_path, baseline: dict, exp
     front page. How each row was measured is read from the row (its `measurement`), nowhere else.
 
     `result_paths`: every result the study asks for; those without a file are listed as not run. Every file is
-    checked before anything is written (inputs.RefusedInput names those that fail)."""
+    checked before anything is written (result_files.RefusedInput names those that fail)."""
     present = [path for path in result_paths if Path(path).exists()]
     missing = [str(path) for path in result_paths if not Path(path).exists()]
-    records = inputs.read(present)
+    records = result_files.read(present)
     report_path = Path(report_path)
     plots_dir = report_path.parent / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Two result sets of one study, row against row: does what a report publishes reproduce? (`scripts/replicate.py`
+"""Two result sets of one study, row against row: does what a report publishes reproduce? (`tools/replicate.py`
 writes the table.) The classes and their bars are those of issue 32 ("The bar"); a share of rows passes a class
 where its checks pass in at least the bar's share. Every class also says what it could not check: rows present
 in one set only, rows failed in one, figures an older schema does not record.
@@ -20,7 +20,7 @@ in one set only, rows failed in one, figures an older schema does not record.
 - `cpu`: CPU model-alone rows' latency, checked both ways: b's median inside a's range over its processes and a's
   inside b's, each range widened to at least ± 2 % of its median; both must hold; bar 95 %. (CPU real-loader
   rows are judged under `end_to_end` and `memory_cpu`.)
-- `plain_loop` (with the anchors of `scripts/ablation.py --anchors`): every row host-bound in neither set within
+- `plain_loop` (with the anchors of `tools/ablation.py --anchors`): every row host-bound in neither set within
   1.03× of the plain loop's median: latency at most 1.03× the loop's, rate at least the loop's / 1.03; host-bound
   rows reported; bar 100 %.
 """
@@ -234,7 +234,7 @@ def _host_bound_counts(both: pd.DataFrame) -> dict[str, int]:
 def compare(first: pd.DataFrame, second: pd.DataFrame, anchors: list[dict] | None = None,
             sets: tuple[str, str] = ("", "")) -> Comparison:
     """Every check of the rows both sets measured (`first` is set a); `anchors`: the records of
-    `scripts/ablation.py --anchors`, whose rows name their result folder (`sets`: a's and b's)."""
+    `tools/ablation.py --anchors`, whose rows name their result folder (`sets`: a's and b's)."""
     first, second = _prepared(first), _prepared(second)
     skipped = _unmatched(first, second)
     ok = [frame[frame["status"] == "ok"] for frame in (first, second)]
@@ -308,7 +308,7 @@ def summary(comparison: Comparison, anchors_given: bool = True) -> list[str]:
     lines = [f"{cls}: could not check {rows} row(s): {why}" for cls, result in verdicts(comparison).items()
              for why, rows in result["skipped"].items()]
     if not anchors_given:
-        lines.append("plain_loop: not checked: no anchors given (`--anchors`, from `scripts/ablation.py --anchors`)")
+        lines.append("plain_loop: not checked: no anchors given (`--anchors`, from `tools/ablation.py --anchors`)")
     for cls, result in verdicts(comparison).items():
         passed, checked, bar = result["passed"], result["checked"], result["bar"]
         if cls == REPORTED:

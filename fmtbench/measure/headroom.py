@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from fmtbench import gpus
+from fmtbench.workflow import gpus
 
 RESNET18_PARAMETERS = 11_689_512
 WIDEST_VALUES_PER_PIXEL = 3 + 16 + 16  # the stem's input, its convolution's output and its batch norm's

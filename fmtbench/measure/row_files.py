@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fmtbench import integrity, model, results
+from fmtbench import model, results
 from fmtbench.atomic import read_json, write_json
 from fmtbench.measure.request import Request
+from fmtbench.workflow import integrity
 
 
 def write(request: Request, rows: list[results.Row]) -> list[dict]:

@@ -28,11 +28,10 @@ from pathlib import Path
 from fmtbench import atomic, backends, versions
 
 PACKAGE = __name__.partition(".")[0]
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 SCRIPTS_DIR = PACKAGE_DIR.parent / "scripts"
-# The script each stage's rule runs (rules/*.smk `script:`).
-STAGE_SCRIPTS = {"model": "fetch_model.py", "images": "make_images.py", "reference": "reference.py",
-                 "export": "export.py", "benchmark": "benchmark.py", "report": "report.py"}
+# The script each stage's rule runs (rules/*.smk `script:`): scripts/ holds one adapter per rule, named after it.
+STAGE_SCRIPTS = {stage: f"{stage}.py" for stage in ("model", "images", "reference", "export", "benchmark", "report")}
 
 # hex characters of a module's digest in a stage's `code` param: enough to tell its versions apart, short enough
 # for Snakemake's rerun reason to stay readable

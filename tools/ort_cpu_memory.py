@@ -1,6 +1,6 @@
 """ONNX Runtime CPU memory vs batch size, with its arena (ORT's default) and without: a benchmark, not a test.
 
-    python scripts/ort_cpu_memory.py artifacts/exports/onnx/fp32-any-224.onnx 224
+    python tools/ort_cpu_memory.py artifacts/exports/onnx/fp32-any-224.onnx 224
 
 Each (arena, batch) runs in a fresh interpreter: the input is made, the C heap trimmed and the kernel's
 high-water mark reset, then the session is created and run 4 times; growth = VmHWM - RSS at the baseline

@@ -5,19 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmtbench import integrity, results
+from fmtbench import results
 from fmtbench.atomic import read_json, sha256_artifact
 from fmtbench.measure.request import Request
+from fmtbench.workflow import integrity
 
 
-class DamagedArtifact(RuntimeError):
+class DamagedExport(RuntimeError):
     """The export on disk is not the one its provenance hashed."""
 
 
 @dataclass(frozen=True)
 class Export:
     written: dict | None                 # what the export stage wrote about it (None for formats without one)
-    artifact: results.Artifact | None    # as every row records it (None where there is no usable export)
+    artifact: results.ExportRecord | None    # as every row records it (None where there is no usable export)
 
 
 def check(request: Request) -> Export:
@@ -31,8 +32,8 @@ def check(request: Request) -> Export:
         actual = sha256_artifact(request.artifact)
         if actual != written["sha256"]:
             integrity.set_aside_export(request.artifact, "sha256 differs from the export's")
-            raise DamagedArtifact(
+            raise DamagedExport(
                 f"{request.artifact}: sha256 {actual[:12]}… is not the export's {written['sha256'][:12]}… (damaged "
                 f"after export); set aside as {request.artifact}{integrity.DAMAGED}. Run the same command again: it "
                 "rebuilds the export and remeasures its rows.")
-    return Export(written, results.Artifact(path=request.artifact, sha256=written["sha256"]))
+    return Export(written, results.ExportRecord(path=request.artifact, sha256=written["sha256"]))

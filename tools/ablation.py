@@ -1,10 +1,10 @@
 """What the harness adds to a figure, if anything: the measuring process against a plain loop, interleaved on the
 same clock, with one harness element at a time switched off (a benchmark, not a test; CUDA).
 
-    python scripts/ablation.py --workspace W --out DIR [--rounds 2] [--anchors RESULTS ...]
+    python tools/ablation.py --workspace W --out DIR [--rounds 2] [--anchors RESULTS ...]
 
 W is a study's working directory (its weights, image manifest and exports are used). Per row (format, precision,
-224², batch): each round runs the plain loop (scripts/plain_loop.py, in a process of its own that stays up), then
+224², batch): each round runs the plain loop (tools/plain_loop.py, in a process of its own that stays up), then
 a measuring process of the study's harness (fmtbench.measure, exactly as a benchmark job forks it, under the job
 process's monitors) with one variant, then the loop again, and so on through the variants:
 
@@ -23,24 +23,23 @@ The measuring processes here use the study's settings with `max_seconds` capped 
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import yaml
+from ablation_tables import summarise
 from plain_loop import Server
 
-from fmtbench import backends, hardware, paths, stats, study
+from fmtbench import paths
 from fmtbench.atomic import read_json
-from fmtbench.measure.request import Request
-from fmtbench.measure.schedule import Scheduler
-from fmtbench.report.replicate import PLAIN_LOOP
+from fmtbench.measure import probe
 from fmtbench.settings import Harness, Settings, for_device
+from fmtbench.workflow import hardware, plan
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = study.check(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / "schemas" / "config.schema.yaml")
+CONFIG = plan.check(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / "schemas" / "config.schema.yaml")
 ROWS = [("torch", "fp16", 32), ("torchscript", "fp16", 32), ("torch_autocast", "fp16", 32), ("torch", "fp32", 64),
         ("onnx", "fp16", 64)]
 VARIANTS = {"harness": {}, "no_nvml_sampling": {"device_memory_sampling": False},
@@ -52,18 +51,18 @@ SIZE, BATCHES = 224, (32, 64)
 DEVICE = "cuda"  # --device cpu: a smoke run of the script on a machine without a GPU (torch rows only)
 
 
-def request_for(name, precision, batch, workspace: Path, variant: str) -> Request:
-    backend, options = study.backend_of(CONFIG, name), dict(study.format_options(CONFIG, name))
+def request_for(name, precision, batch, workspace: Path, variant: str) -> probe.Request:
+    backend, options = plan.backend_of(CONFIG, name), dict(plan.format_options(CONFIG, name))
     if backend == "onnx":
         options["prefer_nhwc"] = precision == "fp16"
         if variant == "arena_same_as_requested":
             options["arena_extend_strategy"] = "kSameAsRequested"
-    artifact = study.export_path(backend, precision, DEVICE, SIZE)
+    artifact = plan.export_path(backend, precision, DEVICE, SIZE)
     measurement = Settings.from_json(for_device(CONFIG["measurement"], "cuda")).with_processes(1)
     measurement = replace(measurement, max_seconds=min(1.0, measurement.max_seconds),
                           harness=asdict(Harness(**VARIANTS.get(variant, {}))))
     workers = max(1, min(CONFIG["loader"]["cuda_workers"], len(cores(True)) - 1))
-    return Request(format=name, backend=backend, device=DEVICE, precision=precision, image_size=SIZE,
+    return probe.Request(format=name, backend=backend, device=DEVICE, precision=precision, image_size=SIZE,
                    host="ablation", batch_sizes=BATCHES, loaders=("real", "dummy"),
                    weights=str(workspace / paths.MODEL_WEIGHTS), manifest=str(workspace / paths.MANIFEST),
                    artifact=str(workspace / artifact) if artifact else None,
@@ -86,14 +85,12 @@ def harness_segment(name, precision, batch, workspace, variant) -> dict:
     everything = set(os.sched_getaffinity(0))
     os.sched_setaffinity(0, cores(request.measurement.switches.pin_cores))
     try:
-        scheduler = Scheduler(request, backends.spec(request.backend))
-        outcome = scheduler.run_in_order(keys)
+        measured = probe.one_process(request, keys)
     finally:
         os.sched_setaffinity(0, everything)
-    row = scheduler.rows[target]
-    if outcome is not None or not row.readings:
-        return {"error": (outcome.reason if outcome else None) or str(row.failure)}
-    reading = row.readings[-1]
+    reading = measured.readings.get(target)
+    if reading is None:
+        return {"error": measured.error or measured.failures.get(target, "not measured")}
     timing = reading.timing
     return {"latency_ms": timing.summary.median, "throughput_fps": timing.throughput.images_per_s
             if timing.throughput else None, "gpu_busy_share": timing.gpu_busy_share,
@@ -104,7 +101,7 @@ def harness_segment(name, precision, batch, workspace, variant) -> dict:
 
 def loop_spec(name, precision, batch, workspace: Path, artifact=None, provider_options=None, size=None) -> dict:
     size = size or SIZE
-    export = study.export_path(study.backend_of(CONFIG, name), precision, DEVICE, size)
+    export = plan.export_path(plan.backend_of(CONFIG, name), precision, DEVICE, size)
     path = artifact or (export and str(workspace / export))
     return {"name": name, "precision": precision, "size": size, "batch": batch, "batch_sizes": list(BATCHES),
             "device": DEVICE,
@@ -130,7 +127,7 @@ def ablate(server: Server, workspace: Path, out: Path, rounds: int) -> None:
             write(out, {"row": key, "kind": "loop", "error": str(err)})
     for round_index in range(rounds):
         for key, name, precision, batch in rows:
-            variants = ORT_VARIANTS if study.backend_of(CONFIG, name) == "onnx" else list(VARIANTS)
+            variants = ORT_VARIANTS if plan.backend_of(CONFIG, name) == "onnx" else list(VARIANTS)
             for variant in (variants if round_index % 2 == 0 else variants[::-1]):
                 write(out, {"row": key, "kind": "loop", "round": round_index, **server.ask("segment", key, 200)})
                 try:
@@ -174,74 +171,6 @@ def anchors(server: Server, workspace: Path, out: Path, results: list[str], segm
                     "batch": batch, "loops": loops, "rows": figures})
 
 
-def _set_name(folder: str) -> str:
-    """A result folder as the tables name it: its workspace's name for a study's `artifacts/results`."""
-    path = Path(folder)
-    return path.parent.parent.name if path.parts[-2:] == ("artifacts", "results") else path.name
-
-
-def _median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def summarise(out: Path) -> str:
-    records = [json.loads(line) for line in (out / "ablation.jsonl").read_text().splitlines()]
-    lines = ["| row | variant | segments | latency ms (median, range) | harness / loop latency | throughput img/s | "
-             "harness / loop throughput | GPU busy | memory MB | verdict |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for key in dict.fromkeys(r["row"] for r in records if r.get("kind") in ("loop", "harness")):
-        loops = [r for r in records if r["row"] == key and r["kind"] == "loop" and "latency_ms" in r]
-        if not loops:
-            continue
-        loop_ms = [r["latency_ms"] for r in loops]
-        loop_fps = _median(r["throughput_fps"] for r in loops)
-        low, high, mid = min(loop_ms), max(loop_ms), statistics.median(loop_ms)
-        lines.append(f"| {key} | plain loop | {len(loops)} | {mid:.3f} ({low:.3f}–{high:.3f}) | 1 | {loop_fps:.0f} | 1 "
-                     "| | | |")
-        for variant in dict.fromkeys(r["variant"] for r in records if r["row"] == key and r["kind"] == "harness"):
-            runs = [r for r in records if r["row"] == key and r.get("variant") == variant and "latency_ms" in r]
-            errors = [r for r in records if r["row"] == key and r.get("variant") == variant and "error" in r]
-            if not runs:
-                lines.append(f"| {key} | {variant} | 0 | {errors[0]['error'][:120] if errors else '–'} | | | | | | |")
-                continue
-            ms = [r["latency_ms"] for r in runs]
-            fps = _median(r["throughput_fps"] for r in runs)
-            busy = _median(r["gpu_busy_share"] for r in runs)
-            memory = [r["memory_steady_mb"] for r in runs if r.get("memory_steady_mb") is not None]
-            host_bound = bool(stats.host_bound(busy, CONFIG["measurement"]["host_bound_share"]))
-            median = statistics.median(ms)
-            if host_bound:
-                verdict = "host-bound: " + ("inside" if low <= median <= high else "OUTSIDE") + " the loop's range"
-            else:
-                within = median <= PLAIN_LOOP * mid and (fps or 0) >= loop_fps / PLAIN_LOOP
-                verdict = "GPU-bound: " + ("within" if within else "NOT within") + f" {PLAIN_LOOP:g}× of the loop"
-            lines.append(f"| {key} | {variant} | {len(runs)} | {median:.3f} ({min(ms):.3f}–{max(ms):.3f}) | "
-                         f"{median / mid:.3f} | {fps or 0:.0f} | {(fps or 0) / loop_fps:.3f} | "
-                         f"{'–' if busy is None else f'{busy:.0%}'} | "
-                         f"{'–' if not memory else f'{min(memory):.0f}–{max(memory):.0f}'} | {verdict} |")
-    anchor_lines = ["", "| row | loop latency ms (segments) | loop img/s | row (set): latency ms, img/s | "
-                    "harness / loop latency | harness / loop throughput | verdict |", "|---|---|---|---|---|---|---|"]
-    for record in records:
-        if record.get("kind") != "anchor" or "loops" not in record:
-            continue
-        loop_ms = [r["latency_ms"] for r in record["loops"]]
-        low, high, mid = min(loop_ms), max(loop_ms), statistics.median(loop_ms)
-        fps = statistics.median(r["throughput_fps"] for r in record["loops"])
-        for row in record["rows"]:
-            if row["host_bound"]:
-                verdict = "host-bound: " + ("inside" if low <= row["latency_ms"] <= high else "outside") + \
-                          " the loop's range"
-            else:
-                within = row["latency_ms"] <= PLAIN_LOOP * mid and (row["throughput_fps"] or 0) >= fps / PLAIN_LOOP
-                verdict = "GPU-bound: " + ("within" if within else "NOT within") + f" {PLAIN_LOOP:g}×"
-            anchor_lines.append(
-                f"| {record['row'][7:]} | {mid:.3f} ({low:.3f}–{high:.3f}) | {fps:.0f} | {_set_name(row['set'])}: "
-                f"{row['latency_ms']:.3f}, {row['throughput_fps'] or 0:.0f} | {row['latency_ms'] / mid:.3f} | "
-                f"{(row['throughput_fps'] or 0) / fps:.3f} | {verdict} |")
-    return "\n".join(lines + (anchor_lines if len(anchor_lines) > 3 else [])) + "\n"
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--workspace", required=True)
@@ -273,7 +202,7 @@ def main():
                 ablate(server, workspace, out, args.rounds)
         finally:
             server.stop()
-    text = summarise(out)
+    text = summarise(out, CONFIG["measurement"]["host_bound_share"])
     (out / "ablation.md").write_text(text, encoding="utf-8")
     print(text)
 

@@ -1,7 +1,7 @@
 """The config as written, before the study reads it: the file read as Snakemake reads it (`check_config_file`),
 `--config` strings typed (`coerce`), unknown keys named, non-finite numbers refused, and the JSON schema's errors
 as one line each (`schema_problem`). Each problem is a `ConfigError` naming the key. The study's own checks and its
-plan are `study`.
+plan are `plan`.
 """
 from __future__ import annotations
 

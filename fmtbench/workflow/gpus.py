@@ -18,7 +18,8 @@ import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from fmtbench import hardware, paths
+from fmtbench import paths
+from fmtbench.workflow import hardware
 
 LOCK_DIR = Path(paths.GPU_LOCKS)
 

@@ -30,8 +30,8 @@ from __future__ import annotations
 import os
 import time
 
-from fmtbench import procinfo
-from fmtbench.procinfo import TICK_S, TOP_OTHERS
+from fmtbench.measure import procinfo
+from fmtbench.measure.procinfo import TICK_S, TOP_OTHERS
 
 # Other processes' busy time on our cores above this share of the cores' capacity marks a configuration (and, for
 # CPU rows, other processes' time anywhere above this share of the whole machine's).

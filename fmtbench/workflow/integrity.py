@@ -19,7 +19,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmtbench import hardware, paths
+from fmtbench import paths
+from fmtbench.workflow import hardware
 
 DAMAGED = ".damaged"
 PREVIOUS = ".previous"

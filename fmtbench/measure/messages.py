@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from fmtbench import readings, stats
+from fmtbench import row_parts, stats
 
 
 class Mark(StrEnum):
@@ -53,10 +53,10 @@ class Reading:
     timing: stats.ProcessTiming
     clock: str
     first_run_ms: float
-    memory: readings.MemoryReading
-    gpu: readings.GpuReading | None
-    loader: readings.LoaderStats | None
-    accuracy: readings.Accuracy | None
+    memory: row_parts.MemoryReading
+    gpu: row_parts.GpuReading | None
+    loader: row_parts.LoaderStats | None
+    accuracy: row_parts.Accuracy | None
     accuracy_error: str | None       # why the accuracy check could not run (the measurement stands)
     contention: dict | None
 

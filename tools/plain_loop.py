@@ -1,5 +1,5 @@
 """Plain loops written directly against each library, sharing no code with the harness (fmtbench.measure): the
-reference a harness figure is held against (scripts/ablation.py, scripts/perf_check.py).
+reference a harness figure is held against (tools/ablation.py, tools/perf_check.py).
 
 A loop: warm-up, then `calls` calls each between two synchronisations (perf_counter; the median is the latency),
 then blocks of calls back to back with one synchronisation per block (the median block rate is the throughput).

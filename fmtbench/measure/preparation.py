@@ -5,10 +5,11 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, replace
 
-from fmtbench import backends, env, hardware, isolation
-from fmtbench.measure import child
-from fmtbench.measure.artifact import Export
+from fmtbench import backends, env, isolation
+from fmtbench.measure import measuring_process
+from fmtbench.measure.export_check import Export
 from fmtbench.measure.request import Request
+from fmtbench.workflow import hardware
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def prepare(request: Request, export: Export) -> Prepared:
     environment, backend = env.capture(request.device), _label(request)
     if not backends.get(request.backend).has_tune:
         return Prepared(request, environment, backend)
-    tuned = isolation.run_forked(child.tune, request, timeout=request.measurement.stall_timeout(),
+    tuned = isolation.run_forked(measuring_process.tune, request, timeout=request.measurement.stall_timeout(),
                                  spec=backends.spec(request.backend))
     if tuned.status != "ok":
         return Prepared(request, environment, {}, tuned)

@@ -1,9 +1,9 @@
 """Does a study reproduce? Two result sets of the same study, row against row (a benchmark tool, not a test).
 
-    python scripts/replicate.py RESULTS_A RESULTS_B --out DIR [--anchors anchors.jsonl]
+    python tools/replicate.py RESULTS_A RESULTS_B --out DIR [--anchors anchors.jsonl]
 
 RESULTS_* are result directories (a workspace's `artifacts/results/`, or any folder of result JSONs); `--anchors`
-the plain loop beside each CUDA model-alone row of both (`scripts/ablation.py --anchors`, its ablation.jsonl).
+the plain loop beside each CUDA model-alone row of both (`tools/ablation.py --anchors`, its ablation.jsonl).
 Writes DIR/replicate.md (what could not be checked, the bar per class, the rules, then every check: the two
 figures, the difference, the interval, the verdict: pass, fail or reported) and DIR/replicate.csv (every check).
 Exits 0 whether or not a bar is met, and where a class could not be checked (the summary's first lines say so).
@@ -32,7 +32,7 @@ def main():
     parser.add_argument("first")
     parser.add_argument("second")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--anchors", help="anchors.jsonl of scripts/ablation.py --anchors (the plain loop)")
+    parser.add_argument("--anchors", help="anchors.jsonl of tools/ablation.py --anchors (the plain loop)")
     args = parser.parse_args()
     sets = [sorted(Path(folder).rglob("*.json")) for folder in (args.first, args.second)]
     lines = Path(args.anchors).read_text(encoding="utf-8").splitlines() if args.anchors else None

@@ -7,7 +7,7 @@ graphs, the allocator's cache, ONNX Runtime's arena: `Session.release`), so each
 its own (memory.py). Shared within a process, as in a server: the imported libraries, the CUDA context and
 library handles, the loaded model and its compiled code, autotuning results per shape, and the real loaders'
 DataLoader workers (data.Feeds: they make chunks of a few images, so they serve every batch size without a
-restart). It marks every stage (marks.Mark) and reports each configuration as soon as it is done.
+restart). It marks every stage (messages.Mark) and reports each configuration as soon as it is done.
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import logging
 import os
 from dataclasses import replace
 
-from fmtbench import accuracy, backends, data, env, isolation, memory, readings, timing
+from fmtbench import accuracy, backends, data, env, isolation, row_parts
 from fmtbench.backends.base import Unavailable
-from fmtbench.measure import scenarios
-from fmtbench.measure.marks import Failed, Mark, Planned, Reading
+from fmtbench.measure import memory, scenarios, timing
+from fmtbench.measure.messages import Failed, Mark, Planned, Reading
 from fmtbench.measure.request import Request
 from fmtbench.typedjson import from_json
 
@@ -90,7 +90,7 @@ def tune(request: Request) -> dict:
     return backends.get(request.backend).tune(request.load_request())
 
 
-def _check_accuracy(request: Request, session, batch_size: int) -> readings.Accuracy:
+def _check_accuracy(request: Request, session, batch_size: int) -> row_parts.Accuracy:
     """The session's logits on the fixed images, in batches of the configuration's size (the last one padded
     with the first images), against the reference (PyTorch fp32 eager on the CPU)."""
     import torch
@@ -108,7 +108,7 @@ def _check_accuracy(request: Request, session, batch_size: int) -> readings.Accu
         logits.append(session.logits(session.run(session.prepare(piece)))[:count])
     result = accuracy.compare(torch.cat(logits).numpy(), reference["logits"].numpy(), request.precision,
                               request.options.get("fp32_math", "strict"))
-    return readings.Accuracy(reference="PyTorch fp32 eager, CPU", batch_size=batch_size, **result)
+    return row_parts.Accuracy(reference="PyTorch fp32 eager, CPU", batch_size=batch_size, **result)
 
 
 def _synchronize(device: str) -> None:
@@ -173,13 +173,13 @@ def measure_configuration(request: Request, session, planned: Planned, accountin
         process = scenario.run(session, source, clock, planned.batch, mark)
         _synchronize(request.device)
         replies = isolation.mark(Mark.CONFIG_END)
-        used = replies.get("memory") or readings.MemoryReading(**accounting.end_config())
+        used = replies.get("memory") or row_parts.MemoryReading(**accounting.end_config())
         extra = {"shared": getattr(session, "memory_shared", None)}
         if request.device == "cuda":
             extra.update(memory.torch_peaks())
         used = replace(used, **{key: value for key, value in extra.items() if value is not None})
         stats = source.stats()
-        loader_stats = None if stats is None else from_json(readings.LoaderStats, {
+        loader_stats = None if stats is None else from_json(row_parts.LoaderStats, {
             **stats, "end_to_end_fps": planned.batch * process.steady_batches / process.steady_seconds})
         checked, error = None, None
         if planned.accuracy:

@@ -1,15 +1,15 @@
 """Grouped vs fresh measuring processes, and harness vs minimal loop, on CUDA (a benchmark, not a test).
 
-    python scripts/perf_check.py --out DIR [--workspace W] [--size 224 --batch 64] [--repeats 3] [--only ...]
+    python tools/perf_check.py --out DIR [--workspace W] [--size 224 --batch 64] [--repeats 3] [--only ...]
 
 For one configuration of each format (fp16, dummy input, `--size`, `--batch`) it measures, in `--repeats` rounds
 (each side in its own fresh processes, the sides' order alternating between rounds):
-- **grouped**: the pipeline's measuring process as a study runs it (measure.child.measure_group in a forked child,
-  the job process's NVML monitor, config.yaml's settings) over every batch size of config.yaml, the checked one
-  among them at a position that moves between rounds: what a row of the study reads;
+- **grouped**: the pipeline's measuring process as a study runs it (measure.measuring_process.measure_group in a
+  forked child, the job process's NVML monitor, config.yaml's settings) over every batch size of config.yaml, the
+  checked one among them at a position that moves between rounds: what a row of the study reads;
 - **fresh**: the same code with the checked configuration alone in its process (what one process per
   configuration read);
-- **minimal loop** (scripts/plain_loop.py): written directly against the library, sharing no code with the
+- **minimal loop** (tools/plain_loop.py): written directly against the library, sharing no code with the
   harness: warm-up, then latency (synchronise + perf_counter around each of 300 calls; median) and throughput
   (blocks of calls, one synchronisation each; median block rate).
 Pass/fail per format: grouped and fresh medians (latency and throughput) within the larger of the two sides'
@@ -28,14 +28,13 @@ from pathlib import Path
 import plain_loop
 import yaml
 
-from fmtbench import backends, data, export, isolation, paths, study
-from fmtbench.measure import child, monitors, schedule
-from fmtbench.measure.marks import Planned, Reading
-from fmtbench.measure.request import Request
+from fmtbench import backends, data, export, isolation, paths
+from fmtbench.measure import probe
 from fmtbench.settings import Settings, for_device
+from fmtbench.workflow import plan
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = study.check(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / "schemas" / "config.schema.yaml")
+CONFIG = plan.check(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / "schemas" / "config.schema.yaml")
 # Configurations beyond config.yaml's rows: torch.compile with the batch norms folded but without inductor's
 # freezing (a frozen graph bypasses AOTAutograd's cache: every measuring process traces the model again).
 EXTRA = {}
@@ -45,13 +44,13 @@ LOOP_CALLS = 300
 
 
 def row(name: str) -> tuple[str, dict]:
-    """The backend and settings of a row, exactly as the workflow derives them (study.format_options)."""
+    """The backend and settings of a row, exactly as the workflow derives them (plan.format_options)."""
     config = {**CONFIG, "variants": {**CONFIG["variants"], **EXTRA}}
-    return study.backend_of(config, name), study.format_options(config, name)
+    return plan.backend_of(config, name), plan.format_options(config, name)
 
 
 def measure_minimal(name, weights, artifact, size, batch, options):
-    """The plain loop (scripts/plain_loop.py): (median latency ms, median back-to-back images / s)."""
+    """The plain loop (tools/plain_loop.py): (median latency ms, median back-to-back images / s)."""
     spec = {"name": "onnx" if name == "onnx_cudagraph" else name, "precision": "fp16", "size": size, "batch": batch,
             "batch_sizes": CONFIG["batch_sizes"], "weights": str(weights), "artifact": artifact and str(artifact),
             "provider_options": {"enable_cuda_graph": "1"} if name == "onnx_cudagraph" else None}
@@ -59,39 +58,36 @@ def measure_minimal(name, weights, artifact, size, batch, options):
     return measured["latency_ms"], measured["throughput_fps"]
 
 
-def harness_job(name, backend, options, weights, artifact, provenance, size, batches) -> Request:
+def harness_request(name, backend, options, weights, artifact, provenance, size, batches) -> probe.Request:
     measurement = Settings.from_json(for_device(CONFIG["measurement"], "cuda")).with_processes(1)
-    return Request(format=name, backend=backend, device="cuda", precision="fp16", image_size=size, host="perf",
+    return probe.Request(format=name, backend=backend, device="cuda", precision="fp16", image_size=size, host="perf",
                    batch_sizes=tuple(sorted(batches)), weights=str(weights),
                    artifact=str(artifact) if artifact else None, provenance=str(provenance) if provenance else None,
                    measurement=measurement, options={**options, **({"prefer_nhwc": True} if backend == "onnx" else {})})
 
 
-def harness(job, batches, batch, monitor, energy: bool) -> dict:
+def harness(request, batches, batch) -> dict:
     """One measuring process over `batches` (in this order); the checked batch's figures and the process's."""
-    plan = [Planned("dummy", b, accuracy=False, energy=energy and b == batch) for b in batches]
-    marks = schedule.ProcessMarks(monitor)
-    outcome = isolation.run_forked(child.measure_group, job, plan, timeout=600, on_mark=marks)
-    monitor.reset()
-    value = marks.done.get(("dummy", batch))
-    if outcome.status != "ok" or not isinstance(value, Reading):
-        return {"error": outcome.reason or getattr(value, "reason", "not measured")}
+    measured = probe.one_process(request, [("dummy", b) for b in batches], checks=False)
+    value = measured.readings.get(("dummy", batch))
+    if value is None:
+        return {"error": measured.error or measured.failures.get(("dummy", batch), "not measured")}
     timed = value.timing
     return {"latency_ms": timed.summary.median, "throughput_fps": timed.throughput.images_per_s,
             "memory_mb": value.memory.allocated_mb, "load_mb": value.memory.load_mb,
             "first_run_ms": value.first_run_ms, "position": batches.index(batch) + 1,
-            "configurations": len(batches), "seconds": outcome.stages.get("exited")}
+            "configurations": len(batches), "seconds": measured.seconds}
 
 
 def artifact_for(name, backend, options, weights, size, workspace, scratch):
     spec = backends.spec(backend)
     if not spec.artifact:
         return None, None
-    path = study.export_path(backend, "fp16", "cuda", size)
+    path = plan.export_path(backend, "fp16", "cuda", size)
     if workspace and name not in EXTRA and Path(workspace, path).exists():
         artifact = Path(workspace, path)
         return artifact, Path(paths.provenance(artifact))
-    device, size_key = study.export_keys(backend, "cuda", size)
+    device, size_key = plan.export_keys(backend, "cuda", size)
     artifact = Path(scratch, f"{name}.{spec.artifact.ext}")
     provenance = Path(scratch, f"{name}.json")
     record = export.run(backend, "fp16", device, size_key, weights, CONFIG["batch_sizes"], options, artifact,
@@ -216,15 +212,14 @@ def main():
         except Exception as err:  # noqa: BLE001 - one configuration's failure is its row
             rows[name] = {"configuration": name, "errors": [f"{type(err).__name__}: {err}"]}
         print(name, "ready" if name in ready else rows[name]["errors"], flush=True)
-    monitor = monitors.for_device("cuda", Settings.from_json(for_device(CONFIG["measurement"], "cuda")).switches)
     for round_index in range(args.repeats):
         for name in (list(ready) if round_index % 2 == 0 else list(ready)[::-1]):
             backend, options, artifact, provenance = ready[name]
-            job = harness_job(name, backend, options, weights, artifact, provenance, args.size, batches)
-            grouped_order = schedule.order([("dummy", b) for b in batches], round_index, args.repeats)
+            request = harness_request(name, backend, options, weights, artifact, provenance, args.size, batches)
+            grouped_order = probe.order([("dummy", b) for b in batches], round_index, args.repeats)
             sides = [("grouped", [b for _, b in grouped_order]), ("fresh", [args.batch])]
             for side, order in (sides if round_index % 2 == 0 else sides[::-1]):
-                entry = harness(job, order, args.batch, monitor, energy=False)
+                entry = harness(request, order, args.batch)
                 (rows[name]["errors"].append(f"{side} round {round_index + 1}: {entry['error']}")
                  if "error" in entry else rows[name][side].append(entry))
             minimal = isolation.run_forked(measure_minimal, name, weights, artifact, args.size, args.batch, options,

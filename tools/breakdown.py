@@ -1,6 +1,6 @@
 """Where a study's time went (a benchmark report, not a test).
 
-    python scripts/breakdown.py WORKDIR [--log SNAKEMAKE_LOG] [--out breakdown.md]
+    python tools/breakdown.py WORKDIR [--log SNAKEMAKE_LOG] [--out breakdown.md]
 
 From every result JSON under WORKDIR/artifacts/results (each row records, per measuring process, when the
 process was forked and reached its own stages, and when this configuration reached its stages), the export

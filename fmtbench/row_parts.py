@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fmtbench.scope import Scope
 from fmtbench.typedjson import doc
 
 NUMBER = "number"
@@ -136,7 +137,7 @@ class PipelineRates:
     """Real loaders: the model under the loader's load and the pipeline end to end."""
     model_fps: float = doc("batch / median model time measured in the same run under the loader's load",
                            exclusiveMinimum=0)
-    basis: str = doc("what model_fps is", enum=["under_load"])
+    basis: str = doc("what model_fps is", enum=[Scope.END_TO_END.value])
     latency_fps: None = doc("not measured under load")
     end_to_end_fps: float | None = doc("median over processes of images / wall time of the timed phase")
     end_to_end_spread: float = doc("(max - min) / median of the processes' end-to-end rates", minimum=0)

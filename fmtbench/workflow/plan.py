@@ -10,9 +10,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmtbench import backends, data, hardware, model, paths
+from fmtbench import backends, data, model, paths
 from fmtbench.backends.base import FormatSpec, option_problem
-from fmtbench.configcheck import ConfigError, coerce, non_finite, scalar, schema_problem, unknown_keys
+from fmtbench.workflow import hardware
+from fmtbench.workflow.configcheck import ConfigError, coerce, non_finite, scalar, schema_problem, unknown_keys
 
 
 def available_formats() -> tuple[str, ...]:
@@ -85,7 +86,7 @@ def backend_of(config: dict, name: str) -> str:
     return variant["format"] if variant else name
 
 
-def row_names(config: dict) -> list[str]:
+def format_names(config: dict) -> list[str]:
     return [*available_formats(), *config["variants"]]
 
 
