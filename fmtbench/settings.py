@@ -84,6 +84,12 @@ class Harness:
                                   "jemalloc and tcmalloc do (false: glibc's default, which maps each large block anew "
                                   "and unmaps it when freed, so every call faults its activations in again)",
                                   default=True)
+    release_first_call_cache: bool = doc("CUDA rows: right after a configuration's first call, torch's caching "
+                                         "allocator gives what it holds unused (cuDNN's autotuning workspaces) back to "
+                                         "the driver, and the warm-up grows it again to what the running model needs: "
+                                         "the steady memory figure is the same whether or not an earlier "
+                                         "configuration of the process had tuned the shape (false: the configuration "
+                                         "that tunes a shape keeps the tuning's cache in its figure)", default=True)
 
 
 @dataclass(frozen=True, kw_only=True)

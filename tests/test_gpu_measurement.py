@@ -135,6 +135,25 @@ def test_a_cuda_group_with_every_loader_feeds_every_batch_size_from_the_same_wor
             assert stats["batches_timed"] >= 12 and stats["decode_capacity_fps"] > 0, (loader, batch, stats)
 
 
+def test_a_shape_tuned_earlier_in_the_process_leaves_a_configurations_steady_memory_alone(weights, tmp_path):
+    """cuDNN's benchmark mode tries a new shape's algorithms with workspaces of their own, and torch's cache kept
+    them: the configuration that tuned a shape held up to 280 MB more through its timed phases than the one after it
+    at the same shape (TorchScript fp32 224² batch 32 on the H200: 712 against 432 MB). The first call's cache goes
+    back before the warm-up, so the real loader at batch 32 reads the same steady figure first in one process and
+    after the GPU-decode loader tuned the shape in the other: within the replicate bar (2 % or 8 MB). (GPU-decode rows
+    also grow with their position in a process, by up to 138 MB on the H200 (ONNX Runtime fp32, batch 32): another
+    cause, still open.)"""
+    from fmtbench.atomic import read_json
+    job = _cuda_job(weights, tmp_path, (32,), ("real", "real_gpu_decode"), "fp32", cuda_graph=False)
+    _rows_of(job)
+    row = read_json(job.outputs[("real", 32)])
+    assert row["status"] == "ok", row["reason"]
+    positions = [process["position"] for process in row["processes"]]
+    steady = row["memory"]["steady_mb_processes"]
+    assert sorted(positions) == [1, 2], positions  # once first, once after the other loader tuned the shape
+    assert max(steady) - min(steady) <= max(0.02 * min(steady), 8.0), (positions, steady)
+
+
 def _cuda_job(weights, tmp_path, batches, loaders, precision, cuda_graph):
     """A CUDA request of eager torch at 224² over 64 generated images (nvJPEG flags in the manifest: GPU decode really
     on the GPU), measured in two processes (their orders rotated), three loader workers."""

@@ -131,6 +131,17 @@ def _release(session, device: str, next_batch_size: int | None) -> None:
         memory.release_free_heap()
 
 
+def _release_first_call_cache() -> None:
+    """What the first call's autotuning left unused in torch's cache goes back to the driver before the warm-up.
+    cuDNN's benchmark mode tries each algorithm of a new shape with a workspace of its own; the cache kept them, so
+    the configuration that tuned a shape held up to 280 MB more through its timed phases than one that reused the
+    shape's choice in the same process (TorchScript fp32, 224² batch 32, real loader, H200, 2026-12-06: 712 MB where
+    it went first, 432 where the GPU-decode configuration had tuned the shape before it)."""
+    import torch
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+
+
 def _first_call(session, source, clock) -> float:
     """The first call at the configuration's shape (autotuning, graph capture), in ms; its input is not kept."""
     first = session.prepare(source.next())
@@ -162,6 +173,8 @@ def measure_configuration(request: Request, session, planned: Planned, accountin
         if accounting:
             accounting.stage("first_run")
         isolation.mark(Mark.FIRST_RUN)
+        if request.device == "cuda" and settings.switches.release_first_call_cache:
+            _release_first_call_cache()
         scenario = scenarios.for_configuration(loader.scenario, settings, settings.noisy_iqr_ratio, request.device,
                                                energy=planned.energy,
                                                batches=loader.min_timed_batches(request.loader_workers))

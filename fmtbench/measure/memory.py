@@ -10,7 +10,10 @@ dtype and layout). Its figure is the model's load plus its own peak growth over 
 what a fresh process measures for it. Readings: after the first run at its shape (workspaces, autotuning
 buffers); the peak through the first call and the warm-up (`first_call_peak`: autotuning, graph capture); and
 the peak over the timed phases (`steady`: what the running model needs, the figure a table shows), which does
-not depend on whether an earlier configuration of the process had already tuned the shape.
+not depend on whether an earlier configuration of the process had already tuned the shape: on CUDA rows torch's
+allocator gives what the first call left unused in its cache (cuDNN's autotuning workspaces) back to the driver
+before the warm-up (settings.Harness.release_first_call_cache), and the warm-up grows it again to what the calls
+need.
 
 CPU rows: resident set size (RSS) of the measuring process. At the baseline the C heap's free pages are
 returned to the kernel (malloc_trim: else a new allocation could reuse resident freed pages unseen) and the

@@ -52,6 +52,13 @@ def _process_text(harness: dict | None, device: str) -> str:
                                       if harness["keep_freed_memory"] else
                                       "returns large freed blocks to the kernel (glibc's default), so each call "
                                       "faults its activations in again") + ".")
+    if device == "cuda" and "release_first_call_cache" in harness:  # recorded since 2026-12-07
+        parts.append("After a configuration's first call, torch's allocator " + (
+            "gives what the call left unused in its cache (cuDNN's autotuning workspaces) back to the driver, so the "
+            "steady memory figure is the same whether or not the shape was tuned earlier in the process"
+            if harness["release_first_call_cache"] else
+            "keeps what the call left in its cache: the configuration that tuned a shape holds the tuning's "
+            "workspaces in its steady memory figure") + ".")
     return " ".join(parts)
 
 
