@@ -25,6 +25,9 @@ One word per thing (the code, its comments and the docs use them so):
 - **scope**: what a row times: the model alone (the dummy loader) or end to end (a real loader)
   (`scope.Scope`, whose values are the words rows record: `latency`, `under_load`).
 - **scenario**: how a configuration of a scope is timed (`measure.scenarios`).
+- **turn**: the host's CPUs taken in turns through one lock file per machine (`host_turns`): a CPU row's measuring
+  process on an exclusive turn, the heavy host work that would disturb it (a CUDA job's real-loader processes, an
+  export, the reference logits) on shared ones.
 
 The package's floors: `workflow/` holds the Snakefile's helpers (the config checked, the plan, triggers, integrity,
 locks, cores, GPU claims); `measure/` the measurement (its clocks and monitors, the measuring process, a job's rows;

@@ -108,6 +108,15 @@ class LoaderStats:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HostTurn:
+    """The turn on the host's CPUs a measuring process ran on (fmtbench.host_turns)."""
+    kind: str = doc("exclusive (a CPU row) or shared (a real loader's workers beside a CUDA row)",
+                    enum=["exclusive", "shared"])
+    waited_s: float = doc("how long the job waited for it before the process started, s", minimum=0)
+    coordinated: bool = doc("false: the host's lock file could not be opened, so nothing was waited for")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProcessEntry:
     """One measuring process's part of a row."""
     process: int = doc("the process's index among the job's processes (1-based)", minimum=1)
@@ -120,6 +129,8 @@ class ProcessEntry:
     gpu: GpuReading | None = doc("NVML readings (CUDA rows where NVML answers)")
     loader: LoaderStats | None = doc("the real loader's statistics")
     contention: dict | None = doc("what else used the machine while it was timed (contention.Watch)")
+    turn: HostTurn | None = doc("the host's turn the process ran on (fmtbench.host_turns; none: it took none, or a "
+                                "row of schema 6 or earlier)", omitted=True)
 
 
 @dataclass(frozen=True, kw_only=True)

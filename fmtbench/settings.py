@@ -90,6 +90,11 @@ class Harness:
                                          "the steady memory figure is the same whether or not an earlier "
                                          "configuration of the process had tuned the shape (false: the configuration "
                                          "that tunes a shape keeps the tuning's cache in its figure)", default=True)
+    host_turns: bool = doc("CPU rows take the host's CPUs in turns with the study's heavy host work (a CUDA job's "
+                           "real-loader processes, exports, references: fmtbench.host_turns): a CPU measuring process "
+                           "runs only while none of them does, so a CPU job runs beside the CUDA jobs instead of "
+                           "claiming every core (false: a CPU job claims every core from Snakemake and nothing of the "
+                           "study runs beside it)", default=True)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,6 +13,8 @@ rule benchmark:
     wildcard_constraints:
         device="cpu",
     threads: job_threads
+    resources:
+        cpu_rows=1,  # one CPU job at a time (the profiles allow 1): its cores are its own
     params:
         sizes=config["image_sizes"],
         artifacts=benchmark_artifacts,
@@ -42,3 +44,4 @@ use rule benchmark as benchmark_cuda with:
         device="cuda",
     resources:
         gpu=1,
+        cpu_rows=0,

@@ -75,19 +75,20 @@ def job_cores(device):
 
 
 def job_threads(wildcards):
-    """What a benchmark job claims of Snakemake's cores: a CUDA job its share; a CPU job every core, so that
-    nothing of the study (an export compiling, another job's loader workers) runs beside its timed rows (it pins
-    itself to the CPU rows' cores all the same). Without --cores (a cluster executor: each job has a node's share
-    of its own) a CPU job claims its cores."""
-    cores = len(job_cores(wildcards.device))
-    if wildcards.device == "cpu":
-        try:
-            total = workflow.cores
-        except WorkflowError:  # no --cores: Snakemake schedules no cores of its own
-            total = None
-        if isinstance(total, int):
-            return max(total, cores)
-    return cores
+    """What a benchmark job claims of Snakemake's cores: a CUDA job its share; a CPU job its own cores where it runs
+    beside the CUDA jobs, taking the host in turns (the resource `cpu_rows`, 1 in the profiles, keeps a second CPU
+    job off them), else every core (hardware.cpu_job_claim)."""
+    if wildcards.device != "cpu":
+        return len(job_cores(wildcards.device))
+    try:
+        total = workflow.cores
+    except WorkflowError:  # no --cores: Snakemake schedules no cores of its own
+        total = None
+    return hardware.cpu_job_claim(
+        CORES,
+        total if isinstance(total, int) else None,
+        config["measurement"]["harness"]["host_turns"],
+    )
 
 
 def loader_workers(device):

@@ -1,5 +1,5 @@
 """Snakemake `export` rule: one format's artifact + provenance (or a marker saying why not)."""
-from fmtbench import export, lifeline, logs
+from fmtbench import export, host_turns, lifeline, logs
 from fmtbench.workflow import hardware
 
 sm = snakemake  # noqa: F821 - set by Snakemake's script preamble
@@ -9,8 +9,9 @@ def main():
     logs.setup(sm.log)
     cores = hardware.pin(sm.params.cores)
     wc = sm.wildcards
-    export.run(wc.format, wc.precision, wc.device, wc.size, sm.input.weights, sm.params.batch_sizes,
-               sm.params.options, sm.output.artifact, sm.output.provenance, threads=len(cores))
+    with host_turns.shared(f"export {wc.format} {wc.precision} {wc.device} {wc.size}"):  # not beside a CPU row
+        export.run(wc.format, wc.precision, wc.device, wc.size, sm.input.weights, sm.params.batch_sizes,
+                   sm.params.options, sm.output.artifact, sm.output.provenance, threads=len(cores))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,10 @@ def pytest_configure(config):
                         "TCPTimeout=1\nMessageTimeout=1\nNodeName=localhost CPUs=1\n"
                         "PartitionName=none Nodes=localhost\n")
         os.environ["SLURM_CONF"] = str(conf)
+    # The host's turns (fmtbench.host_turns) on a lock file of this test session: two sessions on one machine (a
+    # helper's worktree beside this one) do not wait for each other's CPU rows.
+    os.environ.setdefault("FMTBENCH_HOST_LOCK",
+                          str(Path(tempfile.mkdtemp(prefix="fmtbench-turns-")) / "host.lock"))
 
 
 def pytest_collection_modifyitems(config, items):

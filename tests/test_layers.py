@@ -12,10 +12,11 @@ LAYERS = [
     {"typedjson", "scope", "workflow"},
     # words and tools: where files go, atomic files, logging, library versions, statistics, accuracy, the typed
     # parts of a row, a process that ends with the one that started it, how a row is measured (each measurement
-    # setting, declared once); the machine's cores, how Snakemake was invoked, the config as written (the
-    # workflow's); a process's memory and the OS's process table (the measurement's)
+    # setting, declared once), the host's CPUs in turns; the machine's cores, how Snakemake was invoked, the config
+    # as written (the workflow's); a process's memory and the OS's process table (the measurement's)
     {"paths", "atomic", "logs", "versions", "stats", "accuracy", "report", "row_parts", "lifeline", "settings",
-     "workflow.hardware", "workflow.invocation", "workflow.configcheck", "measure.memory", "measure.procinfo"},
+     "host_turns", "workflow.hardware", "workflow.invocation", "workflow.configcheck", "measure.memory",
+     "measure.procinfo"},
     # one concern each: images, a state dict file as given, processes and their failures; file checks, GPU claims,
     # a killed Snakemake's lock (the workflow's); the clocks, what else used the machine (the measurement's)
     {"images", "checkpoint", "isolation", "workflow.integrity", "workflow.gpus", "workflow.locks", "measure.timing",

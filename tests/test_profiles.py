@@ -50,3 +50,16 @@ def test_slurm_profile_parses_and_requests_gpus(tmp_path):
     cuda = [res for key, res in jobs.items() if key[0] == "benchmark_cuda"]
     assert cuda and all("gpu=1" in res and "slurm_partition=gpu" in res for res in cuda)
     assert all("slurm_partition=cpu" in res for key, res in jobs.items() if key[0] == "benchmark")
+
+
+def test_one_cpu_job_at_a_time_in_every_profile_of_one_host(tmp_path):
+    """A CPU job runs beside the CUDA jobs on cores of its own (host_turns): the profiles allow one at a time, so a
+    second CPU job's imports and preparation never run on its cores."""
+    for name in ("default", "multi-gpu"):
+        profile = yaml.safe_load((REPO / "profiles" / name / "profile.yaml").read_text())
+        assert "cpu_rows=1" in profile["resources"], name
+    jobs = job_resources(dry_run(tmp_path, "--cores", "2"))
+    cpu = {key: res for key, res in jobs.items() if key[0] == "benchmark"}
+    cuda = {key: res for key, res in jobs.items() if key[0] == "benchmark_cuda"}
+    assert cpu and all("cpu_rows=1" in res for res in cpu.values())
+    assert all("cpu_rows=1" not in res for res in cuda.values())

@@ -87,6 +87,37 @@ def test_the_method_says_how_the_c_heap_was_set_where_the_rows_recorded_it(tmp_p
     assert "returns large freed blocks to the kernel" in text
 
 
+def test_the_method_says_which_turn_on_the_host_the_processes_ran_on_and_how_long_they_waited(tmp_path):
+    """CPU rows beside the CUDA jobs (fmtbench.host_turns): the method says a CPU process ran on an exclusive turn
+    and what the waits added up to; a real-loader CUDA process on a shared one."""
+    from fmtbench.atomic import read_json
+    from fmtbench.atomic import write_json as write
+    paths = write_results(tmp_path)
+    for path in paths:
+        record = read_json(path)
+        if record["status"] != "ok" or record["config"]["host"] != "gpu-box":
+            continue
+        cpu = record["config"]["device"] == "cpu"
+        if not cpu and record["config"]["loader"] == "dummy":
+            turn = None
+        else:
+            turn = {"kind": "exclusive" if cpu else "shared", "waited_s": 2.5 if cpu else 0.0, "coordinated": True}
+        record["measurement"] = {**record["measurement"],
+                                 "harness": {**record["measurement"]["harness"], "host_turns": True}}
+        record["processes"] = [{**entry, **({"turn": turn} if turn else {})} for entry in record["processes"]]
+        write(path, record)
+    report = tmp_path / "report" / "report.md"
+    render.render(paths, model_provenance(tmp_path), report, BASELINE)
+    text = report.read_text()
+    cpu_line = next(line for line in text.splitlines() if line.startswith("- **CPU rows") and "exclusive" in line)
+    measured = [p for r in map(read_json, paths) if r["status"] == "ok" and r["config"]["device"] == "cpu"
+                and r["config"]["host"] == "gpu-box" for p in r["processes"]]
+    assert (f"{len(measured)} of its {len(measured)} configuration measurements waited for it, "
+            f"{2.5 * len(measured):.0f} s in all") in cpu_line
+    cuda_line = next(line for line in text.splitlines() if line.startswith("- **CUDA rows"))
+    assert "shared turn on the host" in cuda_line and "waited" not in cuda_line.split("shared turn")[1][:80]
+
+
 def test_rows_the_study_asks_for_without_a_result_are_listed_as_not_run(tmp_path):
     paths = write_results(tmp_path)
     missing = tmp_path / "artifacts/results/gpu-box/torch/cuda-fp16/512/dummy-bs64.json"

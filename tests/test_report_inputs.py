@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from fixtures import model_provenance, write_results
 
+from fmtbench import results
 from fmtbench.atomic import replaced_together
 from fmtbench.report import render, result_files
 
@@ -30,15 +31,15 @@ def _pick(paths, host="gpu-box", fmt="torch", device="cuda", status_ok=True):
 
 
 @pytest.mark.parametrize("change, why", [
-    (lambda r: r.update(schema_version=7, quantiles={"p999": 1.0}),
-     "written by a newer fmtbench (schema_version 7; this one reads 6): update fmtbench here, or delete the file"),
-    (lambda r: r.pop("timing"), "not a complete result (schema_version 6): 'timing' is a required property"),
-    (lambda r: r.update(timing=None), "not a complete result (schema_version 6): timing: None is not of type 'object'"),
-    (lambda r: r.pop("environment"), "not a complete result (schema_version 6): 'environment' is a required property"),
-    (lambda r: r["config"].pop("image_size"), "(schema_version 6): config: 'image_size' is a required property"),
+    (lambda r: r.update(schema_version=results.SCHEMA_VERSION + 1, quantiles={"p999": 1.0}),
+     "written by a newer fmtbench (schema_version 8; this one reads 7): update fmtbench here, or delete the file"),
+    (lambda r: r.pop("timing"), "not a complete result (schema_version 7): 'timing' is a required property"),
+    (lambda r: r.update(timing=None), "not a complete result (schema_version 7): timing: None is not of type 'object'"),
+    (lambda r: r.pop("environment"), "not a complete result (schema_version 7): 'environment' is a required property"),
+    (lambda r: r["config"].pop("image_size"), "(schema_version 7): config: 'image_size' is a required property"),
     (lambda r: r["environment"].pop("cudnn"), "environment: 'cudnn' is a required property"),  # a CUDA row's Setup
-    (lambda r: r.pop("schema_version"), "schema_version None is not one this fmtbench reads (3, 4, 5, 6)"),
-    (lambda r: r.update(schema_version="6"), "schema_version '6' is not one this fmtbench reads (3, 4, 5, 6)"),
+    (lambda r: r.pop("schema_version"), "schema_version None is not one this fmtbench reads (3, 4, 5, 6, 7)"),
+    (lambda r: r.update(schema_version="7"), "schema_version '7' is not one this fmtbench reads (3, 4, 5, 6, 7)"),
 ])
 def test_a_result_this_version_cannot_read_is_refused_naming_the_file(tmp_path, change, why):
     paths = write_results(tmp_path)
@@ -117,7 +118,7 @@ def test_a_refused_input_leaves_the_previous_report_as_it_was(tmp_path):
                       results_csv=csv)
     before = {p: p.read_bytes() for p in (tmp_path / "report").rglob("*") if p.is_file()}
     assert len(before) > 20
-    _edit(paths[0], lambda r: r.update(schema_version=7))
+    _edit(paths[0], lambda r: r.update(schema_version=results.SCHEMA_VERSION + 1))
     with pytest.raises(result_files.RefusedInput):
         with replaced_together(*outputs) as (plots, tables, csv, report):
             render.render(paths, model_provenance(tmp_path), report, BASELINE, tables_dir=tables,

@@ -125,3 +125,104 @@ def test_a_jobs_image_sizes_take_their_rounds_in_turn_so_a_rows_processes_are_sp
     forks = {size: [p["stages_s"]["forked_at"] for p in rows[size]["processes"]] for size in rows}
     assert all(len(times) == 2 for times in forks.values())
     assert forks[32][0] < forks[48][0] < forks[32][1] < forks[48][1], forks
+
+
+def test_a_jobs_image_sizes_run_their_model_alone_processes_of_a_round_then_their_end_to_end_ones(
+        weights, tmp_path, monkeypatch):
+    """Per round, every size's model-alone process, then every size's real-loader process: a CUDA job's real-loader
+    processes follow one another under one shared turn on the host, and a CPU row waiting for its turn gets a stretch
+    of model-alone processes to run beside (host_turns)."""
+    from dataclasses import replace
+    monkeypatch.setenv("FAKE_COUNTS", str(tmp_path / "counts.json"))
+    monkeypatch.setattr(measuring_process, "measure_configuration", _fake_config)
+    requests = []
+    for size in (32, 48):
+        base = cpu_request(weights, tmp_path, (2,), loaders=("real", "dummy"), processes=2, max_processes=2)
+        requests.append(replace(base, image_size=size, outputs={
+            (loader, 2): str(tmp_path / f"{loader}-{size}.json") for loader in ("real", "dummy")}))
+    forks = sorted((process["stages_s"]["forked_at"], row["config"]["loader"], row["config"]["image_size"])
+                   for row in job.run(requests) for process in row["processes"])
+    assert [(loader, size) for _, loader, size in forks] == [
+        ("dummy", 32), ("dummy", 48), ("real", 32), ("real", 48)] * 2, forks
+
+
+def _shared_holder(seconds):
+    """Another process holding a shared turn on this session's lock file (a real loader's workers, an export)."""
+    import subprocess
+    import sys
+    code = ("import sys, time\nfrom fmtbench import host_turns\nhost_turns.Turns().take('shared')\n"
+            "print('held', flush=True)\ntime.sleep(float(sys.argv[1]))\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(seconds)], stdout=subprocess.PIPE, text=True)
+    holder.stdout.readline()
+    return holder
+
+
+def test_a_cpu_rows_measuring_process_runs_on_an_exclusive_turn_after_the_shared_holders(weights, tmp_path,
+                                                                                        monkeypatch):
+    monkeypatch.setenv("FAKE_COUNTS", str(tmp_path / "counts.json"))
+    monkeypatch.setattr(measuring_process, "measure_configuration", _fake_config)
+    holder = _shared_holder(2)
+    try:
+        row, = job.run_request(cpu_request(weights, tmp_path, (2,)))
+    finally:
+        holder.wait(timeout=60)
+    turn = row["processes"][0]["turn"]
+    assert turn["kind"] == "exclusive" and turn["coordinated"]
+    assert 1.0 <= turn["waited_s"] < 30, turn
+    assert _exclusive_free(), "given back when its process ended"
+
+
+def test_without_turns_a_cpu_row_waits_for_nothing_and_records_none(weights, tmp_path, monkeypatch):
+    from dataclasses import asdict, replace
+
+    from fmtbench.settings import Harness
+    monkeypatch.setenv("FAKE_COUNTS", str(tmp_path / "counts.json"))
+    monkeypatch.setattr(measuring_process, "measure_configuration", _fake_config)
+    request = cpu_request(weights, tmp_path, (2,))
+    request = replace(request, measurement=replace(request.measurement, harness=asdict(Harness(host_turns=False))))
+    holder = _shared_holder(30)
+    try:
+        row, = job.run_request(request)
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+    assert "turn" not in row["processes"][0]
+    assert row["measurement"]["harness"]["host_turns"] is False
+
+
+def _exclusive_free() -> bool:
+    """Whether nobody holds a turn on this session's lock file (another open file: flock tells them apart)."""
+    import fcntl
+    import os
+
+    from fmtbench import host_turns
+    fd = os.open(host_turns.lock_path(), os.O_RDONLY | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_a_cuda_jobs_real_loader_processes_keep_one_shared_turn_and_give_it_back_for_the_model_alone(weights,
+                                                                                                    tmp_path):
+    """No gap between two real-loader processes for a waiting CPU row to squeeze into (it would stop the GPU job
+    behind it); a model-alone process runs without a turn, so a CPU row may run beside it."""
+    from dataclasses import replace
+
+    from fmtbench import backends, host_turns
+    request = replace(cpu_request(weights, tmp_path, (2,), loaders=("real", "dummy", "real_gpu_decode")),
+                      device="cuda")
+    turns = host_turns.Turns()
+    scheduler = schedule.Scheduler(request, backends.spec("torch"), turns)
+    end_to_end = [("real", 2), ("real_gpu_decode", 2)]
+    try:
+        assert scheduler.take_turn(end_to_end).kind == "shared"
+        assert not _exclusive_free()
+        assert scheduler.take_turn(end_to_end).waited_s == 0 and not _exclusive_free(), "kept, not taken anew"
+        assert scheduler.take_turn([("dummy", 2)]) is None
+        assert _exclusive_free(), "given back before the model alone"
+    finally:
+        turns.close()

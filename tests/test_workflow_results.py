@@ -90,6 +90,9 @@ ADDED_IN_4 = {
     "/processes[]/contention/elsewhere_contended:bool"}
 # ... and schema 5: which processes a row's memory figure comes from.
 ADDED_IN_5 = {"/memory/chosen_from:str"}
+# ... and schema 7: the host's turn each configuration of a CPU row was measured on (fmtbench.host_turns).
+ADDED_IN_7 = {"/processes[]/turn:dict", "/processes[]/turn/kind:str", "/processes[]/turn/waited_s:float",
+              "/processes[]/turn/coordinated:bool"}
 # ... and its CSV: host-bound rows and the GPU time behind them, the processes' range of rates and of memory, the
 # first call's and the overall memory peak (`memory_mb` is the steady state now), the capacity check, others
 # anywhere, and the marks a speedup's baseline carries.
@@ -105,7 +108,7 @@ COLUMNS_ADDED_SINCE_4 = {"e2e_bound", "e2e_over_capacity", "memory_chosen_from",
 
 def test_the_rows_and_the_csv_keep_every_field_the_previous_version_wrote(study):
     """The same tiny study as the code before the typed rows ran it (schema version 3, tests/data/v3): every field
-    of its rows is still there with its type, and what is new is exactly what versions 4 and 5 add."""
+    of its rows is still there with its type, and what is new is exactly what versions 4, 5 and 7 add."""
     _, workdir = study
     before = json.loads((REPO / "tests" / "data" / "v3" / "torch-cpu-fp32-32-real-bs2.json").read_text())
     after = json.loads((workdir / "artifacts" / "results" / HOST / "torch" / "cpu-fp32" / "32" /
@@ -113,7 +116,7 @@ def test_the_rows_and_the_csv_keep_every_field_the_previous_version_wrote(study)
     changing = ("/measurement/", "/busiest_others[]/")  # new settings; other processes seen (or not) on this run
     new = {path for path in _key_paths(after) - _key_paths(before) if not path.startswith("/schema_version")}
     assert ({path for path in new if not path.startswith(changing) and "/busiest_others[]" not in path}
-            == ADDED_IN_4 | ADDED_IN_5)
+            == ADDED_IN_4 | ADDED_IN_5 | ADDED_IN_7)
     assert {path for path in _key_paths(before) - _key_paths(after) if "/busiest_others[]/" not in path} == set()
     assert {path for path in new if path.startswith("/measurement/")} >= {"/measurement/unstable_spread:float",
                                                                           "/measurement/noisy_iqr_ratio:float"}

@@ -10,6 +10,8 @@ provenances and, if given, Snakemake's log (when each job ran):
   shape (autotuning, graph capture, loader start), warm-up + timing, after (accuracy, loader shutdown,
   release);
 - per job: seconds before its first measuring process (imports, tuning) and in total;
+- the host's turns (fmtbench.host_turns): how long processes waited for theirs (a CPU row for the real loaders and
+  exports to end; a CUDA job's real-loader process for a CPU row: its GPU idle meanwhile);
 - the exports: seconds each, and how long the GPU was held by jobs that measure nothing.
 """
 import argparse
@@ -49,7 +51,9 @@ def process_rows(workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             processes[key] = {"format": config["format"], "device": config["device"],
                               "precision": config["precision"], "image_size": config["image_size"],
                               "forked_at": stages.get("forked_at"), "configurations": process.get("configurations"),
-                              "total": stages.get("exited"), **_spans(stages, PROCESS_STAGES)}
+                              "total": stages.get("exited"), **_spans(stages, PROCESS_STAGES),
+                              "turn": (process.get("turn") or {}).get("kind"),
+                              "waited for its turn": (process.get("turn") or {}).get("waited_s")}
             rows.append({**config, "status": result["status"], "process": process.get("process"),
                          "gpu_uuid": (result.get("environment") or {}).get("gpu_uuid"),
                          "forked_at": stages.get("forked_at"), **_spans(own, CONFIG_STAGES)})
@@ -112,6 +116,16 @@ def main():
                   "the process's end.", "", per_format.round(2).reset_index().to_markdown(index=False), ""]
         lines += [f"{len(processes)} measuring processes, {processes['total'].sum():.0f} s in all; "
                   f"{int(processes['configurations'].sum())} configuration measurements.", ""]
+        turns = processes.dropna(subset=["turn"])
+        if not turns.empty:
+            waits = turns.groupby(["device", "turn"])["waited for its turn"].agg(
+                processes="size", waited=lambda s: int((s >= 1).sum()), seconds="sum", max="max")
+            lines += ["## The host's turns (fmtbench.host_turns)", "",
+                      "exclusive = a CPU row's configuration (counted here per process: its configurations' waits "
+                      "added), after the real loaders, exports and references then running; "
+                      "shared = a CUDA job's real-loader process, after a CPU row (the GPU idle meanwhile); waited = "
+                      "processes that waited 1 s or more.", "", waits.round(1).reset_index().to_markdown(index=False),
+                      ""]
     if not configs.empty:
         per_config = configs.groupby(["device", "format", "precision", "loader"])[labels].mean()
         counts = configs.groupby(["device", "format", "precision", "loader"]).size().rename("measurements")

@@ -16,7 +16,7 @@ import logging
 import os
 from dataclasses import replace
 
-from fmtbench import accuracy, backends, data, env, isolation, row_parts
+from fmtbench import accuracy, backends, data, env, host_turns, isolation, row_parts
 from fmtbench.backends.base import Unavailable
 from fmtbench.measure import memory, scenarios, timing
 from fmtbench.measure.messages import Failed, Mark, Planned, Reading
@@ -225,10 +225,17 @@ def measure_group(request: Request, plan: list[Planned]) -> dict:
     isolation.mark(Mark.LOADED)
     # the real loaders' workers, kept running from one configuration to the next (data.Feeds)
     feeds = data.Feeds(data.chunk_size(request.batch_sizes))
+    # a CPU row's configuration on the host's exclusive turn: no real loader's workers, export or reference beside it
+    turns = host_turns.Turns() if request.device == "cpu" and request.measurement.switches.host_turns else None
     try:
         for index, planned in enumerate(plan):
             try:
+                taken = turns.take(host_turns.EXCLUSIVE, heartbeat=lambda: isolation.mark(Mark.WAITING)) \
+                    if turns else None
                 value = measure_configuration(request, session, planned, accounting, feeds)
+                if taken:
+                    value = replace(value, turn=row_parts.HostTurn(kind=taken.kind, waited_s=taken.waited_s,
+                                                                   coordinated=taken.coordinated))
             except Exception as err:  # noqa: BLE001 - one configuration's failure is its row, the group goes on
                 status = isolation.classify(err, backends.spec(request.backend))
                 if status == "unavailable":
@@ -236,10 +243,15 @@ def measure_group(request: Request, plan: list[Planned]) -> dict:
                 value = Failed(status, f"{type(err).__name__}: {err}"[:2000])
                 log.error("%s %s batch %d: %s: %s", request.format, planned.loader, planned.batch, status,
                           value.reason.splitlines()[0][:300])
+            finally:
+                if turns:
+                    turns.release()
             isolation.mark(Mark.CONFIG_DONE, loader=planned.loader, batch=planned.batch, value=value)
             _release(session, request.device, plan[index + 1].batch if index + 1 < len(plan) else None)
     finally:
         feeds.close()
+        if turns:
+            turns.close()
     info = dict(session.info)
     isolation.mark(Mark.CLOSED)
     environment = env.capture(request.device, cuda_ready=request.device == "cuda")

@@ -26,6 +26,7 @@ class Mark(StrEnum):
     ENERGY_END = "energy_end"
     CONFIG_END = "config_end"      # its timed phases done: the monitors reply with their readings
     CONFIG_DONE = "config_done"    # its reading (or failure) reported
+    WAITING = "waiting_for_turn"   # (every 30 s) a CPU row still waits for its turn on the host: not a hang
     CLOSED = "closed"              # every configuration of the process done
 
 
@@ -59,6 +60,7 @@ class Reading:
     accuracy: row_parts.Accuracy | None
     accuracy_error: str | None       # why the accuracy check could not run (the measurement stands)
     contention: dict | None
+    turn: row_parts.HostTurn | None = None  # a CPU row's exclusive turn on the host (fmtbench.host_turns)
 
 
 @dataclass(frozen=True)

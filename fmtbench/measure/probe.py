@@ -35,7 +35,10 @@ def one_process(request: Request, configurations: list[tuple[str, int]], checks:
     it (`checks` off: no accuracy check and no long back-to-back phase). `order(configurations, index, count)` is
     the order a study's `index`-th of `count` processes takes them in."""
     scheduler = Scheduler(request, backends.spec(request.backend))
-    unavailable = scheduler.run_in_order(configurations, checks=checks)
+    try:
+        unavailable = scheduler.run_in_order(configurations, checks=checks)
+    finally:
+        scheduler.turns.close()  # a real loader's shared turn on the host goes back with its process
     readings, failures, seconds = {}, {}, None
     for key in configurations:
         gathered = scheduler.gathered[key]

@@ -9,13 +9,19 @@ processes, up to `max_processes` (a real-loader row's spread is the loader's as 
 not chased). The job process never initialises CUDA: its monitors watch the child from outside
 (measure.monitors). A process that dies loses only the configuration it was measuring; the rest of its group is
 measured by another process.
+
+The host's CPUs are taken in turns (fmtbench.host_turns, harness `host_turns`): a CPU row's configuration is
+measured on an exclusive turn (taken in its measuring process), a CUDA job's real-loader processes run on a shared
+one, kept from one to the next and given back before a model-alone process; and a job's image sizes run their
+model-alone processes of a round one after the other, then their real-loader processes, so a CPU row waiting for
+its turn gets a stretch of model-alone processes to run beside.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 
-from fmtbench import backends, data, isolation, row_parts, stats
+from fmtbench import backends, data, host_turns, isolation, row_parts, stats
 from fmtbench.measure import headroom, measuring_process, monitors
 from fmtbench.measure.messages import PROCESS_STAGES, Failed, Mark, Planned, Reading
 from fmtbench.measure.preparation import Prepared
@@ -84,8 +90,9 @@ class ProcessMarks:
 class Scheduler:
     """Plans the measuring processes of one request and gathers what they report."""
 
-    def __init__(self, request: Request, spec):
+    def __init__(self, request: Request, spec, turns: host_turns.Turns | None = None):
         self.request, self.spec = request, spec
+        self.turns = turns or host_turns.Turns()
         self.gathered = {key: Gathered() for key in request.configurations}
         self.monitor = monitors.for_device(request.device, request.measurement.switches)
         self.processes = 0
@@ -122,6 +129,24 @@ class Scheduler:
             scopes.setdefault(data.loader(key[0]).scenario, []).append(key)
         return [scopes[scope] for scope in Scope if scope in scopes]  # model alone first: no workers started yet
 
+    def turn_kind(self, keys: list[tuple[str, int]]) -> str | None:
+        """The host's turn the job takes for a measuring process over `keys`: shared where a real loader's workers
+        decode on the CPU beside a CUDA row; none for the model alone on a GPU, nor for a CPU row (each of its
+        configurations takes an exclusive turn in the measuring process: the job waits for nothing)."""
+        if not self.request.measurement.switches.host_turns or self.request.device == "cpu":
+            return None
+        return host_turns.SHARED if any(data.loader(loader).end_to_end for loader, _ in keys) else None
+
+    def take_turn(self, keys: list[tuple[str, int]]) -> row_parts.HostTurn | None:
+        kind = self.turn_kind(keys)
+        if kind is None:
+            self.turns.release()  # a shared turn kept from a real-loader process goes back before the model alone
+            return None
+        taken = self.turns.take(kind)
+        if taken.waited_s >= 1:
+            log.info("%s waited %.1f s for its %s turn on the host", self.request.describe(), taken.waited_s, kind)
+        return row_parts.HostTurn(kind=taken.kind, waited_s=taken.waited_s, coordinated=taken.coordinated)
+
     def run(self, keys: list[tuple[str, int]], planned_processes: int, position: int) -> isolation.Outcome | None:
         """One measuring process over `keys` (in this process's order: the `position`-th of its kind); returns an
         `unavailable` outcome if the format turned out not to run here."""
@@ -136,6 +161,7 @@ class Scheduler:
         plan = [Planned(loader, batch, accuracy=checks and not self.gathered[(loader, batch)].checked,
                         energy=checks and not self.gathered[(loader, batch)].readings) for loader, batch in keys]
         marks = ProcessMarks(self.monitor)
+        turn = self.take_turn(keys)  # a shared one is kept for the next real-loader process
         log.info("measuring %s: process %d, %d configuration(s)", self.request.describe(), index + 1, len(plan))
         outcome = isolation.run_forked(measuring_process.measure_group, self.request, plan, on_mark=marks,
                                        spec=self.spec, timeout=self.request.measurement.stall_timeout())
@@ -148,11 +174,11 @@ class Scheduler:
         stages = {str(name): round(seconds, 4) for name, seconds in outcome.stages.items()}
         stages = {name: stages[name] for name in map(str, PROCESS_STAGES) if name in stages}
         for position, planned in enumerate(plan):
-            self._gather(planned, marks, outcome, index, position, len(plan), stages)
+            self._gather(planned, marks, outcome, index, position, len(plan), stages, turn)
         return None
 
     def _gather(self, planned: Planned, marks: ProcessMarks, outcome: isolation.Outcome, index: int, position: int,
-                size: int, stages: dict) -> None:
+                size: int, stages: dict, turn: row_parts.HostTurn | None) -> None:
         gathered, value = self.gathered[planned.key], marks.done.get(planned.key)
         if value is None:
             if outcome.status != "ok" and (marks.current == planned.key or not marks.done and not marks.stages):
@@ -168,7 +194,7 @@ class Scheduler:
             process=index + 1, position=position + 1, configurations=size, stages_s=stages,
             config_stages_s={k: round(v, 4) for k, v in marks.stages[planned.key].items()},
             first_run_ms=value.first_run_ms, memory=value.memory, gpu=value.gpu, loader=value.loader,
-            contention=value.contention))
+            contention=value.contention, turn=value.turn or turn))
         if not gathered.checked:
             gathered.accuracy, gathered.accuracy_error = value.accuracy, value.accuracy_error
         timed = value.timing
@@ -176,24 +202,21 @@ class Scheduler:
                  timed.summary.median, timed.summary.count, timed.stop,
                  f", {timed.throughput.images_per_s:.0f} img/s back to back" if timed.throughput else "")
 
-    def rounds(self):
-        """The measuring processes round by round, yielding (True) after each: `processes` rounds over every
-        configuration (a configuration a process did not reach is measured by the next one), then more processes
-        for the model-alone rows whose processes disagree, up to `max_processes`. A format that turns out not to
-        run here ends it, its outcome in `self.unavailable`."""
+    def steps(self):
+        """The measuring processes step by step, yielding (True) after each step: `processes` rounds over every
+        configuration, each round a step per scope (the model alone, then end to end; one step for every loader when
+        the harness keeps them together): a configuration a process did not reach is measured by the next one. Then
+        more processes for the model-alone rows whose processes disagree, up to `max_processes`, a step each. A
+        format that turns out not to run here ends it, its outcome in `self.unavailable`."""
         settings = self.request.measurement
         keys = list(self.gathered)
+        apart = settings.switches.loaders_apart
         for round_index in range(settings.processes):
-            for _ in range(3):  # the round's configurations a crashed process left, in another process
-                pending = [k for k in keys
-                           if self.gathered[k].failure is None and len(self.gathered[k].readings) <= round_index]
-                if not pending:
-                    break
-                for group in self.groups(pending):
-                    self.unavailable = self.run(group, settings.processes, round_index)
-                    if self.unavailable:
+            for scope in Scope:
+                if apart or scope == next(iter(Scope)):
+                    if not self._run_round(keys, round_index, scope if apart else None):
                         return
-            yield True
+                yield True
         extra = settings.processes
         while True:
             pending = [k for k in keys if self.gathered[k].failure is None and self.unstable(k)
@@ -207,6 +230,23 @@ class Scheduler:
             extra += 1
             yield True
 
+    def _run_round(self, keys: list, round_index: int, scope: Scope | None) -> bool:
+        """The round's processes over the configurations of `scope` (None: every one) that have fewer readings than
+        the round's number; a configuration a crashed process left goes to another process (three tries). False if
+        the format turned out not to run here."""
+        settings = self.request.measurement
+        for _ in range(3):
+            pending = [k for k in keys if self.gathered[k].failure is None
+                       and len(self.gathered[k].readings) <= round_index
+                       and (scope is None or data.loader(k[0]).scenario == scope)]
+            if not pending:
+                return True
+            for group in self.groups(pending):
+                self.unavailable = self.run(group, settings.processes, round_index)
+                if self.unavailable:
+                    return False
+        return True
+
 
 @dataclass
 class Measured:
@@ -219,15 +259,21 @@ class Measured:
 
 
 def measure_together(prepared: list[Prepared]) -> list[Measured]:
-    """The measuring processes of several requests (a job's image sizes), their rounds interleaved: every request's
-    first round, then every request's second, and so on. A row's processes are then spread over the job instead of
-    back to back, so a drift of the host (the CPU's speed moved between two runs on the H200) shows in the row's
-    range over its processes instead of moving the whole row."""
-    schedulers = [None if item.failure is not None else Scheduler(item.request, backends.spec(item.request.backend))
-                  for item in prepared]
-    active = [scheduler.rounds() for scheduler in schedulers if scheduler is not None]
-    while active:
-        active = [rounds for rounds in active if next(rounds, False)]  # one round each, until all end
+    """The measuring processes of several requests (a job's image sizes), their steps interleaved: every request's
+    model-alone processes of the first round, then every request's end-to-end ones, then the second round, and so
+    on. A row's processes are then spread over the job instead of back to back, so a drift of the host (the CPU's
+    speed moved between two runs on the H200) shows in the row's range over its processes instead of moving the
+    whole row; and a CUDA job's real-loader processes follow one another under one shared turn on the host
+    (host_turns), its model-alone ones too, without one: a CPU row waiting for its turn runs beside those."""
+    turns = host_turns.Turns()
+    schedulers = [None if item.failure is not None else
+                  Scheduler(item.request, backends.spec(item.request.backend), turns) for item in prepared]
+    active = [scheduler.steps() for scheduler in schedulers if scheduler is not None]
+    try:
+        while active:
+            active = [steps for steps in active if next(steps, False)]  # one step each, until all end
+    finally:
+        turns.close()
     return [Measured({}, {}, None, item.failure) if scheduler is None else
             Measured(scheduler.gathered, scheduler.info, scheduler.environment, scheduler.unavailable)
             for item, scheduler in zip(prepared, schedulers)]

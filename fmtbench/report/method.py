@@ -62,6 +62,33 @@ def _process_text(harness: dict | None, device: str) -> str:
     return " ".join(parts)
 
 
+def _turn_text(harness: dict | None, device: str, rows: pd.Series) -> str:
+    """The host's turns the rows' processes ran on (fmtbench.host_turns), as their processes recorded them."""
+    if not harness or "host_turns" not in harness:  # recorded since 2026-12-07
+        return ""
+    if not harness["host_turns"]:
+        return (" A CPU job claimed every core: nothing of the study ran beside it." if device == "cpu" else "")
+    # a CPU row's turn is its configuration's (one per row and process), a CUDA real-loader process's its process's
+    cpu = device == "cpu"
+    turns = {(row.config.format, row.config.precision, row.config.image_size, entry.process)
+             + ((row.config.loader, row.config.batch_size) if cpu else ()): entry.turn
+             for row in rows for entry in row.processes if entry.turn is not None}
+    if not turns:
+        return ""
+    waited = [turn.waited_s for turn in turns.values()]
+    what = "configuration measurements" if cpu else "processes"
+    wait = (f"; {sum(w >= 1 for w in waited)} of its {len(waited)} {what} waited for it, "
+            f"{sum(waited):.0f} s in all" if any(w >= 1 for w in waited) else "")
+    lost = (" (on some, the host's lock file could not be opened: nothing was waited for)"
+            if not all(turn.coordinated for turn in turns.values()) else "")
+    if device == "cpu":
+        return (" Each configuration was measured on the host's exclusive turn (fmtbench/host_turns.py): no real "
+                "loader's workers, export or reference ran meanwhile, while a CUDA job's model-alone processes may "
+                f"have (their host thread is among the others each configuration's watch counts){wait}{lost}.")
+    return (" A real-loader process ran on a shared turn on the host: no CPU row was timed beside its workers"
+            f"{wait}{lost}.")
+
+
 def _settings_lines(device: str, rows: pd.DataFrame) -> list[str]:
     """What the rows of one device record about how they were measured, and what their processes did."""
     lines = []
@@ -74,7 +101,8 @@ def _settings_lines(device: str, rows: pd.DataFrame) -> list[str]:
         if settings.max_processes > settings.processes:
             line += (f", up to {settings.max_processes} for rows whose processes disagreed by more than the "
                      "unstable share")
-        line += f" ({spread}). " + _process_text(settings.harness, device) + (
+        line += f" ({spread}). " + _process_text(settings.harness, device) + _turn_text(
+            settings.harness, device, group[ROW]) + (
             f" Per configuration: warm-up ≥ {settings.warmup_iters} calls and ≥ {settings.warmup_seconds} s")
         model = group[group["timing_kind"] == Scope.MODEL_ALONE.value]
         if not model.empty:

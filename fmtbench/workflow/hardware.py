@@ -123,6 +123,18 @@ def core_plan(cuda_rows: bool, cpu_threads: int | None = None, cores: list[int] 
     return {"cuda": rest[:len(rest) - cpu_count], "cpu": rest[len(rest) - cpu_count:], "export": export}
 
 
+def cpu_job_claim(plan: dict, total: int | None, turns: bool) -> int:
+    """What a CPU benchmark job claims of Snakemake's cores (`total`: --cores; None under a cluster executor, where
+    each job has a node's share of its own). Where the cores are split for CUDA rows and CPU rows take the host in
+    turns (fmtbench.host_turns: their measuring processes run only while no real loader's workers, export or
+    reference do), only its own: a CUDA job (its share) and exports (a CUDA export takes the CUDA jobs' and the
+    exports' cores) run beside it. Else every core, so that nothing of the study runs beside its timed rows."""
+    own = len(plan["cpu"])
+    if total is None or (turns and set(plan["cpu"]).isdisjoint(plan["cuda"])):
+        return own
+    return max(total, own)
+
+
 def gpu_slices(cores: list[int], gpus: int) -> list[list[int]]:
     """The CUDA jobs' cores split into one contiguous share per GPU, so that CUDA jobs running at once on
     several GPUs (each with its DataLoader workers) never share a core; one share with one GPU or none."""

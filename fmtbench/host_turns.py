@@ -1,0 +1,150 @@
+"""The host's CPUs in turns: a CPU row is timed only while none of the study's heavy host work runs.
+
+A CPU row times the CPU, and any other work on the machine (another job's DataLoader workers decoding JPEGs, an
+export compiling) takes memory bandwidth, caches and clock boost from it, even on cores of its own. Until
+2026-12-07 a CPU job claimed every core from Snakemake, so nothing ran beside it and the GPU idled for the CPU rows'
+whole time (388 s of the default grid on an H100). Now the host is taken in turns through one lock file per
+machine (flock: the kernel releases it when its holder dies, however it ends):
+
+- **exclusive**: a CPU row's configuration, taken by its measuring process from before its baseline to after its
+  accuracy check (the configuration's contention watch still judges what else ran; the process waits with a
+  heartbeat to its job, so a long wait is not taken for a hang);
+- **shared**: the work that would disturb a CPU row: a CUDA job's real-loader measuring processes (their workers
+  decode on the CPU), an export, the reference logits. Shared holders run side by side.
+- **none**: what barely uses the host: a CUDA job's model-alone processes (one host thread feeding the GPU; the CPU
+  row's watch counts it among the others on the machine), Snakemake, the report.
+
+A CUDA job keeps its shared turn from one real-loader process to the next and gives it back when it starts a
+model-alone process or ends (measure.schedule), so a CPU row waiting for its turn runs beside model-alone processes
+instead of squeezing in between two real-loader processes and stopping the GPU job behind it.
+
+The lock file is the machine's, whoever runs the study: FMTBENCH_HOST_LOCK, else
+`<temp dir>/fmtbench-host-<host>.lock`, opened read-only (flock needs no more; another user's file in a sticky
+temp dir can be opened so, not created again). Tests give each session its own. Where it cannot be opened, work
+goes on unlocked and each record says so (`coordinated: false`).
+Light imports only (the Snakefile's adapters use it).
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import socket
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+EXCLUSIVE, SHARED = "exclusive", "shared"
+POLL_S = 0.02  # how often a waiter with a heartbeat tries the lock again
+ENV = "FMTBENCH_HOST_LOCK"
+_warned: set[str] = set()
+
+
+def lock_path() -> str:
+    """This machine's lock file (FMTBENCH_HOST_LOCK overrides it)."""
+    given = os.environ.get(ENV)
+    if given:
+        return given
+    host = socket.gethostname().split(".")[0] or "host"
+    return os.path.join(tempfile.gettempdir(), f"fmtbench-host-{host}.lock")
+
+
+@dataclass(frozen=True)
+class Taken:
+    """One turn as taken: its kind, how long its holder waited for it, and whether the lock file was there at all."""
+    kind: str
+    waited_s: float
+    coordinated: bool = True
+
+
+class Turns:
+    """One process's turns on the host: `take` blocks until the kind is granted; `release` gives it back. A kind
+    taken again while held is kept (no wait); another kind is changed to after releasing the first (flock
+    converts in place, which could deadlock two converters)."""
+
+    def __init__(self, path: str | None = None):
+        self.path = path or lock_path()
+        self.fd: int | None = None
+        self.kind: str | None = None
+
+    def _open(self) -> int | None:
+        if self.fd is not None:
+            return self.fd
+        try:
+            try:
+                self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                self.fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as err:
+            if self.path not in _warned:
+                _warned.add(self.path)
+                log.warning("the host's turns cannot be coordinated (%s: %s): CPU rows are measured whatever else runs",
+                            self.path, err.strerror)
+            return None
+        return self.fd
+
+    def take(self, kind: str, heartbeat=None, every_s: float = 30.0) -> Taken:
+        """Blocks until the turn is granted. `heartbeat`: called every `every_s` while waiting (a measuring process
+        tells its job it is alive, so a long wait is not taken for a hang); the lock is then polled every
+        POLL_S instead of waited for in the kernel."""
+        if kind not in (EXCLUSIVE, SHARED):
+            raise ValueError(f"a turn is {EXCLUSIVE} or {SHARED}, not {kind!r}")
+        if self.kind == kind:
+            return Taken(kind, 0.0)
+        self.release()
+        fd = self._open()
+        if fd is None:
+            return Taken(kind, 0.0, coordinated=False)
+        started = time.perf_counter()
+        operation = fcntl.LOCK_EX if kind == EXCLUSIVE else fcntl.LOCK_SH
+        if heartbeat is None:
+            fcntl.flock(fd, operation)
+        else:
+            beat = started
+            while True:
+                try:
+                    fcntl.flock(fd, operation | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.perf_counter() - beat >= every_s:
+                        heartbeat()
+                        beat = time.perf_counter()
+                    time.sleep(POLL_S)
+        self.kind = kind
+        return Taken(kind, round(time.perf_counter() - started, 3))
+
+    def release(self) -> None:
+        if self.kind is not None and self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        self.kind = None
+
+    def close(self) -> None:
+        self.release()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    @contextmanager
+    def hold(self, kind: str):
+        """A turn for the block's duration; yields the Taken record."""
+        taken = self.take(kind)
+        try:
+            yield taken
+        finally:
+            self.release()
+
+
+@contextmanager
+def shared(what: str):
+    """A shared turn for one piece of heavy host work (an export, the reference logits), logged when it waited."""
+    turns = Turns()
+    try:
+        with turns.hold(SHARED) as taken:
+            if taken.waited_s >= 1:
+                log.info("%s waited %.1f s for a CPU row to end", what, taken.waited_s)
+            yield taken
+    finally:
+        turns.close()
