@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The replicate check of the measuring code on a lent GPU machine, in one background run (a developer's tool):
+#
+#   bash ../shared/gpu/bg.sh start rep 'bash tools/gpu_lease.sh'      # after the bundle's calls (pack.sh, unpack.sh)
+#   bash ../shared/gpu/bg.sh wait rep 560 lease                        # as often as it takes; brings back lease/
+#
+# In bg.sh's copy of the checkout, under lease/: the host, run A of the reduced grid from empty, run B from a copy of
+# A's workspace without its results, logs and report (A's weights, images, references and exports kept), the plain
+# loop beside every CUDA model-alone row of both runs, the GPU tests, the replicate table (tools/replicate.py) and
+# where each run's time went (tools/breakdown.py). Each step appends its wall time to lease/times.txt, so a run cut
+# short still says what it reached. STEPS (default "A B anchors tests table") picks steps; GRID the grid's --config.
+set -u
+W=$(pwd)
+OUTDIR=$W/lease
+R=/tmp/lease-runs
+STEPS=${STEPS:-A B anchors tests table}
+GRID=${GRID:-'image_sizes=[224] batch_sizes=[32,64]'}
+mkdir -p "$OUTDIR" "$R"
+export PYTHONPATH=$W:$W/tools${PYTHONPATH:+:$PYTHONPATH}
+
+step() {  # step NAME COMMAND...: runs it, its output in lease/NAME.log, its wall time in lease/times.txt
+  local name=$1; shift
+  local start=$(date +%s)
+  echo "== $name: $*" | tee -a "$OUTDIR/times.txt"
+  "$@" > "$OUTDIR/$name.log" 2>&1
+  local rc=$?
+  echo "$name: rc $rc, $(( $(date +%s) - start )) s, ended $(date -u +%H:%M:%S)" | tee -a "$OUTDIR/times.txt"
+  return $rc
+}
+
+workspace() {  # a copy of the checkout to run a study in (its own artifacts/)
+  rm -rf "$R/$1" && mkdir -p "$R/$1"
+  git -C "$W" ls-files -z --cached --others --exclude-standard 2>/dev/null | (cd "$W" && tar --null -T - -cf -) \
+    | tar -xf - -C "$R/$1" 2>/dev/null || (cd "$W" && tar --exclude=./lease --exclude=./.gpu -cf - .) | tar -xf - -C "$R/$1"
+}
+
+study() {  # study DIR: the reduced grid's report there, with Snakemake's log kept
+  (cd "$R/$1" && eval python3 -m snakemake --cores 16 report --config "$GRID")
+}
+
+{ date -u; nproc; lscpu | grep -E 'Model name|NUMA|Thread|Socket'; nvidia-smi --query-gpu=name,memory.total,driver_version \
+  --format=csv,noheader; python3 -c 'import torch, torchvision; print(torch.__version__, torchvision.__version__)'
+  git -C "$W" log -1 --format='commit %H %s' 2>/dev/null || echo "commit: not a git copy"; } > "$OUTDIR/host.txt" 2>&1
+
+for s in $STEPS; do
+  case $s in
+  A)
+    workspace runA && step runA study runA
+    tar czf "$OUTDIR/run-a.tgz" -C "$R/runA" artifacts/results artifacts/logs report .snakemake/log 2>/dev/null
+    python3 tools/breakdown.py "$R/runA" --log "$(ls -t "$R"/runA/.snakemake/log/*.log | head -1)" \
+      --out "$OUTDIR/breakdown-run-a.md" > /dev/null 2>&1 ;;
+  B)
+    rm -rf "$R/runB" && cp -a "$R/runA" "$R/runB" && rm -rf "$R"/runB/artifacts/results "$R"/runB/artifacts/logs \
+      "$R"/runB/report "$R"/runB/.snakemake/log
+    step runB study runB
+    tar czf "$OUTDIR/run-b.tgz" -C "$R/runB" artifacts/results artifacts/logs report .snakemake/log 2>/dev/null
+    python3 tools/breakdown.py "$R/runB" --log "$(ls -t "$R"/runB/.snakemake/log/*.log | head -1)" \
+      --out "$OUTDIR/breakdown-run-b.md" > /dev/null 2>&1 ;;
+  anchors)
+    step anchors python3 tools/ablation.py --workspace "$R/runA" --out "$OUTDIR/anchors" --rounds 0 \
+      --anchors "$R/runA/artifacts/results" "$R/runB/artifacts/results" ;;
+  tests)
+    step gputests python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests ;;
+  table)
+    step table python3 tools/replicate.py "$R/runA/artifacts/results" "$R/runB/artifacts/results" \
+      --anchors "$OUTDIR/anchors/ablation.jsonl" --out "$OUTDIR/replicate" ;;
+  *) echo "unknown step $s" | tee -a "$OUTDIR/times.txt" ;;
+  esac
+done
+echo "done $(date -u +%H:%M:%S)" >> "$OUTDIR/times.txt"
