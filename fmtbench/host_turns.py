@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 EXCLUSIVE, SHARED = "exclusive", "shared"
 POLL_S = 0.02  # how often a waiter with a heartbeat tries the lock again
+PATIENCE_S = 60.0  # an exclusive taker waiting this long stops new shared turns until it has its own
 ENV = "FMTBENCH_HOST_LOCK"
 _warned: set[str] = set()
 
@@ -63,33 +64,44 @@ class Taken:
 class Turns:
     """One process's turns on the host: `take` blocks until the kind is granted; `release` gives it back. A kind
     taken again while held is kept (no wait); another kind is changed to after releasing the first (flock
-    converts in place, which could deadlock two converters)."""
+    converts in place, which could deadlock two converters).
+
+    No starving: shared holders may overlap without end (several CUDA jobs' real loaders on a host of several GPUs),
+    so an exclusive taker that has waited PATIENCE_S closes a gate (a second lock file beside the first): a shared
+    taker passes the gate before taking its turn, so none starts while it is closed; those already holding theirs
+    finish, the exclusive turn is granted and the gate opens again."""
 
     def __init__(self, path: str | None = None):
         self.path = path or lock_path()
         self.fd: int | None = None
+        self.gate: int | None = None
         self.kind: str | None = None
 
-    def _open(self) -> int | None:
-        if self.fd is not None:
-            return self.fd
+    def _open_file(self, path: str) -> int | None:
         try:
             try:
-                self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
-                self.fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+                return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
         except OSError as err:
             if self.path not in _warned:
                 _warned.add(self.path)
                 log.warning("the host's turns cannot be coordinated (%s: %s): CPU rows are measured whatever else runs",
-                            self.path, err.strerror)
+                            path, err.strerror)
             return None
-        return self.fd
 
-    def take(self, kind: str, heartbeat=None, every_s: float = 30.0) -> Taken:
+    def _open(self) -> int | None:
+        if self.fd is None:
+            self.fd = self._open_file(self.path)
+        if self.fd is not None and self.gate is None:
+            self.gate = self._open_file(self.path + ".gate")
+        return self.fd if self.gate is not None else None
+
+    def take(self, kind: str, heartbeat=None, every_s: float = 30.0, patience_s: float | None = None) -> Taken:
         """Blocks until the turn is granted. `heartbeat`: called every `every_s` while waiting (a measuring process
-        tells its job it is alive, so a long wait is not taken for a hang); the lock is then polled every
-        POLL_S instead of waited for in the kernel."""
+        tells its job it is alive, so a long wait is not taken for a hang); the lock is then polled every POLL_S
+        instead of waited for in the kernel. An exclusive taker closes the gate after `patience_s` (default
+        PATIENCE_S) of waiting."""
         if kind not in (EXCLUSIVE, SHARED):
             raise ValueError(f"a turn is {EXCLUSIVE} or {SHARED}, not {kind!r}")
         if self.kind == kind:
@@ -99,22 +111,46 @@ class Turns:
         if fd is None:
             return Taken(kind, 0.0, coordinated=False)
         started = time.perf_counter()
-        operation = fcntl.LOCK_EX if kind == EXCLUSIVE else fcntl.LOCK_SH
-        if heartbeat is None:
-            fcntl.flock(fd, operation)
+        if kind == SHARED:
+            fcntl.flock(self.gate, fcntl.LOCK_SH)  # waits while an exclusive taker out of patience holds it
+            try:
+                self._wait(fcntl.LOCK_SH, heartbeat, every_s, None)
+            finally:
+                fcntl.flock(self.gate, fcntl.LOCK_UN)
         else:
-            beat = started
-            while True:
-                try:
-                    fcntl.flock(fd, operation | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.perf_counter() - beat >= every_s:
-                        heartbeat()
-                        beat = time.perf_counter()
-                    time.sleep(POLL_S)
+            self._wait(fcntl.LOCK_EX, heartbeat, every_s, PATIENCE_S if patience_s is None else patience_s)
         self.kind = kind
         return Taken(kind, round(time.perf_counter() - started, 3))
+
+    def _wait(self, operation: int, heartbeat, every_s: float, patience_s: float | None) -> None:
+        """The lock of `operation` on the turn's file; with a heartbeat or patience, polled."""
+        if heartbeat is None and patience_s is None:
+            fcntl.flock(self.fd, operation)
+            return
+        started = beat = time.perf_counter()
+        gated = False
+        try:
+            while True:
+                try:
+                    fcntl.flock(self.fd, operation | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    now = time.perf_counter()
+                    if heartbeat is not None and now - beat >= every_s:
+                        heartbeat()
+                        beat = now
+                    if patience_s is not None and not gated and now - started >= patience_s:
+                        try:
+                            fcntl.flock(self.gate, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no new shared turn from now
+                            gated = True
+                            log.info("waited %.0f s for an exclusive turn: no new shared turn until it is granted",
+                                     now - started)
+                        except BlockingIOError:
+                            pass  # a shared taker is passing it, or another exclusive taker closed it
+                    time.sleep(POLL_S)
+        finally:
+            if gated:
+                fcntl.flock(self.gate, fcntl.LOCK_UN)
 
     def release(self) -> None:
         if self.kind is not None and self.fd is not None:
@@ -123,9 +159,10 @@ class Turns:
 
     def close(self) -> None:
         self.release()
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        for fd in (self.fd, self.gate):
+            if fd is not None:
+                os.close(fd)
+        self.fd = self.gate = None
 
     @contextmanager
     def hold(self, kind: str):

@@ -101,3 +101,38 @@ def test_a_waiter_with_a_heartbeat_beats_while_it_waits_and_gets_the_turn_when_i
         holder.wait(timeout=30)
     assert taken.waited_s >= 0.6 and len(beats) >= 2, (taken, beats)
     turns.close()
+
+
+ALTERNATING = """
+import sys, time
+from fmtbench import host_turns
+path, seconds, delay = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+turns = host_turns.Turns(path)
+time.sleep(delay)
+turns.take(host_turns.SHARED)
+print("held", flush=True)
+end = time.perf_counter() + seconds
+while time.perf_counter() < end:  # held 0.6 s, free 0.2 s: two of these staggered always hold one
+    time.sleep(0.6); turns.release(); time.sleep(0.2); turns.take(host_turns.SHARED)
+"""
+
+
+def test_shared_turns_that_overlap_without_end_do_not_starve_an_exclusive_taker(tmp_path):
+    """On a host of several GPUs the CUDA jobs' real loaders can hold shared turns back to back for as long as they
+    run: an exclusive taker out of patience closes the gate, the holders finish, and it gets its turn."""
+    path = tmp_path / "host.lock"
+    holders = [subprocess.Popen([sys.executable, "-c", ALTERNATING, str(path), "20", str(delay)],
+                                stdout=subprocess.PIPE, text=True) for delay in (0, 0.4)]
+    for holder in holders:
+        holder.stdout.readline()
+    turns = host_turns.Turns(str(path))
+    try:
+        taken = turns.take(host_turns.EXCLUSIVE, heartbeat=lambda: None, patience_s=0.5)
+        assert taken.waited_s < 5, taken  # without the gate: the holders' 20 s
+        assert all(holder.poll() is None for holder in holders), "the holders were still taking shared turns"
+        turns.release()
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait(timeout=30)
+        turns.close()
