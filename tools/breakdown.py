@@ -48,12 +48,17 @@ def process_rows(workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             stages, own = process["stages_s"], process.get("config_stages_s") or {}
             key = (config["format"], config["device"], config["precision"], config["image_size"],
                    stages.get("forked_at"))
+            turn = process.get("turn") or {}
+            before = processes.get(key, {}).get("waited for its turn") or 0.0
+            waited = turn.get("waited_s")
+            if waited is not None:  # a CPU row's turn is its configuration's (added up); a CUDA process's its own
+                waited = before + waited if turn.get("kind") == "exclusive" else max(before, waited)
             processes[key] = {"format": config["format"], "device": config["device"],
                               "precision": config["precision"], "image_size": config["image_size"],
                               "forked_at": stages.get("forked_at"), "configurations": process.get("configurations"),
                               "total": stages.get("exited"), **_spans(stages, PROCESS_STAGES),
-                              "turn": (process.get("turn") or {}).get("kind"),
-                              "waited for its turn": (process.get("turn") or {}).get("waited_s")}
+                              "turn": turn.get("kind") or processes.get(key, {}).get("turn"),
+                              "waited for its turn": waited if waited is not None else (before or None)}
             rows.append({**config, "status": result["status"], "process": process.get("process"),
                          "gpu_uuid": (result.get("environment") or {}).get("gpu_uuid"),
                          "forked_at": stages.get("forked_at"), **_spans(own, CONFIG_STAGES)})

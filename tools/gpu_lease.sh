@@ -62,8 +62,9 @@ for s in $STEPS; do
   tests)
     step gputests python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests ;;
   table)
-    step table python3 tools/replicate.py "$R/runA/artifacts/results" "$R/runB/artifacts/results" \
-      --anchors "$OUTDIR/anchors/ablation.jsonl" --out "$OUTDIR/replicate" ;;
+    anchors=(); [ -f "$OUTDIR/anchors/ablation.jsonl" ] && anchors=(--anchors "$OUTDIR/anchors/ablation.jsonl")
+    step table python3 tools/replicate.py "$R/runA/artifacts/results" "$R/runB/artifacts/results" "${anchors[@]}" \
+      --out "$OUTDIR/replicate" ;;
   *) echo "unknown step $s" | tee -a "$OUTDIR/times.txt" ;;
   esac
 done
