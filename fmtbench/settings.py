@@ -29,6 +29,9 @@ class DeviceSettings:
                          "another order)", default=1, minimum=1, maximum=20)
     max_processes: int = doc("more processes, up to this many, for rows whose processes disagree by more than "
                              "unstable_spread (at least `processes`)", default=1, minimum=1, maximum=20)
+    end_to_end_processes: int | None = doc("measuring processes per real-loader row, where they run apart from the "
+                                           "model-alone rows (harness loaders_apart; null: `processes`)",
+                                           default=None, minimum=1, maximum=20)
     warmup_iters: int = doc("warm-up calls, at least", **_ITERATIONS)
     warmup_seconds: float = doc("warm-up seconds, at least", **_SECONDS)
     min_iters: int = doc("timed calls, at least", **_ITERATIONS)

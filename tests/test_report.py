@@ -68,6 +68,22 @@ def test_the_method_says_what_the_rows_recorded_not_what_the_code_does_now(tmp_p
     assert "measured in 3 processes each" in text and "or 7.5 s had passed" in text
     assert json.dumps(MEASUREMENT["cuda"]["max_seconds"]) + " s had passed" not in text.split("CPU rows")[0]
     assert "C heap" not in text  # the fixture's rows predate the record: nothing is said for them
+    assert "for a real loader's rows" not in text
+
+
+def test_the_method_says_how_many_processes_a_real_loaders_rows_took_where_it_differs(tmp_path):
+    from fmtbench.atomic import read_json
+    from fmtbench.atomic import write_json as write
+    paths = write_results(tmp_path)
+    for path in paths:
+        record = read_json(path)
+        if record["status"] == "ok" and record["config"]["device"] == "cuda":
+            record["measurement"] = {**record["measurement"], "end_to_end_processes": 1}
+            write(path, record)
+    report = tmp_path / "report" / "report.md"
+    render.render(paths, model_provenance(tmp_path), report, BASELINE)
+    cuda_line = next(line for line in report.read_text().splitlines() if line.startswith("- **CUDA rows"))
+    assert "measured in 2 processes each (1 for a real loader's rows)" in cuda_line
 
 
 def test_the_method_says_how_the_c_heap_was_set_where_the_rows_recorded_it(tmp_path):

@@ -226,3 +226,17 @@ def test_a_cuda_jobs_real_loader_processes_keep_one_shared_turn_and_give_it_back
         assert _exclusive_free(), "given back before the model alone"
     finally:
         turns.close()
+
+
+def test_real_loader_rows_may_take_fewer_processes_than_the_model_alone_rows(weights, tmp_path, monkeypatch):
+    """`end_to_end_processes`: a real-loader row's processes (its spread is the host's decoding as much as the
+    model's), set apart from the model-alone rows' `processes`; each row says how many it had."""
+    from dataclasses import replace
+    request = cpu_request(weights, tmp_path, (2, 4), loaders=("real", "dummy"), processes=2, max_processes=2)
+    request = replace(request, measurement=replace(request.measurement, end_to_end_processes=1))
+    monkeypatch.setenv("FAKE_COUNTS", str(tmp_path / "counts.json"))
+    monkeypatch.setattr(measuring_process, "measure_configuration", _fake_config)
+    rows = {(r["config"]["loader"], r["config"]["batch_size"]): r for r in job.run_request(request)}
+    assert [len(rows[("dummy", b)]["processes"]) for b in (2, 4)] == [2, 2]
+    assert [len(rows[("real", b)]["processes"]) for b in (2, 4)] == [1, 1]
+    assert rows[("real", 2)]["measurement"]["end_to_end_processes"] == 1

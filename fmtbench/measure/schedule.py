@@ -211,12 +211,13 @@ class Scheduler:
         settings = self.request.measurement
         keys = list(self.gathered)
         apart = settings.switches.loaders_apart
-        for round_index in range(settings.processes):
+        counts = {scope: self.process_count(scope) for scope in Scope}
+        for round_index in range(max(counts.values())):
             for scope in Scope:
-                if apart or scope == next(iter(Scope)):
+                if (apart or scope == next(iter(Scope))) and round_index < counts[scope]:
                     if not self._run_round(keys, round_index, scope if apart else None):
                         return
-                yield True
+                yield True  # a step for every scope of every round: a job's image sizes keep in step
         extra = settings.processes
         while True:
             pending = [k for k in keys if self.gathered[k].failure is None and self.unstable(k)
@@ -230,6 +231,14 @@ class Scheduler:
             extra += 1
             yield True
 
+    def process_count(self, scope: Scope) -> int:
+        """Measuring processes per row of `scope`: `processes`, or `end_to_end_processes` for the real loaders' rows
+        where they run apart from the model alone."""
+        settings = self.request.measurement
+        if scope == Scope.END_TO_END and settings.switches.loaders_apart and settings.end_to_end_processes:
+            return settings.end_to_end_processes
+        return settings.processes
+
     def _run_round(self, keys: list, round_index: int, scope: Scope | None) -> bool:
         """The round's processes over the configurations of `scope` (None: every one) that have fewer readings than
         the round's number; a configuration a crashed process left goes to another process (three tries). False if
@@ -242,7 +251,8 @@ class Scheduler:
             if not pending:
                 return True
             for group in self.groups(pending):
-                self.unavailable = self.run(group, settings.processes, round_index)
+                self.unavailable = self.run(group, self.process_count(scope) if scope else settings.processes,
+                                            round_index)
                 if self.unavailable:
                     return False
         return True

@@ -98,6 +98,9 @@ def _settings_lines(device: str, rows: pd.DataFrame) -> list[str]:
         spread = ", ".join(f"{int(n)} process{'es' if n > 1 else ''}: {count} rows" for n, count in counts.items())
         line = (f"- **{device.upper()} rows ({len(group)}):** measured in {settings.processes} "
                 f"process{'es' if settings.processes > 1 else ''} each")
+        end_to_end = getattr(settings, "end_to_end_processes", None)  # recorded since 2026-12-07
+        if end_to_end and end_to_end != settings.processes and (group["timing_kind"] == Scope.END_TO_END.value).any():
+            line += f" ({end_to_end} for a real loader's rows)"
         if settings.max_processes > settings.processes:
             line += (f", up to {settings.max_processes} for rows whose processes disagreed by more than the "
                      "unstable share")
