@@ -78,7 +78,7 @@ def test_measurement_is_built_once_from_the_config_and_recorded_in_every_row():
     the job's params are its JSON, the row records it as it is."""
     section = {"cuda": dict(processes=2, max_processes=5, warmup_iters=1, warmup_seconds=0, min_iters=3,
                             min_seconds=0, max_seconds=12, target_ci=0.01, throughput_seconds=0.25,
-                            energy_seconds=1.0),
+                            energy_seconds=1.0, end_to_end_processes=None),
                "noisy_iqr_ratio": 0.1, "unstable_spread": 0.05, "host_bound_share": 0.9,
                "harness": {**asdict(Harness()), "contention_watch": False}}
     params = for_device(section, "cuda")
