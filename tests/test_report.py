@@ -134,6 +134,26 @@ def test_the_method_says_which_turn_on_the_host_the_processes_ran_on_and_how_lon
     assert "shared turn on the host" in cuda_line and "waited" not in cuda_line.split("shared turn")[1][:80]
 
 
+def test_a_cpu_only_study_says_its_turns_without_cuda_words(tmp_path):
+    from fmtbench.atomic import read_json
+    from fmtbench.atomic import write_json as write
+    paths = [path for path in write_results(tmp_path) if read_json(path)["config"]["device"] == "cpu"]
+    for path in paths:
+        record = read_json(path)
+        if record["status"] != "ok":
+            continue
+        record["measurement"] = {**record["measurement"],
+                                 "harness": {**record["measurement"]["harness"], "host_turns": True}}
+        turn = {"kind": "exclusive", "waited_s": 0.0, "coordinated": True}
+        record["processes"] = [{**entry, "turn": turn} for entry in record["processes"]]
+        write(path, record)
+    report = tmp_path / "report" / "report.md"
+    render.render(paths, model_provenance(tmp_path), report, BASELINE)
+    cpu_lines = [line for line in report.read_text().splitlines() if line.startswith("- **CPU rows")]
+    assert cpu_lines and all("no export or reference of the study ran meanwhile" in line for line in cpu_lines)
+    assert not any("CUDA" in line for line in cpu_lines)
+
+
 def test_rows_the_study_asks_for_without_a_result_are_listed_as_not_run(tmp_path):
     paths = write_results(tmp_path)
     missing = tmp_path / "artifacts/results/gpu-box/torch/cuda-fp16/512/dummy-bs64.json"

@@ -62,8 +62,9 @@ def _process_text(harness: dict | None, device: str) -> str:
     return " ".join(parts)
 
 
-def _turn_text(harness: dict | None, device: str, rows: pd.Series) -> str:
-    """The host's turns the rows' processes ran on (fmtbench.host_turns), as their processes recorded them."""
+def _turn_text(harness: dict | None, device: str, rows: pd.Series, cuda: bool) -> str:
+    """The host's turns the rows' processes ran on (fmtbench.host_turns), as their processes recorded them (`cuda`:
+    whether CUDA rows ran too: no CUDA words otherwise)."""
     if not harness or "host_turns" not in harness:  # recorded since 2026-12-07
         return ""
     if not harness["host_turns"]:
@@ -82,14 +83,16 @@ def _turn_text(harness: dict | None, device: str, rows: pd.Series) -> str:
     lost = (" (on some, the host's lock file could not be opened: nothing was waited for)"
             if not all(turn.coordinated for turn in turns.values()) else "")
     if device == "cpu":
-        return (" Each configuration was measured on the host's exclusive turn (fmtbench/host_turns.py): no real "
-                "loader's workers, export or reference ran meanwhile, while a CUDA job's model-alone processes may "
-                f"have (their host thread is among the others each configuration's watch counts){wait}{lost}.")
+        beside = (": no CUDA job's real-loader workers, export or reference ran meanwhile, while a CUDA job's "
+                  "model-alone processes may have (their host thread is among the others each configuration's watch "
+                  "counts)" if cuda else ": no export or reference of the study ran meanwhile")
+        return (" Each configuration was measured on the host's exclusive turn (fmtbench/host_turns.py)"
+                f"{beside}{wait}{lost}.")
     return (" A real-loader process ran on a shared turn on the host: no CPU row was timed beside its workers"
             f"{wait}{lost}.")
 
 
-def _settings_lines(device: str, rows: pd.DataFrame) -> list[str]:
+def _settings_lines(device: str, rows: pd.DataFrame, cuda: bool) -> list[str]:
     """What the rows of one device record about how they were measured, and what their processes did."""
     lines = []
     for _, group in rows.groupby("measurement", sort=True):
@@ -105,7 +108,7 @@ def _settings_lines(device: str, rows: pd.DataFrame) -> list[str]:
             line += (f", up to {settings.max_processes} for rows whose processes disagreed by more than the "
                      "unstable share")
         line += f" ({spread}). " + _process_text(settings.harness, device) + _turn_text(
-            settings.harness, device, group[ROW]) + (
+            settings.harness, device, group[ROW], cuda) + (
             f" Per configuration: warm-up ≥ {settings.warmup_iters} calls and ≥ {settings.warmup_seconds} s")
         model = group[group["timing_kind"] == Scope.MODEL_ALONE.value]
         if not model.empty:
@@ -139,11 +142,11 @@ def _settings_lines(device: str, rows: pd.DataFrame) -> list[str]:
 def section(ok: pd.DataFrame, baseline: dict) -> list[str]:
     """The method as the rows record it (their settings and what their processes did), not as the code is now."""
     lines = ["### How it was measured", ""]
+    cuda = ok["device"].eq("cuda").any()
     for device in ("cuda", "cpu"):
         rows = ok[(ok["device"] == device) & ok["measurement"].notna()]
         if not rows.empty:
-            lines += _settings_lines(device, rows)
-    cuda = ok["device"].eq("cuda").any()
+            lines += _settings_lines(device, rows, cuda)
     lines += [
         "- **Shared within a measuring process** (as in a long-running server): the imported libraries and their "
         "handles and thread pools (made before the process's memory baseline"
