@@ -34,8 +34,9 @@ workspace() {  # a copy of the checkout to run a study in (its own artifacts/)
     | tar -xf - -C "$R/$1" 2>/dev/null || (cd "$W" && tar --exclude=./lease --exclude=./.gpu -cf - .) | tar -xf - -C "$R/$1"
 }
 
-study() {  # study DIR: the reduced grid's report there, with Snakemake's log kept
-  (cd "$R/$1" && eval python3 -m snakemake --cores 16 report --config "$GRID")
+study() {  # study DIR: the reduced grid's report there, with Snakemake's log kept (GRID's words as the shell
+  # quotes them, its brackets not taken for file patterns)
+  (cd "$R/$1" && set -f && eval python3 -m snakemake --cores 16 report --config "$GRID")
 }
 
 { date -u; nproc; lscpu | grep -E 'Model name|NUMA|Thread|Socket'; nvidia-smi --query-gpu=name,memory.total,driver_version \
