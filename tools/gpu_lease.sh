@@ -30,8 +30,11 @@ step() {  # step NAME COMMAND...: runs it, its output in lease/NAME.log, its wal
 
 workspace() {  # a copy of the checkout to run a study in (its own artifacts/)
   rm -rf "$R/$1" && mkdir -p "$R/$1"
-  git -C "$W" ls-files -z --cached --others --exclude-standard 2>/dev/null | (cd "$W" && tar --null -T - -cf -) \
-    | tar -xf - -C "$R/$1" 2>/dev/null || (cd "$W" && tar --exclude=./lease --exclude=./.gpu -cf - .) | tar -xf - -C "$R/$1"
+  if git -C "$W" rev-parse --git-dir > /dev/null 2>&1; then  # git's files; a copy without .git (bg.sh's): all of it
+    git -C "$W" ls-files -z --cached --others --exclude-standard | (cd "$W" && tar --null -T - -cf -) | tar -xf - -C "$R/$1"
+  else
+    (cd "$W" && tar --exclude=./lease --exclude=./.gpu --exclude=./.git -cf - .) | tar -xf - -C "$R/$1"
+  fi
 }
 
 study() {  # study DIR: the reduced grid's report there, with Snakemake's log kept (GRID's words as the shell
