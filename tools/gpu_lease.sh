@@ -8,7 +8,8 @@
 # A's workspace without its results, logs and report (A's weights, images, references and exports kept), the plain
 # loop beside every CUDA model-alone row of both runs, the GPU tests, the replicate table (tools/replicate.py) and
 # where each run's time went (tools/breakdown.py). Each step appends its wall time to lease/times.txt, so a run cut
-# short still says what it reached. STEPS (default "A B anchors tests table") picks steps; GRID the grid's --config.
+# short still says what it reached. STEPS (default "A B anchors tests table") picks steps; GRID the grid's --config;
+# the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS per phase: about 9 phases) is not a default one.
 set -u
 W=$(pwd)
 OUTDIR=$W/lease
@@ -63,6 +64,8 @@ for s in $STEPS; do
   anchors)
     step anchors python3 tools/ablation.py --workspace "$R/runA" --out "$OUTDIR/anchors" --rounds 0 \
       --anchors "$R/runA/artifacts/results" "$R/runB/artifacts/results" ;;
+  probe)
+    step probe python3 tools/host_probe.py --harness --seconds "${PROBE_SECONDS:-20}" --out "$OUTDIR/host_probe.jsonl" ;;
   tests)
     step gputests python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests ;;
   table)

@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("--beside", default="0-6")
     parser.add_argument("--seconds", type=float, default=40)
     parser.add_argument("--harness", action="store_true", help="a harness phase after every phase alone")
+    parser.add_argument("--alone-only", action="store_true", help="no phases beside loads (a machine without a GPU)")
     parser.add_argument("--out", default="host_probe.jsonl")
     args = parser.parse_args()
     cores, beside = _cores(args.cores), _cores(args.beside)
@@ -123,6 +124,8 @@ def main() -> None:
     _phase(model, x, 3)  # warm-up
     plan = [("alone", None), ("beside a CUDA host-bound loop", "cuda"), ("alone", None),
             ("beside a CPU load on the other cores", "cpu"), ("alone", None)]
+    if args.alone_only:
+        plan = [entry for entry in plan if entry[1] is None]
     if args.harness:
         plan = [step for entry in plan for step in ([entry, ("the harness, alone", "harness")]
                                                     if entry[1] is None else [entry])]
