@@ -4,10 +4,12 @@ Times ResNet-18 fp32 batch 32 at 224² on the CPU rows' cores (`--cores`, e.g. 7
 call, in phases of `--seconds`: alone; beside a CUDA process running a host-bound fp16 loop on `--beside` cores
 (what a CUDA job's model-alone processes do while a CPU row runs, with the host in turns); alone; beside a CPU load
 of as many busy threads as `--beside` has cores (does the guest's vCPU pair share physical cores?); alone. With
-`--harness`, every phase alone is followed by the same configuration in one measuring process of the study's harness
+`--harness`, every phase alone is followed by the plain loop in a fresh process whose C heap keeps what a call frees
+(as the harness's does), then by the same configuration in one measuring process of the study's harness
 (`fmtbench.measure.probe`, config.yaml's CPU settings with `--seconds` as its time cap and no target interval), on
-the same cores: does the harness read what the plain loop reads, as steadily? Writes one JSON line per phase
-(median, quartiles, min, max, calls, the samples) and prints a table.
+the same cores: does the harness read what the plain loop reads, as steadily, and is the heap the difference?
+`--alone-only` leaves out the phases beside loads. Writes one JSON line per phase (median, quartiles, min, max,
+calls, the samples) and prints a table.
 
     python3 tools/host_probe.py --cores 7-13 --beside 0-6 --seconds 40 [--harness] --out host_probe.jsonl
 """
@@ -88,20 +90,35 @@ def _harness(cores: list[int], seconds: float, scratch: Path) -> list[float]:
     return list(reading.timing.samples_ms)
 
 
-def _harness_child(cores, seconds, scratch, conn) -> None:
+def _kept_heap_child(cores, seconds, conn) -> None:
+    """The plain loop in a fresh process whose C heap keeps what a call frees (glibc mallopt: M_MMAP_THRESHOLD and
+    M_TRIM_THRESHOLD at their largest), as the harness's measuring process does: the heap apart from the rest of
+    the harness."""
+    import ctypes
+    libc = ctypes.CDLL("libc.so.6")
+    kept = bool(libc.mallopt(-3, 2**31 - 1)) and bool(libc.mallopt(-1, 2**31 - 1))
     os.sched_setaffinity(0, cores)
-    conn.send(_harness(cores, seconds, scratch))
+    import torch
+    import torchvision
+    torch.set_num_threads(len(cores))
+    model = torchvision.models.resnet18().eval()
+    x = torch.randn(32, 3, 224, 224)
+    _phase(model, x, 3)
+    conn.send(_phase(model, x, seconds) if kept else [])
 
 
-def _harness_apart(ctx, cores: list[int], seconds: float, scratch: Path) -> list[float]:
-    """The harness from a fresh (spawned) process: the harness forks its measuring process, and a fork of this
-    process, whose OpenMP threads have run, would hang in its first parallel region."""
+def _apart(ctx, target, *args) -> list[float]:
     receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_harness_child, args=(cores, seconds, scratch, send))
+    child = ctx.Process(target=target, args=(*args, send))
     child.start()
     samples = receive.recv()
     child.join(60)
     return samples
+
+
+def _harness_child(cores, seconds, scratch, conn) -> None:
+    os.sched_setaffinity(0, cores)
+    conn.send(_harness(cores, seconds, scratch))
 
 
 def main() -> None:
@@ -127,7 +144,8 @@ def main() -> None:
     if args.alone_only:
         plan = [entry for entry in plan if entry[1] is None]
     if args.harness:
-        plan = [step for entry in plan for step in ([entry, ("the harness, alone", "harness")]
+        plan = [step for entry in plan for step in ([entry, ("the plain loop, heap kept, alone", "kept"),
+                                                     ("the harness, alone", "harness")]
                                                     if entry[1] is None else [entry])]
     scratch = Path(tempfile.mkdtemp(prefix="host-probe-"))
     with open(args.out, "w", encoding="utf-8") as out:
@@ -142,8 +160,11 @@ def main() -> None:
             if helpers:
                 time.sleep(8 if kind == "cuda" else 1)
             began = time.time()
-            samples = (_harness_apart(ctx, cores, args.seconds, scratch) if kind == "harness"
-                       else _phase(model, x, args.seconds))
+            # the harness and the kept heap from fresh (spawned) processes: the harness forks its measuring process,
+            # and a fork of this process, whose OpenMP threads have run, would hang in its first parallel region
+            samples = (_apart(ctx, _harness_child, cores, args.seconds, scratch) if kind == "harness" else
+                       _apart(ctx, _kept_heap_child, cores, args.seconds) if kind == "kept" else
+                       _phase(model, x, args.seconds))
             stop.set()
             for helper in helpers:
                 helper.join(30)
