@@ -9,7 +9,9 @@
 # loop beside every CUDA model-alone row of both runs, the GPU tests, the replicate table (tools/replicate.py) and
 # where each run's time went (tools/breakdown.py). Each step appends its wall time to lease/times.txt, so a run cut
 # short still says what it reached. STEPS (default "A B anchors tests table") picks steps; GRID the grid's --config;
-# the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS per phase: about 9 phases) is not a default one.
+# the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS per phase, 11 phases) is not a default one.
+# Beside runs A and B, tools/host_timeline.py records the host (lease/timeline.jsonl) and relates the CPU rows' slow
+# calls to it (lease/relate-runA.md, relate-runB.md).
 set -u
 W=$(pwd)
 OUTDIR=$W/lease
@@ -47,20 +49,35 @@ study() {  # study DIR: the reduced grid's report there, with Snakemake's log ke
   --format=csv,noheader; python3 -c 'import torch, torchvision; print(torch.__version__, torchvision.__version__)'
   git -C "$W" log -1 --format='commit %H %s' 2>/dev/null || echo "commit: not a git copy"; } > "$OUTDIR/host.txt" 2>&1
 
+# The host's timeline beside runs A and B (tools/host_timeline.py, on the last core, away from the CPU rows'; TIMELINE=0:
+# none), related to the CPU rows' slow calls after each run.
+if [ "${TIMELINE:-1}" = 1 ]; then
+  python3 tools/host_timeline.py record --out "$OUTDIR/timeline.jsonl" --cores "$(( $(nproc) - 1 ))" &
+  RECORDER=$!
+  trap 'kill $RECORDER 2>/dev/null' EXIT
+fi
+relate() {  # relate RUN: the CPU rows' slow calls of that run against the timeline
+  [ -f "$OUTDIR/timeline.jsonl" ] && python3 tools/host_timeline.py relate "$OUTDIR/timeline.jsonl" \
+    "$R/$1/artifacts/results" --out "$OUTDIR/relate-$1.md" > /dev/null 2>&1
+}
+
 for s in $STEPS; do
   case $s in
   A)
     workspace runA && step runA study runA
     tar czf "$OUTDIR/run-a.tgz" -C "$R/runA" artifacts/results artifacts/logs report .snakemake/log 2>/dev/null
     python3 tools/breakdown.py "$R/runA" --log "$(ls -t "$R"/runA/.snakemake/log/*.log | head -1)" \
-      --out "$OUTDIR/breakdown-run-a.md" > /dev/null 2>&1 ;;
+      --out "$OUTDIR/breakdown-run-a.md" > /dev/null 2>&1
+    relate runA ;;
   B)
     rm -rf "$R/runB" && cp -a "$R/runA" "$R/runB" && rm -rf "$R"/runB/artifacts/results "$R"/runB/artifacts/logs \
       "$R"/runB/report "$R"/runB/.snakemake/log
     step runB study runB
     tar czf "$OUTDIR/run-b.tgz" -C "$R/runB" artifacts/results artifacts/logs report .snakemake/log 2>/dev/null
     python3 tools/breakdown.py "$R/runB" --log "$(ls -t "$R"/runB/.snakemake/log/*.log | head -1)" \
-      --out "$OUTDIR/breakdown-run-b.md" > /dev/null 2>&1 ;;
+      --out "$OUTDIR/breakdown-run-b.md" > /dev/null 2>&1
+    relate runB
+    [ -n "${RECORDER:-}" ] && kill "$RECORDER" 2>/dev/null ;;
   anchors)
     step anchors python3 tools/ablation.py --workspace "$R/runA" --out "$OUTDIR/anchors" --rounds 0 \
       --anchors "$R/runA/artifacts/results" "$R/runB/artifacts/results" ;;
