@@ -123,6 +123,27 @@ def test_a_host_bound_rows_wall_figures_are_its_processes_range(tmp_path):
             "(the low end what the format does on a quiet host) and ranked by no finding") in text
 
 
+def test_a_cpu_rows_wall_figures_are_its_processes_range(tmp_path):
+    """The host's CPU speed moved 30-43 % between two runs on the lent H100 and up to 2x within one process
+    (docs/results/nvidia-h100-80gb-hbm3/replicate-2026-12-07/): a CPU row's wall figures are the host's at the time."""
+    results = frame.with_speedup(frame.load(write_results(tmp_path)), "torch", "fp32")
+    ok = results[(results["status"] == "ok") & (results["device"] == "cpu") & (results["loader"] == "dummy")].copy()
+    ok["processes"] = 2
+    ok["process_min_ms"], ok["process_max_ms"] = ok["latency_ms"] * 0.9, ok["latency_ms"] * 1.2
+    ok["throughput_min_fps"], ok["throughput_max_fps"] = ok["throughput_fps"] * 0.8, ok["throughput_fps"] * 1.1
+    row = ok.iloc[0]
+    assert cells.latency_text(row) == f"{cells.ms(row['process_min_ms'])}–{cells.ms(row['process_max_ms'])}"
+    assert cells.throughput_text(row) == f"{row['throughput_min_fps']:.1f}–{row['throughput_max_fps']:.1f}"
+    assert "the range over its processes: the host's CPU speed moves" in legend.legend_texts(ok, BASELINE)[
+        Scope.MODEL_ALONE]
+    one = row.copy()
+    one["processes"] = 1   # one process: its median, with its interval under *spread*
+    assert cells.latency_text(one) == cells.ms(one["latency_ms"])
+    assert cells.throughput_text(one) == f"{one['throughput_fps']:.1f}"
+    ok["processes"] = 1
+    assert "CPU speed" not in legend.legend_texts(ok, BASELINE)[Scope.MODEL_ALONE]
+
+
 def test_end_to_end_rows_give_their_verdict_and_the_capacity_is_a_table_of_the_hosts(tmp_path):
     ok = ok_rows(tmp_path)
     real = ok[(ok["host"] == "gpu-box") & (ok["loader"] == "real") & (ok["device"] == "cuda")].copy()

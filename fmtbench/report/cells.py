@@ -95,8 +95,10 @@ def e2e_text(row, omit=frozenset()) -> str:
 
 
 def _host_range(row) -> bool:
-    """A host-bound row measured in several processes: its wall figures are this host's, shown as their range."""
-    return is_set(row.get("host_bound")) and not pd.isna(row["processes"]) and row["processes"] >= 2
+    """A row measured in several processes whose wall figures are this host's, shown as their range: a host-bound
+    CUDA row (the host's launch rate) or a CPU row (the host's CPU speed, which moves between runs and within one)."""
+    several = not pd.isna(row["processes"]) and row["processes"] >= 2
+    return several and (is_set(row.get("host_bound")) or row.get("device") == "cpu")
 
 
 def latency_text(row, omit=frozenset()) -> str:

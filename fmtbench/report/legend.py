@@ -45,6 +45,9 @@ DEVICE_LEGEND = (
     "between runs where a host-bound row's wall figures do not (`°`: none, its library ran on a CUDA stream of its "
     "own, ONNX Runtime's own CUDA graphs, which the harness cannot time so); a speedup marked `dev` is the "
     "baseline's device time / this row's, used where either row is ◊.")
+CPU_RANGE_LEGEND = (
+    " On the CPU a row's latency and throughput are the range over its processes: the host's CPU speed moves between "
+    "runs and within one (docs/method.md), so they are this host's at the time; the speedup compares the medians.")
 LOADER_MEMORY_LEGEND = (
     " *of which the loader* = a GPU-decode row's memory minus that of the dummy-loader row of the same format, "
     "precision, size and batch (the model's own): its decoder's batches in flight, apart from the model's.")
@@ -102,7 +105,8 @@ def legend_texts(ok: pd.DataFrame, baseline: dict) -> dict[str, str]:
         texts[alone] = MODEL_LEGEND.format(
             synchronised=synchronised, marks=f" ({shown[alone]})" if shown[alone] else "",
             throughput=throughput, memory=memory, baseline=f"{baseline['format']} {baseline['precision']}",
-            memory_agree=row_parts.memory_agree_text()) + (DEVICE_LEGEND if cuda else "")
+            memory_agree=row_parts.memory_agree_text()) + (DEVICE_LEGEND if cuda else "") + (
+            CPU_RANGE_LEGEND if (model["device"].eq("cpu") & model["processes"].ge(2)).any() else "")
     if not real.empty:
         texts[end_to_end] = E2E_LEGEND.format(marks=f"; {shown[end_to_end]}" if shown[end_to_end] else "",
                                          under_load=under_load) + (
