@@ -93,6 +93,24 @@ def snakemake_jobs(log: Path) -> pd.DataFrame:
     return frame
 
 
+JOB_START = re.compile(r"job process: ([\d.]+) s from its start to its first step")
+JOB_PREPARED = re.compile(r"exports checked and prepared in ([\d.]+) s")
+
+
+def job_start(workdir: Path, fields: dict) -> dict:
+    """What the job's own log says of its start (its last run): the seconds from the process's start to its first
+    step (interpreter, Snakemake's preamble, imports), and those its exports' check and preparation took."""
+    out = {}
+    for log in (workdir / paths.LOGS / "benchmark").glob(f"*/{fields['format']}-{fields['device']}-"
+                                                           f"{fields['precision']}.log"):
+        text = log.read_text(encoding="utf-8", errors="replace")
+        for name, pattern in (("process start to first step", JOB_START), ("exports checked, prepared", JOB_PREPARED)):
+            found = pattern.findall(text)
+            if found:
+                out[name] = float(found[-1])
+    return out
+
+
 def _gpu_cards(configs: pd.DataFrame) -> int:
     """Distinct cards the CUDA rows ran on (several when jobs ran at once on several GPUs)."""
     if configs.empty:
@@ -168,11 +186,14 @@ def main():
                         started = datetime.fromtimestamp(first[key])
                         overhead.append((started - job["start"]).total_seconds())
                         per_job.append({"format": key[0], "precision": key[2], "start": job["start"].time(),
-                                        "seconds": job["seconds"], "before its first process": overhead[-1]})
+                                        "seconds": job["seconds"], "before its first process": overhead[-1],
+                                        **job_start(args.workdir, fields)})
                 if overhead:
                     lines += [f"CUDA jobs: {len(overhead)}; seconds from a job's start to its first measuring "
                               f"process: median {statistics.median(overhead):.1f}, total {sum(overhead):.0f} "
-                              "(imports, tuning; Snakemake's log has whole seconds).", "",
+                              "(imports, tuning; Snakemake's log has whole seconds); of them, from the job's own log "
+                              "where it says so: its process's start to its first step, and its exports' check and "
+                              "preparation (a forked tuning process for ONNX Runtime).", "",
                               pd.DataFrame(per_job).sort_values("start").to_markdown(index=False), ""]
             gpu_jobs = jobs[(jobs["rule"] == "benchmark_cuda") | ((jobs["rule"].str.startswith("export"))
                                                                   & jobs["wildcards"].str.contains("device=cuda"))]

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import time
 
+import psutil
+
 from fmtbench.measure import assemble, export_check, preparation, row_files, schedule
 from fmtbench.measure.request import Request
 
@@ -18,8 +20,11 @@ def run(requests: list[Request]) -> list[dict]:
     """A Snakemake job's image sizes: each prepared (its export checked, the backend tuned), then their measuring
     processes round by round across the sizes (schedule.measure_together), then each size's rows written."""
     started = time.perf_counter()
+    log.info("job process: %.1f s from its start to its first step (the interpreter, Snakemake's preamble, imports)",
+             time.time() - psutil.Process().create_time())
     exports = [export_check.check(request) for request in requests]
     prepared = [preparation.prepare(request, export) for request, export in zip(requests, exports)]
+    log.info("%d image size(s): exports checked and prepared in %.1f s", len(requests), time.perf_counter() - started)
     for item in prepared:
         if item.failure is not None:
             log.info("%s: %s: %s", item.request.describe(), item.failure.status, item.failure.reason)
