@@ -8,7 +8,8 @@
 # A's workspace without its results, logs and report (A's weights, images, references and exports kept), the plain
 # loop beside every CUDA model-alone row of both runs, the GPU tests, the replicate table (tools/replicate.py) and
 # where each run's time went (tools/breakdown.py). Each step appends its wall time to lease/times.txt, so a run cut
-# short still says what it reached. STEPS (default "A B anchors tests table") picks steps; GRID the grid's --config;
+# short still says what it reached. STEPS (default "A B anchors tests table") picks steps; GRID the grid's --config
+# (empty: config.yaml's whole default grid, e.g. GRID= STEPS="A tests" for issue 35's run);
 # the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS per phase, 11 phases) is not a default one.
 # Beside runs A and B, tools/host_timeline.py records the host (lease/timeline.jsonl) and relates the CPU rows' slow
 # calls to it (lease/relate-runA.md, relate-runB.md).
@@ -17,7 +18,7 @@ W=$(pwd)
 OUTDIR=$W/lease
 R=/tmp/lease-runs
 STEPS=${STEPS:-A B anchors tests table}
-GRID=${GRID:-'image_sizes=[224] batch_sizes=[32,64]'}
+GRID=${GRID-'image_sizes=[224] batch_sizes=[32,64]'}   # GRID= (empty): the default grid, config.yaml's
 mkdir -p "$OUTDIR" "$R"
 export PYTHONPATH=$W:$W/tools${PYTHONPATH:+:$PYTHONPATH}
 
@@ -42,7 +43,7 @@ workspace() {  # a copy of the checkout to run a study in (its own artifacts/)
 
 study() {  # study DIR: the reduced grid's report there, with Snakemake's log kept (GRID's words as the shell
   # quotes them, its brackets not taken for file patterns)
-  (cd "$R/$1" && set -f && eval python3 -m snakemake --cores 16 report --config "$GRID")
+  (cd "$R/$1" && set -f && eval python3 -m snakemake --cores 16 report ${GRID:+--config "$GRID"})
 }
 
 { date -u; nproc; lscpu | grep -E 'Model name|NUMA|Thread|Socket'; nvidia-smi --query-gpu=name,memory.total,driver_version \
