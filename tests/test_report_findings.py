@@ -3,7 +3,8 @@ import re
 
 from fixtures import ok_rows, write_results
 
-from fmtbench.report import answer, findings, frame
+from fmtbench.report import answer, cells, findings, frame
+from fmtbench.report.labels import fps_text
 
 
 def test_findings_compare_like_with_like_and_name_strict_fp32(tmp_path):
@@ -47,6 +48,21 @@ def test_rows_whose_process_ranges_overlap_are_a_tie_not_a_ranking(tmp_path):
     assert findings.fastest_model(model).startswith("a tie (their processes' ranges overlap): onnx fp16")
     model.loc[torch_fp16, "throughput_max_fps"] = best * 0.9
     assert not findings.fastest_model(model).startswith("a tie")
+
+
+def test_the_fastest_cpu_row_is_named_with_its_tables_range(tmp_path):
+    """A CPU row's back-to-back rate is the host's at the time: the finding quotes the range its table cell shows."""
+    ok = ok_rows(tmp_path)
+    model = ok[(ok["loader"] == "dummy") & (ok["device"] == "cpu") & (ok["image_size"] == 32)].copy()
+    model["processes"] = 2
+    model["throughput_min_fps"], model["throughput_max_fps"] = model["throughput_fps"] * 0.9, model["throughput_fps"]
+    best = model.loc[model["throughput_fps"].idxmax()]
+    text = findings.fastest_model(model)
+    low, high = fps_text(best["throughput_min_fps"]), fps_text(best["throughput_max_fps"])
+    assert f"at batch {int(best['batch_size'])}, {low}–{high} img/s" in text
+    assert cells.throughput_text(best) == f"{best['throughput_min_fps']:.1f}–{best['throughput_max_fps']:.1f}"
+    model["processes"] = 1   # one process: its figure
+    assert f", {fps_text(best['throughput_fps'])} img/s" in findings.fastest_model(model)
 
 
 def test_a_ranking_of_rows_from_different_cards_says_so(tmp_path):

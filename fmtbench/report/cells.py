@@ -11,7 +11,7 @@ import pandas as pd
 from fmtbench.atomic import atomic_path
 from fmtbench.report import items, loaders
 from fmtbench.report.labels import is_set
-from fmtbench.report.marks import E2E_MARKS, MODEL_MARKS, on_every_row, split
+from fmtbench.report.marks import E2E_MARKS, MODEL_MARKS, host_range, on_every_row, split
 from fmtbench.scope import Scope
 
 # Two tables per image size, so that every column means one thing: the model alone (dummy loader) and end to
@@ -94,23 +94,16 @@ def e2e_text(row, omit=frozenset()) -> str:
     return f"{row['e2e_fps']:.1f}" + row_marks(row, E2E_MARKS, omit)
 
 
-def _host_range(row) -> bool:
-    """A row measured in several processes whose wall figures are this host's, shown as their range: a host-bound
-    CUDA row (the host's launch rate) or a CPU row (the host's CPU speed, which moves between runs and within one)."""
-    several = not pd.isna(row["processes"]) and row["processes"] >= 2
-    return several and (is_set(row.get("host_bound")) or row.get("device") == "cpu")
-
-
 def latency_text(row, omit=frozenset()) -> str:
     if pd.isna(row["latency_ms"]):
         return "–"
-    if _host_range(row):
+    if host_range(row):
         return f"{ms(row['process_min_ms'])}–{ms(row['process_max_ms'])}" + row_marks(row, omit=omit)
     return ms(row["latency_ms"]) + row_marks(row, omit=omit)
 
 
 def throughput_text(row) -> str:
-    if _host_range(row) and not pd.isna(row.get("throughput_min_fps")):
+    if host_range(row) and not pd.isna(row.get("throughput_min_fps")):
         return f"{row['throughput_min_fps']:.1f}–{row['throughput_max_fps']:.1f}"
     return _number(row["throughput_fps"])
 

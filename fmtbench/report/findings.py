@@ -38,6 +38,15 @@ def _range_of(row) -> tuple[float, float]:
     return low, high
 
 
+def _rate(row) -> str:
+    """A model-alone row's back-to-back rate as its table cell gives it: the range over its processes where the
+    figure is this host's (a CPU row), else the median."""
+    if marks.host_range(row) and not pd.isna(row.get("throughput_min_fps")):
+        low, high = _range_of(row)
+        return f"{fps_text(low)}–{fps_text(high)}"
+    return fps_text(row["throughput_fps"])
+
+
 def _cards_apart(rows) -> bool:
     cards = {card for card in (row.get("gpu_uuid") for row in rows) if isinstance(card, str) and card}
     return len(cards) > 1
@@ -57,15 +66,13 @@ def fastest_model(rows: pd.DataFrame) -> str:
     per_format = rows.loc[rows.groupby(["format", "precision"])["throughput_fps"].idxmax()]
     ordered = per_format.sort_values("throughput_fps", ascending=False)
     best = ordered.iloc[0]
-    text = (f"{best['format']} {precision_label(best)} at batch {int(best['batch_size'])}, "
-            f"{fps_text(best['throughput_fps'])} img/s" + (" (‡: its processes disagree)" if best["unstable"]
-                                                           else "")
+    text = (f"{best['format']} {precision_label(best)} at batch {int(best['batch_size'])}, {_rate(best)} img/s"
+            + (" (‡: its processes disagree)" if best["unstable"] else "")
             + (" (§: measured beside other work)" if is_set(best.get("contended")) else ""))
     best_low = _range_of(best)[0]
     tied = [row for _, row in ordered.iloc[1:].iterrows() if _range_of(row)[1] >= best_low]
     if tied:
-        names = ", ".join(f"{row['format']} {precision_label(row)} ({fps_text(row['throughput_fps'])})"
-                          for row in tied)
+        names = ", ".join(f"{row['format']} {precision_label(row)} ({_rate(row)})" for row in tied)
         text = f"a tie (their processes' ranges overlap): {text}, with {names}"
     runner_up = tied or [row for _, row in ordered.iloc[1:2].iterrows()]
     if _cards_apart([best, *runner_up]):

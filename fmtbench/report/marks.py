@@ -19,6 +19,14 @@ LEFT_OUT = {"‡": "their processes disagree", "§": "measured beside other work
             "◊": "host-bound, without a device time to compare"}
 
 
+def host_range(row) -> bool:
+    """Whether a model-alone row's wall figures (latency, back-to-back rate) are this host's, shown as their range over
+    its processes (two or more): a host-bound CUDA row (the host's launch rate) or a CPU row (the host's CPU speed,
+    which moves between runs and within one)."""
+    several = not pd.isna(row["processes"]) and row["processes"] >= 2
+    return several and (is_set(row.get("host_bound")) or row.get("device") == "cpu")
+
+
 def flagged(rows: pd.DataFrame, column: str) -> pd.Series:
     """Whether each row's flag `column` is set (False where the rows have no such column)."""
     if column not in rows:
