@@ -106,7 +106,8 @@ def legend_texts(ok: pd.DataFrame, baseline: dict) -> dict[str, str]:
             synchronised=synchronised, marks=f" ({shown[alone]})" if shown[alone] else "",
             throughput=throughput, memory=memory, baseline=f"{baseline['format']} {baseline['precision']}",
             memory_agree=row_parts.memory_agree_text()) + (DEVICE_LEGEND if cuda else "") + (
-            CPU_RANGE_LEGEND if (model["device"].eq("cpu") & model["processes"].ge(2)).any() else "")
+            CPU_RANGE_LEGEND if any(marks.host_range(row) for _, row in model[model["device"].eq("cpu")].iterrows())
+            else "")
     if not real.empty:
         texts[end_to_end] = E2E_LEGEND.format(marks=f"; {shown[end_to_end]}" if shown[end_to_end] else "",
                                          under_load=under_load) + (
