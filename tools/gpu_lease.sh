@@ -10,7 +10,7 @@
 # where each run's time went (tools/breakdown.py). Each step appends its wall time to lease/times.txt, so a run cut
 # short still says what it reached. STEPS (default "A B anchors tests table") picks steps; GRID the grid's --config
 # (empty: config.yaml's whole default grid, e.g. GRID= STEPS="A tests" for issue 35's run);
-# the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS per phase, 11 phases) is not a default one.
+# the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS per phase, 13 phases) is not a default one.
 # Beside runs A and B, tools/host_timeline.py records the host (lease/timeline.jsonl) and relates the CPU rows' slow
 # calls to it (lease/relate-runA.md, relate-runB.md).
 set -u

@@ -3,7 +3,8 @@
 Times ResNet-18 fp32 batch 32 at 224² on the CPU rows' cores (`--cores`, e.g. 7-13, their thread count) call by
 call, in phases of `--seconds`: alone; beside a CUDA process running a host-bound fp16 loop on `--beside` cores
 (what a CUDA job's model-alone processes do while a CPU row runs, with the host in turns); alone; beside a CPU load
-of as many busy threads as `--beside` has cores (does the guest's vCPU pair share physical cores?); alone. With
+of as many busy threads as `--beside` has cores (does the guest's vCPU pair share physical cores?); alone; beside as
+many processes streaming memory on those cores (do the memory bus and the shared cache move it?); alone. With
 `--harness`, every phase alone is followed by the plain loop in a fresh process whose C heap keeps what a call frees
 (as the harness's does), then by the same configuration in one measuring process of the study's harness
 (`fmtbench.measure.probe`, config.yaml's CPU settings with `--seconds` as its time cap and no target interval), on
@@ -49,6 +50,17 @@ def _cpu_load(core: int, stop) -> None:
     while not stop.is_set():
         for i in range(100_000):
             value ^= i * i
+
+
+def _memory_load(core: int, stop) -> None:
+    """Streams 256 MB arrays through memory on one core: the memory bandwidth and last-level cache a decoder's or a
+    copy's work takes, which a busy integer loop does not."""
+    os.sched_setaffinity(0, [core])
+    import numpy as np
+    source = np.ones(32 * 2**20)
+    target = np.empty_like(source)
+    while not stop.is_set():
+        np.copyto(target, source)
 
 
 def _phase(model, x, seconds: float) -> list[float]:
@@ -140,7 +152,8 @@ def main() -> None:
     x = torch.randn(32, 3, 224, 224)
     _phase(model, x, 3)  # warm-up
     plan = [("alone", None), ("beside a CUDA host-bound loop", "cuda"), ("alone", None),
-            ("beside a CPU load on the other cores", "cpu"), ("alone", None)]
+            ("beside a CPU load on the other cores", "cpu"), ("alone", None),
+            ("beside memory streaming on the other cores", "memory"), ("alone", None)]
     if args.alone_only:
         plan = [entry for entry in plan if entry[1] is None]
     if args.harness:
@@ -155,10 +168,12 @@ def main() -> None:
                 helpers = [ctx.Process(target=_cuda_loop, args=(beside, stop))]
             elif kind == "cpu":
                 helpers = [ctx.Process(target=_cpu_load, args=(core, stop)) for core in beside]
+            elif kind == "memory":
+                helpers = [ctx.Process(target=_memory_load, args=(core, stop)) for core in beside]
             for helper in helpers:
                 helper.start()
             if helpers:
-                time.sleep(8 if kind == "cuda" else 1)
+                time.sleep(8 if kind == "cuda" else 2)
             began = time.time()
             # the harness and the kept heap from fresh (spawned) processes: the harness forks its measuring process,
             # and a fork of this process, whose OpenMP threads have run, would hang in its first parallel region
