@@ -15,7 +15,7 @@ from fmtbench import data, row_parts, settings, stats
 from fmtbench.typedjson import doc, from_json, json_schema, to_json
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 STATUSES = ("ok", "unavailable", "oom", "failed")
 # e2e FPS below this share of min(model FPS, decode capacity) means the pipeline stalled.
 PIPELINE_EFFICIENCY = 0.9

@@ -60,7 +60,8 @@ class Thresholds:
     unstable_spread: float = doc("mark a row whose per-process medians (or back-to-back rates) spread by more than "
                                  "this share of their median (stats.unstable)", default=0.05, exclusiveMinimum=0)
     host_bound_share: float = doc("mark a CUDA row host-bound when in some process the GPU was busy for less than "
-                                  "this share of a synchronised call (its figure is then the host's launch rate)",
+                                  "this share of a synchronised call or of the back-to-back phase (its figures are "
+                                  "then the host's launch rate)",
                                   default=0.9, exclusiveMinimum=0, maximum=1)
 
 

@@ -104,7 +104,7 @@ def test_schema_is_derived_from_the_dataclasses_and_round_trips():
     jsonschema.validate(document, schema)
     bare = json.loads(json.dumps(stats.Timing.of([_process([1.0])], "c", 0.1, 0.05, 0.9).to_json()))
     jsonschema.validate(bare, schema)  # no throughput phase: nulls where the figures are absent
-    omitted = {"gpu_busy_share", "host_bound"}  # absent where not measured
+    omitted = {"gpu_busy_share", "rate_busy_share", "host_bound"}  # absent where not measured
     assert schema["required"] == [name for name in field_names(stats.Timing) if name not in omitted]
     assert from_json(stats.Timing, document) == row
     assert schema["properties"]["processes"]["items"]["properties"]["samples_ms"]["type"] == "array"
@@ -122,7 +122,7 @@ def test_a_row_whose_processes_disagree_on_throughput_alone_is_unstable():
 
 def _busy(share: float) -> stats.ProcessTiming:
     from dataclasses import replace
-    process = _process([2.0] * 6, 1000)
+    process = _process([2.0] * 6)  # no back-to-back phase: the synchronised call's share alone
     return replace(process, gpu_ms=share * process.summary.median)
 
 
@@ -134,3 +134,26 @@ def test_a_row_is_host_bound_when_the_gpu_is_idle_for_part_of_a_call_in_some_pro
     assert gpu_bound.host_bound is False
     unknown = stats.Timing.of([_process([2.0] * 6, 1000)], "c", 0.1, 0.05, 0.9)
     assert unknown.host_bound is None and "host_bound" not in unknown.to_json(), "not measured: not claimed"
+
+
+def test_a_row_whose_back_to_back_phase_leaves_the_gpu_idle_is_host_bound_though_its_synced_calls_are_not():
+    """Eager torch fp16 224² batch 64 on an H100 (2026-12-07, run A): device time 1.742 ms, a synchronised call
+    1.84 ms (0.95 busy), but 4 blocks of 28 calls back to back took 0.3246 s: 2.90 ms a call, the GPU busy 0.60 of
+    the phase, so the rate (21,656 img/s against the 36,700 the device time allows) is the host's."""
+    from dataclasses import replace
+    process = _process([1.84] * 6, 1000)
+    rate = stats.Throughput.of([0.3246 / 4] * 4, 28, 64)
+    queued_slowly = replace(process, gpu_ms=1.742, throughput=rate)
+    assert queued_slowly.gpu_busy_share == pytest.approx(0.947, abs=1e-3)
+    assert queued_slowly.rate_busy_share == pytest.approx(1.742e-3 * 112 / 0.3246)
+    row = stats.Timing.of([queued_slowly, replace(queued_slowly, throughput=stats.Throughput.of([0.05] * 4, 28, 64))],
+                          "c", 0.1, 0.05, host_bound_share=0.9)
+    assert row.host_bound is True and row.rate_busy_share == pytest.approx(0.60, abs=0.01)
+    assert row.gpu_busy_share == pytest.approx(0.947, abs=1e-3), "the synchronised call's share is kept apart"
+    steady = stats.Timing.of([replace(queued_slowly, throughput=stats.Throughput.of([0.05] * 4, 28, 64))], "c", 0.1,
+                             0.05, host_bound_share=0.9)
+    assert steady.host_bound is False and steady.rate_busy_share == pytest.approx(1.742e-3 * 28 / 0.05)
+    document = row.to_json()
+    assert document["rate_busy_share"] == pytest.approx(row.rate_busy_share)
+    no_device_time = stats.Timing.of([replace(process, throughput=rate)], "c", 0.1, 0.05, 0.9)
+    assert no_device_time.host_bound is None and "rate_busy_share" not in no_device_time.to_json()

@@ -252,7 +252,8 @@ def reliability(ok: pd.DataFrame) -> list[str]:
         ("throttled", f"timed while the GPU reported power or thermal clock limits ({marks.marked('†', every)})"),
         ("host_bound", f"whose figure is set by the host's launch rate ({marks.marked('◊', every)}: in some process "
                        f"the GPU was busy for less than {threshold_text(ok[ROW], 'host_bound_share')} of "
-                       "a call; their range over the processes is the figure, and no finding ranks them within it)"),
+                       "a call or of its back-to-back phase; their range over the processes is the figure, and no "
+                       "finding ranks them within it)"),
         ("memory_disagree", f"whose processes disagree on the memory figure by more than "
                             f"{row_parts.memory_agree_text()} (shown as their range)"),
         ("stalled", f"whose end-to-end throughput stayed below {results.PIPELINE_EFFICIENCY:.0%} of min(model under "

@@ -22,7 +22,8 @@ Each column means one thing for every row that has it, and is empty where a row 
   its own, `compute_stream` says so); `speedup_basis` says whether a speedup is from it (either row host-bound) or
   from back-to-back throughput; `loader_memory_mb`: a GPU-decode row's memory minus its dummy row's (the loader's);
 - `host_bound`: in some process the GPU was busy for less than the set share of a synchronised call
-  (`gpu_busy_share`, from `gpu_ms`, the call's device time with its launches hidden): the figure is the host's.
+  (`gpu_busy_share`, from `gpu_ms`, the call's device time with its launches hidden) or of the back-to-back phase
+  (`rate_busy_share`: device time × calls / the phase's wall time; schema 8 on): the figures are the host's.
 """
 from __future__ import annotations
 
@@ -95,6 +96,7 @@ def _timing_columns(timing: stats.Timing | None) -> dict:
     row["throughput_min_fps"] = min(rates) if rates else None
     row["throughput_max_fps"] = max(rates) if rates else None
     row["gpu_busy_share"] = _get(timing, "gpu_busy_share")
+    row["rate_busy_share"] = _get(timing, "rate_busy_share")
     row["host_bound"] = _get(timing, "host_bound")
     gpu_ms = [p.gpu_ms for p in processes if p.gpu_ms is not None]
     row["gpu_ms"] = statistics.median(gpu_ms) if gpu_ms else None

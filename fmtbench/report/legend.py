@@ -72,7 +72,8 @@ def _meanings(ok: pd.DataFrame) -> dict[str, str]:
              "latency or in back-to-back rate",
         "†": "timed while the GPU reported power or thermal clock limits",
         "◊": f"host-bound: in some process the GPU was busy for less than "
-             f"{threshold_text(ok[ROW], 'host_bound_share')} of a call, so its latency and throughput are "
+             f"{threshold_text(ok[ROW], 'host_bound_share')} of a call or of its back-to-back phase, so its latency "
+             "and throughput are "
              "this host's launch rate, shown as the range over its processes (the low end what the format does on a "
              "quiet host) and ranked by no finding",
         "§": f"measured while other processes used its cores, the machine (CPU rows){gpu}",

@@ -209,8 +209,9 @@ def section(ok: pd.DataFrame, baseline: dict) -> list[str]:
         lines.append("- **host-bound (◊):** a CUDA row's call is also timed on the device with its launches hidden "
                      "(a spin kernel queued first keeps the GPU busy while the host queues the whole call; CUDA "
                      "events around the call then time its kernels back to back). Device time / call time is how "
-                     f"much of a call the GPU is busy: here {span(timed['gpu_busy_share'], '.0%')}. Where it is "
-                     "below the set share in some process, the host's launch rate sets the row's figure; that rate "
+                     f"much of a call the GPU is busy: here {span(timed['gpu_busy_share'], '.0%')}"
+                     f"{_rate_share(timed)}. Where either is "
+                     "below the set share in some process, the host's launch rate sets the row's figures; that rate "
                      "moves between processes and runs, so the row's range over its processes is its figure and its "
                      "fastest process what the format does on a quiet host. ONNX Runtime runs on the measuring "
                      "process's torch stream and is timed so too; a row whose library ran on a stream of its own "
@@ -248,3 +249,10 @@ def _memory_definition(ok: pd.DataFrame) -> str:
     return ("A row's memory is its configuration's own: what it needs in a process that ran nothing before it, the "
             "median over its processes where it went first, else the median over all of them, which can depend on "
             f"what ran before it{counts}.")
+
+
+def _rate_share(timed: pd.DataFrame) -> str:
+    """The back-to-back phase's busy share of the rows that have one (schema 8 on), as a clause."""
+    rate = timed["rate_busy_share"].dropna() if "rate_busy_share" in timed else timed.iloc[0:0]
+    return ("" if rate.empty else "; device time × calls / wall time is how much of the back-to-back phase: here "
+            f"{span(rate, '.0%')}")
