@@ -240,3 +240,17 @@ def test_real_loader_rows_may_take_fewer_processes_than_the_model_alone_rows(wei
     assert [len(rows[("dummy", b)]["processes"]) for b in (2, 4)] == [2, 2]
     assert [len(rows[("real", b)]["processes"]) for b in (2, 4)] == [1, 1]
     assert rows[("real", 2)]["measurement"]["end_to_end_processes"] == 1
+
+
+def test_the_jobs_log_says_where_each_image_sizes_preparation_went(weights, tmp_path, monkeypatch, caplog):
+    """A CUDA job spent 7.7–13.6 s checking and preparing its exports on the lent H100 (2026-12-07 11:38): the log
+    splits that per image size into the export's check, the availability probe, the imports its children inherit,
+    the environment's capture and (ONNX Runtime) the forked tuning."""
+    import logging
+    caplog.set_level(logging.INFO, logger="fmtbench.measure.job")
+    _rows(weights, tmp_path, monkeypatch, batches=(2,))
+    line = next(record.getMessage() for record in caplog.records if "prepared in" in record.getMessage())
+    assert line.startswith("torch cpu fp32 ")
+    for step in ("export checked", "availability", "imports", "environment"):
+        assert f"{step} " in line and " s" in line, line
+    assert any("exports checked and prepared in" in record.getMessage() for record in caplog.records)

@@ -22,8 +22,13 @@ def run(requests: list[Request]) -> list[dict]:
     started = time.perf_counter()
     log.info("job process: %.1f s from its start to its first step (the interpreter, Snakemake's preamble, imports)",
              time.time() - psutil.Process().create_time())
-    exports = [export_check.check(request) for request in requests]
-    prepared = [preparation.prepare(request, export) for request, export in zip(requests, exports)]
+    exports, prepared = [], []
+    for request in requests:
+        steps = preparation.Steps()
+        exports.append(export_check.check(request))
+        steps.done("export checked")
+        prepared.append(preparation.prepare(request, exports[-1], steps))
+        log.info("%s: prepared in %s", request.describe(), steps.text())
     log.info("%d image size(s): exports checked and prepared in %.1f s", len(requests), time.perf_counter() - started)
     for item in prepared:
         if item.failure is not None:

@@ -3,6 +3,7 @@ and the settings its backend measures once per job (`tune`, in a process of its 
 from __future__ import annotations
 
 import importlib
+import time
 from dataclasses import dataclass, replace
 
 from fmtbench import backends, env, isolation
@@ -50,18 +51,39 @@ def _label(request: Request) -> dict:
     return {"label": text, "backend": request.backend}
 
 
-def prepare(request: Request, export: Export) -> Prepared:
+class Steps:
+    """How long each step of a request's preparation took, for the job's log (where a job's start goes)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = now - self._last
+        self._last = now
+
+    def text(self) -> str:
+        return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.seconds.items())
+
+
+def prepare(request: Request, export: Export, steps: Steps | None = None) -> Prepared:
     """The request as its measuring processes will run it: unavailable here for a known reason (its rows say
-    which), or imported, labelled and tuned."""
+    which), or imported, labelled and tuned (`steps`: each step's seconds)."""
+    steps = steps or Steps()
     known = static_unavailability(request, export.written)
+    steps.done("availability")
     if known:
         return Prepared(request, env.capture(request.device), {}, isolation.Outcome(*known))
     _preload(request)
+    steps.done("imports")
     environment, backend = env.capture(request.device), _label(request)
+    steps.done("environment")
     if not backends.get(request.backend).has_tune:
         return Prepared(request, environment, backend)
     tuned = isolation.run_forked(measuring_process.tune, request, timeout=request.measurement.stall_timeout(),
                                  spec=backends.spec(request.backend))
+    steps.done("tuning (a forked process)")
     if tuned.status != "ok":
         return Prepared(request, environment, {}, tuned)
     if not tuned.value:
