@@ -4,6 +4,11 @@
 #   bash ../shared/gpu/bg.sh start rep 'bash tools/gpu_lease.sh'      # after the bundle's calls (pack.sh, unpack.sh)
 #   bash ../shared/gpu/bg.sh wait rep 560 lease                        # as often as it takes; brings back lease/
 #
+# A run the lease may cut short (issue 35's whole grid: GRID= STEPS="A tests"): name the run's own files in each wait
+# too, so what it wrote so far comes back whatever happens next (tar reads absolute paths; the exports stay behind):
+#   bash ../shared/gpu/bg.sh wait grid 560 lease /tmp/lease-runs/runA/artifacts/results \
+#     /tmp/lease-runs/runA/artifacts/logs /tmp/lease-runs/runA/.snakemake/log
+#
 # In bg.sh's copy of the checkout, under lease/: the host, run A of the reduced grid from empty, run B from a copy of
 # A's workspace without its results, logs and report (A's weights, images, references and exports kept), the plain
 # loop beside every CUDA model-alone row of both runs, the GPU tests, the replicate table (tools/replicate.py) and
