@@ -38,6 +38,13 @@ def _spans(stages: dict, spans) -> dict:
             if end in stages and (begin is None or begin in stages)}
 
 
+def _scope(before: str | None, loader: str) -> str:
+    """A process's scope: model alone (the dummy loader), end to end (real loaders), or both where it took every
+    loader (harness `loaders_apart` off)."""
+    scope = "model alone" if loader == "dummy" else "end to end"
+    return scope if before in (None, scope) else "both"
+
+
 def process_rows(workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per configuration per measuring process, one row per measuring process)."""
     rows, processes = [], {}
@@ -55,6 +62,7 @@ def process_rows(workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 waited = before + waited if turn.get("kind") == "exclusive" else max(before, waited)
             processes[key] = {"format": config["format"], "device": config["device"],
                               "precision": config["precision"], "image_size": config["image_size"],
+                              "scope": _scope(processes.get(key, {}).get("scope"), config["loader"]),
                               "forked_at": stages.get("forked_at"), "configurations": process.get("configurations"),
                               "total": stages.get("exited"), **_spans(stages, PROCESS_STAGES),
                               "turn": turn.get("kind") or processes.get(key, {}).get("turn"),
@@ -119,6 +127,22 @@ def _gpu_cards(configs: pd.DataFrame) -> int:
     return int(cuda["gpu_uuid"].dropna().nunique())
 
 
+def serial_time(processes: pd.DataFrame) -> list[str]:
+    """What one GPU must do one after the other: the CUDA measuring processes' seconds by scope (model alone, end
+    to end) and what they waited for their turns on the host (the GPU idle meanwhile)."""
+    cuda = processes[processes["device"] == "cuda"]
+    if cuda.empty:
+        return []
+    waited = cuda["waited for its turn"] if "waited for its turn" in cuda else pd.Series(0.0, index=cuda.index)
+    table = cuda.assign(waited=waited.fillna(0.0)).groupby("scope").agg(
+        processes=("total", "size"), seconds=("total", "sum"), waited=("waited", "sum"))
+    return ["## The CUDA measuring processes, one after the other on one GPU", "",
+            "seconds = fork to exit, every process of the scope added; waited = for its turn on the host before it "
+            "started (a CPU row's configuration then held it).", "", table.round(1).reset_index().to_markdown(
+                index=False), "", f"In all {table['seconds'].sum():.0f} s measuring and {table['waited'].sum():.0f} s "
+            "waiting, besides each job's start (below, from Snakemake's log).", ""]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("workdir", type=Path)
@@ -139,6 +163,7 @@ def main():
                   "the process's end.", "", per_format.round(2).reset_index().to_markdown(index=False), ""]
         lines += [f"{len(processes)} measuring processes, {processes['total'].sum():.0f} s in all; "
                   f"{int(processes['configurations'].sum())} configuration measurements.", ""]
+        lines += serial_time(processes)
         turns = processes.dropna(subset=["turn"])
         if not turns.empty:
             waits = turns.groupby(["device", "turn"])["waited for its turn"].agg(

@@ -1,0 +1,31 @@
+"""tools/breakdown.py (a developer's tool): where a study's time went, read from its result files."""
+import sys
+from pathlib import Path
+
+from fixtures import write_results
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import breakdown  # noqa: E402
+
+
+def test_the_cuda_processes_are_added_up_by_scope_with_their_turn_waits(tmp_path):
+    """What one GPU does in series (issue 35: the whole grid's CUDA jobs took ~160 s each on an H100): every CUDA
+    measuring process once, split into model-alone and end-to-end, and the seconds they waited for the host."""
+    from fmtbench.atomic import read_json, write_json
+    for path in write_results(tmp_path / "artifacts" / "results"):
+        record = read_json(path)
+        if record["config"]["loader"] == "dummy" and record.get("processes"):  # a process of its own, as measured
+            for entry in record["processes"]:
+                entry["stages_s"]["forked_at"] += 100.0
+            write_json(path, record)
+    configs, processes = breakdown.process_rows(tmp_path)
+    cuda = processes[processes["device"] == "cuda"]
+    assert set(cuda["scope"]) == {"model alone", "end to end"}
+    lines = breakdown.serial_time(processes)
+    text = "\n".join(lines)
+    assert "## The CUDA measuring processes, one after the other on one GPU" in text
+    for scope in ("model alone", "end to end"):
+        assert f"| {scope}" in text
+    assert f"In all {cuda['total'].sum():.0f} s measuring and 0 s waiting" in text
+    assert breakdown.serial_time(processes[processes["device"] == "cpu"]) == [], "no CUDA rows: nothing to add up"
+    assert breakdown._scope("model alone", "real") == "both" and breakdown._scope(None, "real") == "end to end"
