@@ -101,6 +101,22 @@ def test_the_method_says_how_the_c_heap_was_set_where_the_rows_recorded_it(tmp_p
     text = report.read_text()
     assert "keeps the memory a call frees for the next call" in text
     assert "returns large freed blocks to the kernel" in text
+    assert "gc.freeze" not in text, "rows that did not record the switch: nothing said of it"
+
+
+def test_the_method_says_where_a_process_froze_what_it_held_after_loading(tmp_path):
+    from fmtbench.atomic import read_json
+    from fmtbench.atomic import write_json as write
+    paths = write_results(tmp_path)
+    for path in paths:
+        record = read_json(path)
+        if record["status"] == "ok":
+            harness = {**record["measurement"]["harness"], "freeze_after_load": True}
+            record["measurement"] = {**record["measurement"], "harness": harness}
+            write(path, record)
+    report = tmp_path / "report" / "report.md"
+    render.render(paths, model_provenance(tmp_path), report, BASELINE)
+    assert "is frozen out of its collections (gc.freeze)" in report.read_text()
 
 
 def test_the_method_says_which_turn_on_the_host_the_processes_ran_on_and_how_long_they_waited(tmp_path):

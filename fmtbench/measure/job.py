@@ -5,6 +5,7 @@ the sizes (a row's processes spread over the job); then each size's rows assembl
 (atomically, validated) — a JSON for every configuration, whatever happens."""
 from __future__ import annotations
 
+import gc
 import logging
 import time
 
@@ -30,6 +31,9 @@ def run(requests: list[Request]) -> list[dict]:
         prepared.append(preparation.prepare(request, exports[-1], steps))
         log.info("%s: prepared in %s", request.describe(), steps.text())
     log.info("%d image size(s): exports checked and prepared in %.1f s", len(requests), time.perf_counter() - started)
+    if requests[0].measurement.switches.freeze_after_load:
+        gc.collect()
+        gc.freeze()  # the imports: this process's collections (its monitors' threads wait through them) skip them
     for item in prepared:
         if item.failure is not None:
             log.info("%s: %s: %s", item.request.describe(), item.failure.status, item.failure.reason)

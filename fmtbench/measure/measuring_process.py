@@ -223,6 +223,9 @@ def measure_group(request: Request, plan: list[Planned]) -> dict:
     if accounting:
         accounting.loaded()
     isolation.mark(Mark.LOADED)
+    if request.measurement.switches.freeze_after_load:
+        gc.collect()  # what is garbage already is not frozen with the rest
+        gc.freeze()  # what lives for the whole process: the collection between configurations no longer scans it
     # the real loaders' workers, kept running from one configuration to the next (data.Feeds)
     feeds = data.Feeds(data.chunk_size(request.batch_sizes))
     # a CPU row's configuration on the host's exclusive turn: no real loader's workers, export or reference beside it

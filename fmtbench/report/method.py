@@ -43,6 +43,8 @@ def _process_text(harness: dict | None, device: str) -> str:
                else "device memory is read at each stage") + ", and ") if device == "cuda" else ""
     parts.append("Python's garbage collector is " + ("on" if harness.get("gc_during_measurement") else
                                                      "off while a configuration is measured (as timeit does)")
+                 + (", and what a process holds once its model is loaded is frozen out of its collections (gc.freeze)"
+                    if harness.get("freeze_after_load") else "")
                  + "; the job is " + ("pinned to its share of the cores" if harness.get("pin_cores") else
                                       "not pinned") + "; " + memory + "what else used the machine is "
                  + ("watched" if harness.get("contention_watch") else "not watched") + ".")
