@@ -85,8 +85,8 @@ class Harness:
     freeze_after_load: bool = doc("a measuring process moves what it holds once its model is loaded (its imports, "
                                   "the model) into the garbage collector's permanent generation (gc.freeze), so the "
                                   "collection between configurations scans only what the configurations made "
-                                  "(false: each collection scans every object: 0.17-0.34 s for the 340,000 of a "
-                                  "process that has imported torch, 2026-12-07)", default=True)
+                                  "(false: each collection scans every object, some 340,000 in a process that has "
+                                  "imported torch)", default=True)
     pin_cores: bool = doc("a benchmark job runs on its own share of the cores (false: on every core it may use)",
                           default=True)
     keep_freed_memory: bool = doc("a measuring process's C heap keeps the memory a call frees for the next call, as "
