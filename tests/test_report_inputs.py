@@ -32,14 +32,14 @@ def _pick(paths, host="gpu-box", fmt="torch", device="cuda", status_ok=True):
 
 @pytest.mark.parametrize("change, why", [
     (lambda r: r.update(schema_version=results.SCHEMA_VERSION + 1, quantiles={"p999": 1.0}),
-     "written by a newer fmtbench (schema_version 8; this one reads 7): update fmtbench here, or delete the file"),
-    (lambda r: r.pop("timing"), "not a complete result (schema_version 7): 'timing' is a required property"),
-    (lambda r: r.update(timing=None), "not a complete result (schema_version 7): timing: None is not of type 'object'"),
-    (lambda r: r.pop("environment"), "not a complete result (schema_version 7): 'environment' is a required property"),
-    (lambda r: r["config"].pop("image_size"), "(schema_version 7): config: 'image_size' is a required property"),
+     "written by a newer fmtbench (schema_version 9; this one reads 8): update fmtbench here, or delete the file"),
+    (lambda r: r.pop("timing"), "not a complete result (schema_version 8): 'timing' is a required property"),
+    (lambda r: r.update(timing=None), "not a complete result (schema_version 8): timing: None is not of type 'object'"),
+    (lambda r: r.pop("environment"), "not a complete result (schema_version 8): 'environment' is a required property"),
+    (lambda r: r["config"].pop("image_size"), "(schema_version 8): config: 'image_size' is a required property"),
     (lambda r: r["environment"].pop("cudnn"), "environment: 'cudnn' is a required property"),  # a CUDA row's Setup
-    (lambda r: r.pop("schema_version"), "schema_version None is not one this fmtbench reads (3, 4, 5, 6, 7)"),
-    (lambda r: r.update(schema_version="7"), "schema_version '7' is not one this fmtbench reads (3, 4, 5, 6, 7)"),
+    (lambda r: r.pop("schema_version"), "schema_version None is not one this fmtbench reads (3, 4, 5, 6, 7, 8)"),
+    (lambda r: r.update(schema_version="8"), "schema_version '8' is not one this fmtbench reads (3, 4, 5, 6, 7, 8)"),
 ])
 def test_a_result_this_version_cannot_read_is_refused_naming_the_file(tmp_path, change, why):
     paths = write_results(tmp_path)
