@@ -2,6 +2,7 @@
 import sys
 from pathlib import Path
 
+import pytest
 from fixtures import write_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
@@ -29,3 +30,18 @@ def test_the_cuda_processes_are_added_up_by_scope_with_their_turn_waits(tmp_path
     assert f"In all {cuda['total'].sum():.0f} s measuring and 0 s waiting" in text
     assert breakdown.serial_time(processes[processes["device"] == "cpu"]) == [], "no CUDA rows: nothing to add up"
     assert breakdown._scope("model alone", "real") == "both" and breakdown._scope(None, "real") == "end to end"
+
+
+def test_a_jobs_preparation_is_read_step_by_step_from_its_last_run():
+    text = ("... job process: 1.9 s from its start to its first step\n"
+            "torch cuda fp16 224×224: prepared in export checked 0.5 s, availability 0.0 s, imports 9.0 s\n"
+            "... job process: 1.4 s from its start to its first step\n"
+            "onnx cuda fp16 224×224: prepared in export checked 0.1 s, availability 0.2 s, imports 5.5 s, "
+            "environment 0.7 s, tuning (a forked process) 3.0 s\n"
+            "onnx cuda fp16 256×256: prepared in export checked 0.1 s, availability 0.0 s, imports 0.0 s, "
+            "environment 0.6 s, tuning (a forked process) 2.5 s\n"
+            "2 image size(s): exports checked and prepared in 12.8 s\n")
+    steps = breakdown.preparation_steps(text)
+    assert steps == pytest.approx({"export checked": 0.2, "availability": 0.2, "imports": 5.5, "environment": 1.3,
+                                   "tuning (a forked process)": 5.5})
+    assert breakdown.preparation_steps("no such lines") == {}

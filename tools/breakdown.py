@@ -9,7 +9,11 @@ provenances and, if given, Snakemake's log (when each job ran):
   load, its configurations, close and exit; per configuration, by format, device and loader: first run at its
   shape (autotuning, graph capture, loader start), warm-up + timing, after (accuracy, loader shutdown,
   release);
-- per job: seconds before its first measuring process (imports, tuning) and in total;
+- per job: seconds before its first measuring process (imports, tuning) and in total, and from the job's own log
+  its process's start and each step of its preparation (export check, availability, imports, environment, tuning)
+  added up over its image sizes;
+- the CUDA measuring processes added up by scope (model alone, end to end) with their turn waits: what one GPU
+  does in series;
 - the host's turns (fmtbench.host_turns): how long processes waited for theirs (a CPU row for the real loaders and
   exports to end; a CUDA job's real-loader process for a CPU row: its GPU idle meanwhile);
 - the exports: seconds each, and how long the GPU was held by jobs that measure nothing.
@@ -103,6 +107,8 @@ def snakemake_jobs(log: Path) -> pd.DataFrame:
 
 JOB_START = re.compile(r"job process: ([\d.]+) s from its start to its first step")
 JOB_PREPARED = re.compile(r"exports checked and prepared in ([\d.]+) s")
+SIZE_PREPARED = re.compile(r": prepared in (.+)$", re.MULTILINE)  # per image size: "imports 6.1 s, environment ..."
+STEP = re.compile(r"([a-z][^,]*?) ([\d.]+) s")
 
 
 def job_start(workdir: Path, fields: dict) -> dict:
@@ -116,7 +122,19 @@ def job_start(workdir: Path, fields: dict) -> dict:
             found = pattern.findall(text)
             if found:
                 out[name] = float(found[-1])
+        out.update(preparation_steps(text))
     return out
+
+
+def preparation_steps(text: str) -> dict:
+    """The last run's preparation, step by step, added up over its image sizes (the job's log since 2026-12-07:
+    "<size>: prepared in export checked 0.0 s, availability 0.0 s, imports 6.1 s, ...")."""
+    last = text[text.rfind("job process:"):] if "job process:" in text else text
+    steps: dict[str, float] = {}
+    for line in SIZE_PREPARED.findall(last):
+        for name, seconds in STEP.findall(line):
+            steps[name] = steps.get(name, 0.0) + float(seconds)
+    return steps
 
 
 def _gpu_cards(configs: pd.DataFrame) -> int:
@@ -217,8 +235,9 @@ def main():
                     lines += [f"CUDA jobs: {len(overhead)}; seconds from a job's start to its first measuring "
                               f"process: median {statistics.median(overhead):.1f}, total {sum(overhead):.0f} "
                               "(imports, tuning; Snakemake's log has whole seconds); of them, from the job's own log "
-                              "where it says so: its process's start to its first step, and its exports' check and "
-                              "preparation (a forked tuning process for ONNX Runtime).", "",
+                              "where it says so: its process's start to its first step, its exports' check and "
+                              "preparation (a forked tuning process for ONNX Runtime), and that preparation's steps "
+                              "added up over the image sizes.", "",
                               pd.DataFrame(per_job).sort_values("start").to_markdown(index=False), ""]
             gpu_jobs = jobs[(jobs["rule"] == "benchmark_cuda") | ((jobs["rule"].str.startswith("export"))
                                                                   & jobs["wildcards"].str.contains("device=cuda"))]
