@@ -284,7 +284,11 @@ def test_a_measuring_process_freezes_what_it_holds_after_loading_so_collections_
     request = replace(request, measurement=replace(request.measurement,
                                                    harness=asdict(Harness(freeze_after_load=freeze))))
     frozen_before = gc.get_freeze_count()
-    rows = job.run_request(request)
+    try:
+        rows = job.run_request(request)  # the job process here is pytest's: it freezes too where the switch is on
+    finally:
+        if freeze:
+            gc.unfreeze()
     assert all(row["status"] == "ok" for row in rows)
     seen = [int(line) for line in counts.read_text().split() if line.isdigit()]
     assert len(seen) == 2
@@ -292,4 +296,3 @@ def test_a_measuring_process_freezes_what_it_holds_after_loading_so_collections_
         assert all(count > 10_000 for count in seen), seen  # torch's and the model's objects, at least
     else:
         assert seen == [frozen_before] * 2, seen
-    gc.unfreeze()
