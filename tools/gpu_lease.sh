@@ -15,7 +15,8 @@
 # where each run's time went (tools/breakdown.py). Each step appends its wall time to lease/times.txt, so a run cut
 # short still says what it reached. STEPS (default "A B anchors tests table") picks steps; GRID the grid's --config
 # (empty: config.yaml's whole default grid, e.g. GRID= STEPS="A tests" for issue 35's run);
-# the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS per phase, 13 phases) is not a default one.
+# the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS per phase, 13 phases) is not a default one, nor is
+# `nvjpeg` (tools/nvjpeg_memory.py: what nvJPEG keeps on the device by batch size and order, about a minute).
 # Beside runs A and B, tools/host_timeline.py records the host (lease/timeline.jsonl) and relates the CPU rows' slow
 # calls to it (lease/relate-runA.md, relate-runB.md).
 set -u
@@ -89,6 +90,9 @@ for s in $STEPS; do
       --anchors "$R/runA/artifacts/results" "$R/runB/artifacts/results" ;;
   probe)
     step probe python3 tools/host_probe.py --harness --seconds "${PROBE_SECONDS:-20}" --out "$OUTDIR/host_probe.jsonl" ;;
+  nvjpeg)  # what nvJPEG keeps on the device by batch size and order (tools/nvjpeg_memory.py), on run A's images
+    images=(); [ -d "$R/runA/artifacts/images" ] && images=(--images "$R/runA/artifacts/images")
+    step nvjpeg python3 tools/nvjpeg_memory.py "${images[@]}" --out "$OUTDIR/nvjpeg_memory.jsonl" ;;
   tests)
     step gputests python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests ;;
   table)
