@@ -45,3 +45,26 @@ def test_a_jobs_preparation_is_read_step_by_step_from_its_last_run():
     assert steps == pytest.approx({"export checked": 0.2, "availability": 0.2, "imports": 5.5, "environment": 1.3,
                                    "tuning (a forked process)": 5.5})
     assert breakdown.preparation_steps("no such lines") == {}
+
+
+def test_the_gaps_between_a_process_configurations_are_its_end_to_the_next_start():
+    """Issue 35: the time between two configurations of a process (the collection after gc.freeze's cut), per
+    process, never across processes or from a configuration to itself."""
+    import pandas as pd
+    rows = [  # (process forked at, started at, done at), two CUDA processes and one CPU one
+        (1.0, 0.5, 1.5), (1.0, 1.7, 2.5), (1.0, 2.6, 3.0),
+        (9.0, 0.4, 1.0), (9.0, 1.4, 2.0),
+        (5.0, 0.3, 9.0),
+    ]
+    configs = pd.DataFrame([{"format": "torch", "device": "cpu" if forked == 5.0 else "cuda", "precision": "fp32",
+                             "image_size": 224, "forked_at": forked, "started at": start, "done at": done}
+                            for forked, start, done in rows])
+    text = "\n".join(breakdown.between_configurations(configs))
+    table = text.split("\n\n")[2]
+    cuda = next(line for line in table.splitlines() if line.startswith("| cuda"))
+    cells = [cell.strip() for cell in cuda.strip("|").split("|")]
+    assert cells[:2] == ["cuda", "3"], "0.2 and 0.1 in the first process, 0.4 in the second"
+    assert float(cells[2]) == pytest.approx(0.2) and float(cells[4]) == pytest.approx(0.4)
+    assert float(cells[5]) == pytest.approx(0.7)
+    assert "| cpu" not in table, "a process of one configuration has no gap"
+    assert breakdown.between_configurations(configs.drop(columns=["started at"])) == []

@@ -73,7 +73,8 @@ def process_rows(workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                               "waited for its turn": waited if waited is not None else (before or None)}
             rows.append({**config, "status": result["status"], "process": process.get("process"),
                          "gpu_uuid": (result.get("environment") or {}).get("gpu_uuid"),
-                         "forked_at": stages.get("forked_at"), **_spans(own, CONFIG_STAGES)})
+                         "forked_at": stages.get("forked_at"), "started at": own.get("config_start"),
+                         "done at": own.get("done"), **_spans(own, CONFIG_STAGES)})
     return pd.DataFrame(rows), pd.DataFrame(processes.values())
 
 
@@ -161,6 +162,27 @@ def serial_time(processes: pd.DataFrame) -> list[str]:
             "waiting, besides each job's start (below, from Snakemake's log).", ""]
 
 
+def between_configurations(configs: pd.DataFrame) -> list[str]:
+    """The gaps between two configurations of one measuring process (the previous one's end to the next one's
+    start: releasing what it held, the garbage collection, opening the next loader), by device."""
+    if configs.empty or "started at" not in configs:
+        return []
+    timed = configs.dropna(subset=["started at", "done at"]).sort_values("started at")
+    keys = ["format", "device", "precision", "image_size", "forked_at"]
+    gaps = []
+    for (_, device, *_), process in timed.groupby(keys):
+        gaps += [{"device": device, "gap": start - done}
+                 for done, start in zip(process["done at"].iloc[:-1], process["started at"].iloc[1:])]
+    if not gaps:
+        return []
+    table = pd.DataFrame(gaps).groupby("device")["gap"].agg(gaps="size", median="median", mean="mean", max="max",
+                                                            seconds="sum")
+    return ["## Between two configurations of a process", "",
+            "seconds from a configuration's end (after its accuracy check and loader shutdown) to the next one's "
+            "start in the same process: what the last one held released (its garbage collected), the next loader "
+            "opened.", "", table.round(3).reset_index().to_markdown(index=False), ""]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("workdir", type=Path)
@@ -201,6 +223,7 @@ def main():
                   "after = accuracy (a row's first process), loader shutdown and release.", "",
                   table.to_markdown(index=False), "",
                   configs[labels].sum().round(1).to_frame("seconds").T.to_markdown(index=False), ""]
+        lines += between_configurations(configs)
     exports = []
     for path in sorted((args.workdir / paths.EXPORTS).rglob(f"*{paths.PROVENANCE}")):
         provenance = read_json(path)
