@@ -2,19 +2,20 @@
 
     python tools/nvjpeg_memory.py [--images DIR] [--out FILE.jsonl]
 
-Why: the GPU-decode rows' memory moves with what ran before them in their process (issue 32: at position 1 in their
-process the figures repeat to the MB between runs; later they move 5-20 %). torchvision's batched GPU decode keeps one
-nvJPEG decoder per process (created on first use, never freed) whose device buffers are cudaMalloc'd outside torch's
-allocator; if they grow to the largest batch seen and stay, a configuration measured after another GPU-decode one sees
-none of that growth.
+Why: the GPU-decode rows' memory moves between runs and with what ran before them in their process (issue 32).
+torchvision's batched GPU decode keeps one nvJPEG decoder per process (made on first use, never freed), its device
+buffers outside torch's allocator; if they grew with the batch and stayed, a configuration measured after a larger
+one would see none of that growth. On an H100 they did not (2026-12-07,
+docs/results/nvidia-h100-80gb-hbm3/replicate-2026-12-07-1455/): 97-101 MB stayed whatever the batch size or order,
+while a batch's peak followed which images it held.
 
 Each scenario runs in a fresh interpreter: the CUDA context made, then for each batch size in the scenario's order,
 `passes` passes over the images (cycling in order, as the loaders do: batches after the first pass shift where the
 batch size does not divide the set) decoded, resized and cropped as the study does (data.sources.decode_on_gpu on a
 side stream). After each pass its outputs are dropped, torch's cache emptied and the device memory in use read
-(total - free, cudaMemGetInfo): what stays is nvJPEG's (and the context's). The peak after any batch of the pass is
-read too. Growth is over the reading after the context was made. Without --images, the study's generated set
-(256 JPEGs, seed 0) is made in a temporary folder.
+(total - free, cudaMemGetInfo): what stays is nvJPEG's (and the context's). The largest reading after a batch of the
+pass is read too (after each synchronised batch, torch's cache included). Growth is over the reading after the context
+was made. Without --images, the study's generated set (256 JPEGs, seed 0) is made in a temporary folder.
 """
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
             from fmtbench.images import generate
             folder = tmp
             generate(folder, 256, 0)
-        out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")
+        out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115 - or stdout
         for name, (order, passes) in SCENARIOS.items():
             done = subprocess.run([sys.executable, "-c", CHILD, folder, ",".join(map(str, order)), str(passes),
                                    str(args.size)], capture_output=True, text=True, timeout=300)
