@@ -87,8 +87,9 @@ def allocates(megabytes):
     return readings, peaks
 
 
-def loader_alone(manifest, batch):
-    """A GPU-decode source alone in its process: the device memory it holds once running."""
+def loader_alone(manifest, batch, busy_cycles=0):
+    """A GPU-decode source alone in its process: the device memory it holds once running (`busy_cycles`: a "model"
+    that keeps the GPU busy that long after each batch, so the decoder runs ahead of it)."""
     import torch
 
     from fmtbench import data
@@ -101,6 +102,8 @@ def loader_alone(manifest, batch):
     source.start()
     for _ in range(12):
         source.next()
+        if busy_cycles:
+            torch.cuda._sleep(busy_cycles)
     torch.cuda.synchronize()
     readings = isolation.mark("config_end")
     source.close()

@@ -157,3 +157,71 @@ def test_a_process_keeps_its_workers_from_one_configuration_to_the_next(small_im
     finally:
         feeds.close()
     assert _workers() == before, "closed with the process's feeds"
+
+
+class _Event:
+    """torch.cuda.Event's part the ring uses: what stream it was recorded on, and when (a shared counter)."""
+    clock = 0
+
+    def __init__(self):
+        self.recorded = []
+
+    def record(self, stream):
+        _Event.clock += 1
+        self.recorded.append((stream, _Event.clock))
+
+
+class _Stream:
+    def __init__(self):
+        self.waited = []
+
+    def wait_event(self, event):
+        self.waited.append((event, list(event.recorded)))
+
+
+def test_the_gpu_decode_ring_writes_a_slot_again_only_after_the_model_queued_its_work_on_it():
+    """The GPU-decode loader's batch buffers (data.sources.BatchRing, issue 32: its memory moved with timing): the
+    decoder takes the slots in order and waits while every one is out; a slot comes back when the consumer takes the
+    next batch, with an event on the consumer's stream, which the decoder's stream waits for before writing it."""
+    import threading
+
+    from fmtbench.data.sources import BatchRing
+    ring, decoder, model, stop = BatchRing(3, _Event), _Stream(), "model stream", threading.Event()
+    batch = torch.zeros(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)
+    slots = [ring.acquire(stop) for _ in range(3)]
+    assert slots == [0, 1, 2]
+    for slot in slots:
+        ring.write(slot, batch + slot, decoder)
+    assert ring.buffers[0].is_contiguous(memory_format=torch.channels_last), "the batch's layout kept"
+    assert all(not recorded for _, recorded in decoder.waited), "fresh buffers: only events never recorded (no-ops)"
+    decoder.waited.clear()
+
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(ring.acquire(stop)))
+    waiter.start()
+    waiter.join(timeout=0.3)
+    assert waiter.is_alive(), "every slot is out: the decoder waits"
+    assert ring.hand_out(0, model)[0, 0, 0, 0] == 0
+    waiter.join(timeout=0.3)
+    assert waiter.is_alive(), "the consumer holds slot 0 until it takes the next batch"
+    assert ring.hand_out(1, model)[0, 0, 0, 0] == 1
+    waiter.join(timeout=2)
+    assert got == [0], "slot 0 came back when batch 1 was taken"
+    ring.write(0, batch + 3, decoder)
+    (event, recorded), = decoder.waited
+    assert recorded and recorded[-1][0] == model, "the decoder's stream waits for the event the model's stream recorded"
+    assert ring.buffers[0][0, 0, 0, 0] == 3 and ring.hand_out(2, model)[0, 0, 0, 0] == 2
+
+
+def test_a_stopped_gpu_decode_ring_lets_its_waiting_decoder_go():
+    import threading
+
+    from fmtbench.data.sources import BatchRing
+    ring, stop = BatchRing(1, _Event), threading.Event()
+    assert ring.acquire(stop) == 0
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(ring.acquire(stop)))
+    waiter.start()
+    stop.set()
+    waiter.join(timeout=2)
+    assert not waiter.is_alive() and got == [None]

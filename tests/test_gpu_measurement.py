@@ -122,6 +122,23 @@ def test_gpu_decode_rows_memory_is_the_models_plus_the_loaders_own(weights, tmp_
         20.0, 0.05 * both), (dummy["memory"], decoded["memory"], alone, rows)
 
 
+def test_the_gpu_decode_loader_holds_the_same_memory_whether_the_model_keeps_up_or_not(tmp_path):
+    """Issue 32: a GPU-decode row's memory moved 5-10 % between runs (H100, 2026-12-07) while each decoded batch was
+    a new tensor freed on the model's stream. With the ring (data.sources.BatchRing) the loader holds its buffers
+    whether the decoder waits for the model or the model for the decoder."""
+    from fmtbench import images
+    from fmtbench.atomic import write_json
+    paths = images.generate(tmp_path / "images", count=64, seed=0)
+    manifest = tmp_path / "manifest.json"
+    write_json(manifest, images.manifest(paths, "generated"))
+    held = []
+    for busy in (0, 20_000_000):
+        status, reason, megabytes = _monitored("loader_alone", str(manifest), 32, busy)
+        assert status == "ok", reason
+        held.append(megabytes)
+    assert held[1] == pytest.approx(held[0], abs=4), held
+
+
 def test_a_cuda_group_with_every_loader_feeds_every_batch_size_from_the_same_workers(weights, tmp_path):
     """The real loaders' workers stay running across the configurations of a process (pinned chunks copied into
     one device buffer; GPU decode over a batch's chunks of bytes): batch 32 then 64 (and the reverse in the second
