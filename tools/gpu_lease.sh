@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The replicate check of the measuring code on a lent GPU machine, in one background run (a developer's tool):
 #
-#   bash ../shared/gpu/bg.sh start rep 'bash tools/gpu_lease.sh'      # after the bundle's calls (pack.sh, unpack.sh)
+#   bash ../shared/gpu/bg.sh start rep 'FMTBENCH_COMMIT=<hash> bash tools/gpu_lease.sh'  # after the bundle's calls
+#   (pack.sh, unpack.sh); bg.sh copies the checkout without .git, so host.txt names the commit given here
 #   bash ../shared/gpu/bg.sh wait rep 560 lease                        # as often as it takes; brings back lease/
 #
 # A run the lease may cut short (issue 35's whole grid: GRID= STEPS="A tests"): name the run's own files in each wait
@@ -54,7 +55,9 @@ study() {  # study DIR: the reduced grid's report there, with Snakemake's log ke
 
 { date -u; nproc; lscpu | grep -E 'Model name|NUMA|Thread|Socket'; nvidia-smi --query-gpu=name,memory.total,driver_version \
   --format=csv,noheader; python3 -c 'import torch, torchvision; print(torch.__version__, torchvision.__version__)'
-  git -C "$W" log -1 --format='commit %H %s' 2>/dev/null || echo "commit: not a git copy"; } > "$OUTDIR/host.txt" 2>&1
+  git -C "$W" log -1 --format='commit %H %s' 2>/dev/null ||
+    echo "commit: ${FMTBENCH_COMMIT:-not a git copy, and FMTBENCH_COMMIT not set}"
+  } > "$OUTDIR/host.txt" 2>&1
 
 # The host's timeline beside runs A and B (tools/host_timeline.py, on the last core, away from the CPU rows'; TIMELINE=0:
 # none), related to the CPU rows' slow calls after each run.
@@ -94,7 +97,7 @@ for s in $STEPS; do
     images=(); [ -d "$R/runA/artifacts/images" ] && images=(--images "$R/runA/artifacts/images")
     step nvjpeg python3 tools/nvjpeg_memory.py "${images[@]}" --out "$OUTDIR/nvjpeg_memory.jsonl" ;;
   tests)
-    step gputests python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests ;;
+    step gputests python3 -m pytest -m gpu -q -rs --durations=15 -p no:cacheprovider tests ;;
   table)
     anchors=(); [ -f "$OUTDIR/anchors/ablation.jsonl" ] && anchors=(--anchors "$OUTDIR/anchors/ablation.jsonl")
     step table python3 tools/replicate.py "$R/runA/artifacts/results" "$R/runB/artifacts/results" "${anchors[@]}" \
