@@ -225,3 +225,51 @@ def test_a_stopped_gpu_decode_ring_lets_its_waiting_decoder_go():
     stop.set()
     waiter.join(timeout=2)
     assert not waiter.is_alive() and got == [None]
+
+
+class _SideStream:
+    def synchronize(self):
+        pass
+
+    def wait_event(self, event):
+        pass
+
+
+def test_the_gpu_decode_pipeline_hands_out_its_ring_in_order_and_never_rewrites_the_batch_held(tmp_path, monkeypatch):
+    """GpuDecodeSource's threads with the CUDA parts stood in for (streams, events, nvJPEG: each batch filled with
+    its first image's number): the batches come in the feed's order, from the ring's QUEUE_DEPTH + 2 buffers only,
+    and the batch the consumer holds stays as it was while the decoder runs ahead."""
+    from contextlib import nullcontext
+    from pathlib import Path
+
+    from fmtbench.data import sources
+    paths = []
+    for index in range(8):
+        paths.append(tmp_path / f"img{index}.jpg")
+        paths[-1].write_bytes(b"jpeg" * (index + 1))
+    manifest = tmp_path / "manifest.json"
+    write_json(manifest, {"images": [{"path": str(path), "nvjpeg": True} for path in paths]})
+    monkeypatch.setattr(torch.cuda, "Stream", _SideStream)
+    monkeypatch.setattr(torch.cuda, "Event", _Event)
+    monkeypatch.setattr(torch.cuda, "stream", lambda stream: nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda: "model stream")
+    monkeypatch.setattr(sources, "decode_on_gpu", lambda items, size, device, nvjpeg: torch.full(
+        (len(items), 3, size, size), int(Path(items[0][0]).stem[3:]), dtype=torch.uint8))
+    source = data.GpuDecodeSource(data.SourceRequest("cpu", 4, 2, 0, str(manifest)))
+    source._normalise = lambda batch: batch.float()
+    source.start()
+    try:
+        labels, buffers = [], set()
+        for _ in range(12):
+            batch = source.next()
+            label = float(batch[0, 0, 0, 0])
+            time.sleep(0.02)  # a slow model: the decoder fills the ring meanwhile
+            assert float(batch[0, 0, 0, 0]) == label, "the held batch was written over"
+            labels.append(label)
+            buffers.add(batch.data_ptr())
+        assert labels == [0, 2, 4, 6] * 3
+        assert len(buffers) == source.QUEUE_DEPTH + 2
+        assert source.stats()["batches_timed"] == 12
+    finally:
+        source.close()
+    assert source._threads == []
