@@ -228,17 +228,25 @@ def test_a_stopped_gpu_decode_ring_lets_its_waiting_decoder_go():
 
 
 class _SideStream:
+    """A decoder's stream whose wait for the model (an event recorded on the model's stream) takes 30 ms."""
+
+    def __init__(self):
+        self.waiting = False
+
     def synchronize(self):
-        pass
+        if self.waiting:
+            time.sleep(0.03)
+            self.waiting = False
 
     def wait_event(self, event):
-        pass
+        self.waiting = bool(event.recorded)
 
 
 def test_the_gpu_decode_pipeline_hands_out_its_ring_in_order_and_never_rewrites_the_batch_held(tmp_path, monkeypatch):
     """GpuDecodeSource's threads with the CUDA parts stood in for (streams, events, nvJPEG: each batch filled with
     its first image's number): the batches come in the feed's order, from the ring's QUEUE_DEPTH + 2 buffers only,
-    and the batch the consumer holds stays as it was while the decoder runs ahead."""
+    the batch the consumer holds stays as it was while the decoder runs ahead, and the decode capacity is the
+    decode's, not the wait for the model to give a slot back."""
     from contextlib import nullcontext
     from pathlib import Path
 
@@ -269,7 +277,9 @@ def test_the_gpu_decode_pipeline_hands_out_its_ring_in_order_and_never_rewrites_
             buffers.add(batch.data_ptr())
         assert labels == [0, 2, 4, 6] * 3
         assert len(buffers) == source.QUEUE_DEPTH + 2
-        assert source.stats()["batches_timed"] == 12
+        stats = source.stats()
+        assert stats["batches_timed"] == 12
+        assert stats["produce_ms_per_batch"]["max"] < 20, "the decode is timed without the wait for a free slot"
     finally:
         source.close()
     assert source._threads == []

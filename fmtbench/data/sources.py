@@ -246,7 +246,9 @@ class GpuDecodeSource(_Fed):
     """Two threads of the measuring process, a pipeline: one takes each batch's bytes from the workers, the
     other decodes it (nvJPEG, one batched call), resizes, crops and normalises on a side stream, into a ring of
     QUEUE_DEPTH + 2 batch buffers (BatchRing: the batches waiting, the one being written and the model's). The decode
-    capacity is what the slower of the two stages sustains: batch / max(mean fetch, mean decode seconds)."""
+    capacity is what the slower of the two stages sustains: batch / max(mean fetch, mean decode seconds), the decode
+    timed without the wait for a free slot. A wait for data can then also be the ring's: where the model runs
+    behind, a slot comes back only once the GPU has run the batch four before."""
     QUEUE_DEPTH = 2
 
     def __init__(self, request: SourceRequest):
@@ -301,10 +303,13 @@ class GpuDecodeSource(_Fed):
                 with torch.cuda.stream(self._stream):
                     batch = self._normalise(decode_on_gpu(items, self.request.image_size, self.request.device,
                                                           self._nvjpeg))
+                self._stream.synchronize()
+                seconds = time.perf_counter() - start  # the decode alone, not the wait for the slot below
+                with torch.cuda.stream(self._stream):
                     self._ring.write(slot, batch, self._stream)
                     del batch  # its memory goes back to the decoder's stream at once: only the ring holds batches
-                self._stream.synchronize()
-                self._put(self._ready, (slot, time.perf_counter() - start, fetch_seconds))
+                self._stream.synchronize()  # in its slot, after the model's work on the slot's last batch
+                self._put(self._ready, (slot, seconds, fetch_seconds))
             except Exception as err:  # noqa: BLE001 - handed to the consumer, which raises it
                 self._put(self._ready, (err, None, None))
                 return
