@@ -228,14 +228,14 @@ def test_a_stopped_gpu_decode_ring_lets_its_waiting_decoder_go():
 
 
 class _SideStream:
-    """A decoder's stream whose wait for the model (an event recorded on the model's stream) takes 30 ms."""
+    """A decoder's stream whose wait for the model (an event recorded on the model's stream) takes 200 ms."""
 
     def __init__(self):
         self.waiting = False
 
     def synchronize(self):
         if self.waiting:
-            time.sleep(0.03)
+            time.sleep(0.2)
             self.waiting = False
 
     def wait_event(self, event):
@@ -279,7 +279,7 @@ def test_the_gpu_decode_pipeline_hands_out_its_ring_in_order_and_never_rewrites_
         assert len(buffers) == source.QUEUE_DEPTH + 2
         stats = source.stats()
         assert stats["batches_timed"] == 12
-        assert stats["produce_ms_per_batch"]["max"] < 20, "the decode is timed without the wait for a free slot"
+        assert stats["produce_ms_per_batch"]["median"] < 100, "the decode is timed without the wait for a free slot"
     finally:
         source.close()
     assert source._threads == []
