@@ -14,6 +14,7 @@ provenances and, if given, Snakemake's log (when each job ran):
   added up over its image sizes;
 - the CUDA measuring processes added up by scope (model alone, end to end) with their turn waits: what one GPU
   does in series;
+- the gaps between two configurations of a measuring process, by device (releasing, collecting, the next loader);
 - the host's turns (fmtbench.host_turns): how long processes waited for theirs (a CPU row for the real loaders and
   exports to end; a CUDA job's real-loader process for a CPU row: its GPU idle meanwhile);
 - the exports: seconds each, and how long the GPU was held by jobs that measure nothing.

@@ -24,6 +24,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from contextlib import nullcontext
 
 CHILD = r"""
 import json, sys, time
@@ -76,17 +77,21 @@ def main(argv=None) -> int:
             from fmtbench.images import generate
             folder = tmp
             generate(folder, 256, 0)
-        out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115 - or stdout
-        for name, (order, passes) in SCENARIOS.items():
-            done = subprocess.run([sys.executable, "-c", CHILD, folder, ",".join(map(str, order)), str(passes),
-                                   str(args.size)], capture_output=True, text=True, timeout=300)
-            for line in done.stdout.splitlines():
-                out.write(json.dumps({"scenario": name, **json.loads(line)}) + "\n")
-            if done.returncode:
-                out.write(json.dumps({"scenario": name, "rc": done.returncode,
-                                      "stderr": done.stderr[-2000:]}) + "\n")
-            out.flush()
+        with nullcontext(sys.stdout) if args.out == "-" else open(args.out, "w", encoding="utf-8") as out:
+            _run_scenarios(folder, args.size, out)
     return 0
+
+
+def _run_scenarios(folder: str, size: int, out) -> None:
+    """Each scenario in a fresh interpreter; its lines (or its failure) to `out` as they come."""
+    for name, (order, passes) in SCENARIOS.items():
+        done = subprocess.run([sys.executable, "-c", CHILD, folder, ",".join(map(str, order)), str(passes),
+                               str(size)], capture_output=True, text=True, timeout=300)
+        for line in done.stdout.splitlines():
+            out.write(json.dumps({"scenario": name, **json.loads(line)}) + "\n")
+        if done.returncode:
+            out.write(json.dumps({"scenario": name, "rc": done.returncode, "stderr": done.stderr[-2000:]}) + "\n")
+        out.flush()
 
 
 if __name__ == "__main__":

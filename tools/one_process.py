@@ -23,30 +23,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fmtbench.atomic import read_json
-from fmtbench.report import replicate
+from fmtbench.report import frame, replicate
 
 KEYS = ("host", "format", "precision", "image_size", "batch_size")
 FIGURES = {"gpu_ms": "device time per call", "latency_ms": "wall latency", "rate_fps": "back-to-back rate"}
 
 
 def model_alone_rows(folder: str | Path) -> dict[tuple, dict]:
-    """CUDA model-alone rows that were measured: key -> the row's figures and each process's, in process order."""
+    """CUDA model-alone rows that were measured: key -> the row's figures as the report reads them (report.frame)
+    and each process's, in process order."""
+    table = frame.load(sorted(Path(folder).rglob("*.json")))
+    if table.empty:
+        return {}
+    chosen = table[(table["status"] == "ok") & (table["device"] == "cuda") & (table["loader"] == "dummy")]
     rows = {}
-    for path in sorted(Path(folder).rglob("*.json")):
-        record = read_json(path)
-        config = record.get("config") or {}
-        if record.get("status") != "ok" or config.get("device") != "cuda" or config.get("loader") != "dummy":
-            continue
-        timing = record["timing"]
-        processes = [{"gpu_ms": entry.get("gpu_ms"), "latency_ms": entry["summary"]["median"],
-                      "rate_fps": (entry.get("throughput") or {}).get("images_per_s")}
-                     for entry in timing["processes"]]
-        device_times = [entry["gpu_ms"] for entry in processes if entry["gpu_ms"] is not None]
-        rows[tuple(config[key] for key in KEYS)] = {
-            "host_bound": bool(timing.get("host_bound")), "processes": processes,
-            "row": {"gpu_ms": float(np.median(device_times)) if device_times else None,
-                    "latency_ms": timing["median"], "rate_fps": timing.get("throughput_fps")}}
+    for _, line in chosen.iterrows():
+        processes = [{"gpu_ms": entry.gpu_ms, "latency_ms": entry.summary.median,
+                      "rate_fps": entry.throughput.images_per_s if entry.throughput is not None else None}
+                     for entry in line["row"].timing.processes]
+        rows[tuple(line[key] for key in KEYS)] = {
+            "host_bound": bool(line["host_bound"]), "processes": processes,
+            "row": {"gpu_ms": line["gpu_ms"], "latency_ms": line["latency_ms"], "rate_fps": line["throughput_fps"]}}
     return rows
 
 
