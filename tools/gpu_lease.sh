@@ -17,7 +17,8 @@
 # short still says what it reached. STEPS (default "A B anchors tests table") picks steps; GRID the grid's --config
 # (empty: config.yaml's whole default grid, e.g. GRID= STEPS="A tests" for issue 35's run);
 # the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS per phase, 13 phases) is not a default one, nor is
-# `nvjpeg` (tools/nvjpeg_memory.py: what nvJPEG keeps on the device by batch size and order, about a minute).
+# `nvjpeg` (tools/nvjpeg_memory.py: what nvJPEG keeps on the device by batch size and order, about a minute), nor
+# `ortload` (tools/ort_load_memory.py on run A's fp32 ONNX export: what an ORT CUDA session adds, 8 processes).
 # Beside runs A and B, tools/host_timeline.py records the host (lease/timeline.jsonl) and relates the CPU rows' slow
 # calls to it (lease/relate-runA.md, relate-runB.md).
 set -u
@@ -96,6 +97,9 @@ for s in $STEPS; do
   nvjpeg)  # what nvJPEG keeps on the device by batch size and order (tools/nvjpeg_memory.py), on run A's images
     images=(); [ -d "$R/runA/artifacts/images" ] && images=(--images "$R/runA/artifacts/images")
     step nvjpeg python3 tools/nvjpeg_memory.py "${images[@]}" --out "$OUTDIR/nvjpeg_memory.jsonl" ;;
+  ortload)  # what making an ONNX Runtime CUDA session adds, process after process (tools/ort_load_memory.py)
+    step ortload python3 tools/ort_load_memory.py --model "$R/runA/artifacts/exports/onnx/fp32-cuda-224.onnx" \
+      --out "$OUTDIR/ort_load_memory.jsonl" ;;
   tests)
     step gputests python3 -m pytest -m gpu -q -rs --durations=15 -p no:cacheprovider tests ;;
   table)
