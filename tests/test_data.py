@@ -1,4 +1,5 @@
 """The loaders: a real loader that never drains, decode capacity, inputs made in the format's final form."""
+import math
 import time
 
 import pytest
@@ -242,17 +243,15 @@ class _SideStream:
         self.waiting = bool(event.recorded)
 
 
-def test_the_gpu_decode_pipeline_hands_out_its_ring_in_order_and_never_rewrites_the_batch_held(tmp_path, monkeypatch):
-    """GpuDecodeSource's threads with the CUDA parts stood in for (streams, events, nvJPEG: each batch filled with
-    its first image's number): the batches come in the feed's order, from the ring's QUEUE_DEPTH + 2 buffers only,
-    the batch the consumer holds stays as it was while the decoder runs ahead, and the decode capacity is the
-    decode's, not the wait for the model to give a slot back."""
+def _gpu_decode_stood_in(tmp_path, monkeypatch, images: int = 8):
+    """A manifest of `images` files, and GpuDecodeSource's CUDA parts stood in for (streams, events, nvJPEG: each
+    batch filled with its first image's number)."""
     from contextlib import nullcontext
     from pathlib import Path
 
     from fmtbench.data import sources
     paths = []
-    for index in range(8):
+    for index in range(images):
         paths.append(tmp_path / f"img{index}.jpg")
         paths[-1].write_bytes(b"jpeg" * (index + 1))
     manifest = tmp_path / "manifest.json"
@@ -263,6 +262,15 @@ def test_the_gpu_decode_pipeline_hands_out_its_ring_in_order_and_never_rewrites_
     monkeypatch.setattr(torch.cuda, "current_stream", lambda: "model stream")
     monkeypatch.setattr(sources, "decode_on_gpu", lambda items, size, device, nvjpeg: torch.full(
         (len(items), 3, size, size), int(Path(items[0][0]).stem[3:]), dtype=torch.uint8))
+    return manifest
+
+
+def test_the_gpu_decode_pipeline_hands_out_its_ring_in_order_and_never_rewrites_the_batch_held(tmp_path, monkeypatch):
+    """GpuDecodeSource's threads with the CUDA parts stood in for (streams, events, nvJPEG: each batch filled with
+    its first image's number): the batches come in the feed's order, from the ring's QUEUE_DEPTH + 2 buffers only,
+    the batch the consumer holds stays as it was while the decoder runs ahead, and the decode capacity is the
+    decode's, not the wait for the model to give a slot back."""
+    manifest = _gpu_decode_stood_in(tmp_path, monkeypatch)
     source = data.GpuDecodeSource(data.SourceRequest("cpu", 4, 2, 0, str(manifest)))
     source._normalise = lambda batch: batch.float()
     source.start()
@@ -283,3 +291,48 @@ def test_the_gpu_decode_pipeline_hands_out_its_ring_in_order_and_never_rewrites_
     finally:
         source.close()
     assert source._threads == []
+
+
+class _Numbers:
+    """A dataset of image numbers, a chunk per call as the feeds' datasets make them."""
+
+    def __init__(self, images: int):
+        self.images = images
+
+    def __len__(self) -> int:
+        return self.images
+
+    def __getitems__(self, indices):
+        return list(indices), 0.0
+
+
+@pytest.mark.parametrize("images, chunk", [(8, 2), (10, 4), (7, 3), (6, 6)])
+def test_a_rewound_feed_goes_on_from_the_sets_first_image_whatever_was_taken(images, chunk):
+    from fmtbench.data.feeds import Feed
+    for taken in range(3 * images):
+        feed = Feed(_Numbers(images), chunk, workers=0)
+        feed.take(taken)
+        dropped = feed.rewind()
+        assert dropped < images // math.gcd(images, chunk)
+        pieces, _ = feed.take(2)
+        assert pieces[0][0] == 0, f"after {taken} chunks and {dropped} dropped"
+        assert [i for piece in pieces for i in piece] == [i % images for i in range(2 * chunk)]
+
+
+def test_each_gpu_decode_configuration_decodes_the_same_batches_whatever_the_one_before_took(tmp_path, monkeypatch):
+    """Two configurations of a process share its feed of file bytes: the second, at another batch size, still
+    starts at the set's first image, however far the first one's decoder ran ahead."""
+    manifest = _gpu_decode_stood_in(tmp_path, monkeypatch, images=10)
+    feeds = data.Feeds(2)
+    try:
+        for batch_size, batches in ((2, 3), (4, 5), (2, 1), (4, 5)):
+            source = data.GpuDecodeSource(data.SourceRequest("cpu", 4, batch_size, 0, str(manifest), feeds=feeds))
+            source._normalise = lambda batch: batch.float()
+            source.start()
+            try:
+                labels = [float(source.next()[0, 0, 0, 0]) for _ in range(batches)]
+            finally:
+                source.close()
+            assert labels == [float((i * batch_size) % 10) for i in range(batches)], batch_size
+    finally:
+        feeds.close()

@@ -87,10 +87,11 @@ def _endless_loader(dataset, chunk: int, workers: int, pin_memory: bool = False)
 
 class Feed:
     """DataLoader workers making chunks of `chunk` images without end; `take(n)` returns the next n chunks and the
-    workers' seconds for each."""
+    workers' seconds for each; `rewind()` drops chunks up to the set's first image."""
 
     def __init__(self, dataset, chunk: int, workers: int, pin_memory: bool = False):
         self._chunks = iter(_endless_loader(dataset, chunk, workers, pin_memory=pin_memory))
+        self.images, self.chunk, self.taken = len(dataset), chunk, 0
 
     def take(self, count: int) -> tuple[list, list[float]]:
         pieces, seconds = [], []
@@ -98,7 +99,20 @@ class Feed:
             piece, spent = next(self._chunks)
             pieces.append(piece)
             seconds.append(spent)
+            self.taken += 1
         return pieces, seconds
+
+    def rewind(self) -> int:
+        """Takes and drops chunks until the next one starts with the set's first image (chunks run on across the
+        set's end, so at most images / gcd(images, chunk) - 1 of them); returns how many it dropped. A consumer
+        that rewinds first gets the same batches whatever was taken before it: with a batch size that does not
+        divide the set, which images share a batch otherwise depends on what the earlier configurations of the
+        process took."""
+        dropped = 0
+        while (self.taken * self.chunk) % self.images:
+            self.take(1)
+            dropped += 1
+        return dropped
 
     def close(self) -> None:
         shutdown = getattr(self._chunks, "_shutdown_workers", None)

@@ -248,7 +248,8 @@ class GpuDecodeSource(_Fed):
     QUEUE_DEPTH + 2 batch buffers (BatchRing: the batches waiting, the one being written and the model's). The decode
     capacity is what the slower of the two stages sustains: batch / max(mean fetch, mean decode seconds), the decode
     timed without the wait for a free slot. A wait for data can then also be the ring's: where the model runs
-    behind, a slot comes back only once the GPU has run the batch four before."""
+    behind, a slot comes back only once the GPU has run the batch four before. Its batches start at the image set's
+    first image (`Feed.rewind`), so a configuration decodes the same batches whatever ran before it."""
     QUEUE_DEPTH = 2
 
     def __init__(self, request: SourceRequest):
@@ -278,6 +279,9 @@ class GpuDecodeSource(_Fed):
 
     def _fetch(self):
         try:
+            # every configuration's batches from the set's first image on, whatever the process's earlier ones took:
+            # nvJPEG's peak follows which images share a batch (tools/nvjpeg_memory.py)
+            self._feed.rewind()
             while not self._stop.is_set():
                 start = time.perf_counter()
                 pieces, _ = self._feed.take(self._per_batch)
