@@ -98,7 +98,7 @@ for s in $STEPS; do
     images=(); [ -d "$R/runA/artifacts/images" ] && images=(--images "$R/runA/artifacts/images")
     step nvjpeg python3 tools/nvjpeg_memory.py "${images[@]}" --out "$OUTDIR/nvjpeg_memory.jsonl" ;;
   ortload)  # what making an ONNX Runtime CUDA session adds, process after process (tools/ort_load_memory.py)
-    step ortload python3 tools/ort_load_memory.py --model "$R/runA/artifacts/exports/onnx/fp32-cuda-224.onnx" \
+    step ortload python3 tools/ort_load_memory.py --model "$R/runA/artifacts/exports/onnx/fp32-any-224.onnx" \
       --out "$OUTDIR/ort_load_memory.jsonl" ;;
   tests)
     step gputests python3 -m pytest -m gpu -q -rs --durations=15 -p no:cacheprovider tests ;;

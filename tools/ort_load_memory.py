@@ -1,6 +1,6 @@
 """What loading an ONNX Runtime CUDA session adds to the device, process after process: a probe, not a test.
 
-    python tools/ort_load_memory.py --model artifacts/exports/onnx/fp32-cuda-224.onnx [--out FILE.jsonl]
+    python tools/ort_load_memory.py --model artifacts/exports/onnx/fp32-any-224.onnx [--out FILE.jsonl]
 
 Why: the ONNX Runtime fp32 (strict) rows' load figure read 200 MB in every process of one job and 136 or 144 MB in
 the other runs' jobs of the same code on the same kind of machine (issue 32; docs/results/nvidia-h100-80gb-hbm3/
@@ -69,7 +69,7 @@ def arena_lines(stderr: str) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="the study's fp32 ONNX export (exports/onnx/fp32-cuda-224.onnx)")
+    parser.add_argument("--model", required=True, help="the study's fp32 ONNX export (exports/onnx/fp32-any-224.onnx)")
     parser.add_argument("--out", default="-")
     args = parser.parse_args(argv)
     with nullcontext(sys.stdout) if args.out == "-" else open(args.out, "w", encoding="utf-8") as out:
