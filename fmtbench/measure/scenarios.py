@@ -22,6 +22,7 @@ back) or `EndToEnd` (under load).
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -34,6 +35,8 @@ from fmtbench.measure.messages import Mark
 from fmtbench.scope import Scope
 from fmtbench.settings import DeviceSettings
 from fmtbench.stats import ProcessTiming, Summary, Throughput, median_ci
+
+log = logging.getLogger(__name__)
 
 # A throughput block lasts about this long (at least MIN_BLOCK_CALLS calls): long enough that one
 # synchronisation per block costs nothing measurable, short enough to give several blocks per phase.
@@ -192,6 +195,9 @@ class ModelAlone:
             queued = getattr(session, "run_queued", session.run)  # a library's call without its own wait at the end
             times = [gpu.time(lambda: queued(prepared), process.summary.median) for _ in range(GPU_TIME_CALLS)]
             process = replace(process, gpu_ms=float(np.median(times)))
+            if gpu.retaken or gpu.unhidden:
+                log.info("batch %d: %d device-time sample(s) taken again behind a longer spin, %d of %d not hidden "
+                         "by any (kept)", batch_size, gpu.retaken, gpu.unhidden, GPU_TIME_CALLS)
         settings = self.settings
         if settings.throughput_seconds <= 0:
             return process

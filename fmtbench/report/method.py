@@ -125,7 +125,8 @@ def _settings_lines(device: str, rows: pd.DataFrame, cuda: bool) -> list[str]:
                      f"(stopped on: {stops}; `min_iters` is a floor even past the time cap)")
             if model["gpu_ms"].notna().any():
                 line += ("; then the device time of a few calls with their launches hidden (each behind a spin "
-                         "kernel), against which a call's time says whether the host sets it")
+                         "kernel, taken again behind a longer one where the GPU reached the call before the host had "
+                         "queued all of it), against which a call's time says whether the host sets it")
             if model["throughput_fps"].notna().any() and device == "cuda":
                 energy = (f" (≥ {settings.energy_seconds} s in a row's first process)" if settings.energy_seconds
                           > settings.throughput_seconds else "")
