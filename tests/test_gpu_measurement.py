@@ -228,3 +228,33 @@ def test_gpu_time_hides_the_launches_and_tells_a_host_bound_call_from_a_gpu_boun
     started = time.perf_counter()
     gpu.time(large, 5.0)
     assert time.perf_counter() - started < 1.0, "the spin lasts about twice the host time, not more"
+
+
+def test_a_device_time_sample_is_taken_again_where_the_host_queued_slower_than_its_spin(monkeypatch):
+    """A call whose host pauses between its launches, as a host slowed by other work does: behind the first spin
+    (twice the quiet call's time) the GPU would wait for the host inside the timed span, so the sample is taken
+    again behind a longer spin and reads the quiet call's kernels; without the check it reads the host's pauses."""
+    import time
+
+    from fmtbench.measure import timing
+    big = torch.randn(2048, 2048, device="cuda")
+    pause = {"seconds": 0.0}
+
+    def call():
+        for _ in range(10):
+            big @ big
+            if pause["seconds"]:
+                time.sleep(pause["seconds"])
+
+    clock = timing.CudaClock()
+    call()
+    host = sorted(clock.time(call) * 1e3 for _ in range(9))[4]
+    quiet = sorted(timing.GpuTime().time(call, host) for _ in range(5))[2]
+    pause["seconds"] = host * 1e-3 / 1.5  # the host now queues the call in about 7 times its quiet time
+    checked = timing.GpuTime()
+    slowed = sorted(checked.time(call, host) for _ in range(5))[2]
+    assert checked.retaken >= 5 and checked.unhidden == 0, (checked.retaken, checked.unhidden)
+    assert abs(slowed / quiet - 1) < 0.05, (quiet, slowed)
+    monkeypatch.setattr(timing, "SPIN_DOUBLINGS", 0)
+    unchecked = sorted(timing.GpuTime().time(call, host) for _ in range(5))[2]
+    assert unchecked > quiet * 2, ("without the check the host's pauses are in the GPU's time", quiet, unchecked)
