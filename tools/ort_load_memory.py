@@ -5,7 +5,7 @@
 Why: the ONNX Runtime fp32 (strict) rows' load figure read 200 MB in every process of one job and 136 or 144 MB in
 the other runs' jobs of the same code on the same kind of machine (issue 32; docs/results/nvidia-h100-80gb-hbm3/
 replicate-2026-12-07-1455/). Each scenario here makes a fresh interpreter as a measuring process does: the CUDA
-context and the library handles (measuring_process._library_handles), ORT's compute stream, then the device memory in
+context and the library handles (measure.probe.library_handles), ORT's compute stream, then the device memory in
 use (total - free) before and after the session is made with the study's own options (backends._ort_session), and
 after a first run at batch 64 (cuDNN's exhaustive search). ORT's default logger runs at its verbose level in the
 child, so the arena's own lines ("Extending BFCArena ...", "Reserving memory ...") say which allocations grew it and
@@ -23,13 +23,13 @@ CHILD = r"""
 import json, sys
 import numpy
 import torch
-from fmtbench.measure.measuring_process import _library_handles
+from fmtbench.measure import probe
 from fmtbench.backends import _ort_session as ort_session
 import onnxruntime as ort
 
 path, precision, math, nhwc, strategy = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1", sys.argv[5]
 torch.zeros(1, device="cuda"); torch.cuda.synchronize()
-_library_handles("cuda", precision)
+probe.library_handles("cuda", precision)
 options = {"arena_extend_strategy": strategy, "enable_cuda_graph": False, "fp32_math": math}
 stream = ort_session.compute_stream(options)
 def used():

@@ -18,7 +18,7 @@ from fmtbench.measure.messages import Reading
 from fmtbench.measure.request import Request
 from fmtbench.measure.schedule import Scheduler, order
 
-__all__ = ["Measured", "Reading", "Request", "one_process", "order"]
+__all__ = ["Measured", "Reading", "Request", "library_handles", "one_process", "order"]
 
 
 @dataclass(frozen=True)
@@ -48,3 +48,11 @@ def one_process(request: Request, configurations: list[tuple[str, int]], checks:
         elif gathered.failure is not None:
             failures[key] = f"{gathered.failure[0]}: {gathered.failure[1]}"
     return Measured(readings, failures, seconds, unavailable.reason if unavailable else None)
+
+
+def library_handles(device: str, precision: str) -> None:
+    """What a measuring process makes before its baseline, in this process: the CUDA context and the libraries'
+    handles (a tiny convolution, batch norm and matmul on every stream the formats use), so a tool's readings start
+    where a configuration's do."""
+    from fmtbench.measure.measuring_process import _library_handles
+    _library_handles(device, precision)
