@@ -14,18 +14,19 @@
 # A's workspace without its results, logs and report (A's weights, images, references and exports kept), the plain
 # loop beside every CUDA model-alone row of both runs, the GPU tests, the replicate table (tools/replicate.py) and
 # where each run's time went (tools/breakdown.py). Each step appends its wall time to lease/times.txt, so a run cut
-# short still says what it reached. STEPS (default "A B anchors tests table") picks steps; GRID the grid's --config
-# (empty: config.yaml's whole default grid, e.g. GRID= STEPS="A tests" for issue 35's run);
-# the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS per phase, 13 phases) is not a default one, nor is
-# `nvjpeg` (tools/nvjpeg_memory.py: what nvJPEG keeps on the device by batch size and order, about a minute), nor
-# `ortload` (tools/ort_load_memory.py on run A's fp32 ONNX export: what an ORT CUDA session adds, 8 processes).
+# short still says what it reached. STEPS (default "tests A B anchors table ortload": the GPU tests first, so a lease
+# cut short has them) picks steps; GRID the grid's --config (empty: config.yaml's whole default grid, e.g. GRID=
+# STEPS="A tests" for issue 35's run); `ortload` is tools/ort_load_memory.py on run A's fp32 ONNX export (what an ORT
+# CUDA session adds, 8 fresh processes, about 40 s); the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS
+# per phase, 13 phases) is not a default one, nor is `nvjpeg` (tools/nvjpeg_memory.py: what nvJPEG keeps on the device
+# by batch size and order, about a minute).
 # Beside runs A and B, tools/host_timeline.py records the host (lease/timeline.jsonl) and relates the CPU rows' slow
 # calls to it (lease/relate-runA.md, relate-runB.md).
 set -u
 W=$(pwd)
 OUTDIR=$W/lease
 R=/tmp/lease-runs
-STEPS=${STEPS:-A B anchors tests table}
+STEPS=${STEPS:-tests A B anchors table ortload}
 GRID=${GRID-'image_sizes=[224] batch_sizes=[32,64]'}   # GRID= (empty): the default grid, config.yaml's
 mkdir -p "$OUTDIR" "$R"
 export PYTHONPATH=$W:$W/tools${PYTHONPATH:+:$PYTHONPATH}
