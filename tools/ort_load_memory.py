@@ -6,8 +6,9 @@ Why: the ONNX Runtime fp32 (strict) rows' load figure read 200 MB in every proce
 the other runs' jobs of the same code on the same kind of machine (issue 32; docs/results/nvidia-h100-80gb-hbm3/
 replicate-2026-12-07-1455/). Each scenario here makes a fresh interpreter as a measuring process does: the CUDA
 context and the library handles (measure.probe.library_handles), ORT's compute stream, then the device memory in
-use (total - free) before and after the session is made with the study's own options (backends._ort_session), and
-after a first run at batch 64 (cuDNN's exhaustive search). ORT's default logger runs at its verbose level in the
+use (total - free) before and after the session is made with the study's own options (the onnx format's, with this
+scenario's math and arena growth, through backends._ort_session), and after a first run at batch 64 bound as the
+study binds it (cuDNN's exhaustive search). ORT's default logger runs at its verbose level in the
 child, so the arena's own lines ("Extending BFCArena ...", "Reserving memory ...") say which allocations grew it and
 by how much; they come back with the readings.
 """
@@ -21,16 +22,15 @@ from contextlib import nullcontext
 
 CHILD = r"""
 import json, sys
-import numpy
 import torch
-from fmtbench.measure import probe
-from fmtbench.backends import _ort_session as ort_session
 import onnxruntime as ort
+from fmtbench import backends
+from fmtbench.backends import _ort_session as ort_session
+from fmtbench.measure import probe
 
-path, precision, math, nhwc, strategy = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1", sys.argv[5]
-torch.zeros(1, device="cuda"); torch.cuda.synchronize()
-probe.library_handles("cuda", precision)
-options = {"arena_extend_strategy": strategy, "enable_cuda_graph": False, "fp32_math": math}
+path, precision, fp32_math, nhwc, strategy = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1", sys.argv[5]
+probe.library_handles("cuda", precision)  # the CUDA context and the libraries' handles, as before a baseline
+options = {**backends.spec("onnx").options, "fp32_math": fp32_math, "arena_extend_strategy": strategy}
 stream = ort_session.compute_stream(options)
 def used():
     torch.cuda.synchronize()
@@ -41,13 +41,9 @@ ort.set_default_logger_severity(0)
 session = ort_session.create_session(path, "cuda", precision, options, nhwc, None, stream)
 loaded = used() - base
 ort.set_default_logger_severity(3)
-dtype = torch.float16 if precision == "fp16" else torch.float32
-x = torch.randn(64, 3, 224, 224, device="cuda", dtype=dtype)  # NCHW, whatever the kernels' layout
-binding = session.io_binding()
-binding.bind_input(ort_session.INPUT, "cuda", 0, numpy.float16 if precision == "fp16" else numpy.float32,
-                   tuple(x.shape), x.data_ptr())
-binding.bind_output(ort_session.OUTPUT, "cuda")
-session.run_with_iobinding(binding)
+wrapped = ort_session.OrtSession(session, "cuda", precision, {}, shared_stream=True)  # bound as the study binds it
+x = torch.randn(64, 3, 224, 224, device="cuda", dtype=wrapped.dtype)
+wrapped.run(wrapped.prepare(x))
 first = used() - base
 print(json.dumps({"load_mb": round(loaded, 1), "after_first_run_mb": round(first, 1),
                   "provider": session.get_provider_options()["CUDAExecutionProvider"].get("arena_extend_strategy"),
@@ -73,10 +69,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="-")
     args = parser.parse_args(argv)
     with nullcontext(sys.stdout) if args.out == "-" else open(args.out, "w", encoding="utf-8") as out:
-        for name, (precision, math, nhwc, strategy, processes) in SCENARIOS.items():
+        for name, (precision, fp32_math, nhwc, strategy, processes) in SCENARIOS.items():
             for number in range(processes):
-                done = subprocess.run([sys.executable, "-c", CHILD, args.model, precision, math, "1" if nhwc else "0",
-                                       strategy], capture_output=True, text=True, timeout=300)
+                argv = [args.model, precision, fp32_math, "1" if nhwc else "0", strategy]
+                done = subprocess.run([sys.executable, "-c", CHILD, *argv], capture_output=True, text=True,
+                                      timeout=300)
                 record = {"scenario": name, "process": number + 1}
                 lines = done.stdout.strip().splitlines()
                 if done.returncode or not lines:
