@@ -22,6 +22,7 @@ class _FakeGpu:
     def __init__(self, host_ms, kernels_ms=1.0):
         self.host_ms, self.kernels_ms, self.calls, self.spins = list(host_ms), kernels_ms, 0, []
         self.now = self.spin_end = 0.0
+        self.recording_start = True  # the next event recorded is a call's start (after its spin)
 
     def install(self, monkeypatch):
         import torch
@@ -62,12 +63,12 @@ class _FakeGpu:
         self.now = queued_at
 
 
-def _gpu_time(monkeypatch, host_ms, kernels_ms=1.0):
-    gpu = _FakeGpu(host_ms, kernels_ms)
+def _gpu_time(monkeypatch, host_ms):
+    import torch
+    gpu = _FakeGpu(host_ms)
     gpu.install(monkeypatch)
-    gpu.recording_start = True
     timer = timing.GpuTime.__new__(timing.GpuTime)  # its calibration is the GPU's; here 1000 cycles a ms
-    timer._torch, timer._cycles_per_ms, timer.retaken, timer.unhidden = __import__("torch"), 1000.0, 0, 0
+    timer._torch, timer._cycles_per_ms, timer.retaken, timer.unhidden = torch, 1000.0, 0, 0
     return gpu, timer
 
 
