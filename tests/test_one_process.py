@@ -44,5 +44,34 @@ def test_the_tool_writes_its_table(tmp_path, capsys):
     out = tmp_path / "one-process.md"
     assert one_process.main([str(first), str(second), "--out", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
-    assert text.startswith("# One process per CUDA model-alone row") and "| device time per call" in text
+    assert text.startswith("# One process per CUDA row") and "| device time per call" in text
+    assert "## Real-loader rows" in text and "| one process a row" in text.split("## Real-loader rows")[1]
     assert text in capsys.readouterr().out
+
+
+def test_real_loader_rows_are_judged_as_the_replicate_judges_end_to_end_from_one_process_or_the_row(tmp_path):
+    from fmtbench.atomic import read_json, write_json
+    first, second = tmp_path / "a", tmp_path / "b"
+    write_results(first, hosts=("gpu-box",))
+    write_results(second, hosts=("gpu-box",))
+    moved = [path for path in sorted(second.rglob("real-*.json"))
+             if "cuda" in path.parts[-3] and read_json(path)["status"] == "ok"][:2]
+    faster, flipped = (read_json(path) for path in moved)
+    faster["processes"][0]["loader"]["end_to_end_fps"] *= 1.12  # B's first process: 12 % more images end to end
+    flipped["processes"][0]["loader"]["decode_capacity_fps"] *= 10  # ...: a decode faster than the model
+    for path, record in zip(moved, (faster, flipped)):
+        write_json(path, record)
+    rows_a, rows_b = one_process.end_to_end_rows(first), one_process.end_to_end_rows(second)
+    assert rows_a and set(rows_a) == set(rows_b) and all(key[-1] == "real" for key in rows_a)
+    table = one_process.end_to_end_comparisons(rows_a, rows_b).set_index("comparison")
+    one = table.loc["one process a row (A's first against B's first)"]
+    rows = len(rows_a)
+    assert one["rows"] == rows and one["verdict the same"] == rows - 1, "one process saw the model as the bound"
+    assert one["loader-bound: e2e / capacity within 5%"] == f"{rows - 2} of {rows - 1}"
+    assert one["loader-bound: largest"].startswith("12.00%")
+    assert one["model-bound: e2e rate within 5%"] == "0 of 0"
+    row = table.loc["the row (every process), A against B"]
+    assert row["verdict the same"] == rows and row["loader-bound: e2e / capacity within 5%"] == f"{rows} of {rows}", \
+        "the rows' figures are their JSONs' (the medians over the processes), which nothing moved"
+    within = table.loc["within run A (its first process against its second)"]
+    assert within["rows"] == rows and within["verdict the same"] == rows
