@@ -12,7 +12,8 @@
 #
 # In bg.sh's copy of the checkout, under lease/: the host, run A of the reduced grid from empty, run B from a copy of
 # A's workspace without its results, logs and report (A's weights, images, references and exports kept), the plain
-# loop beside every CUDA model-alone row of both runs, the GPU tests, the replicate table (tools/replicate.py) and
+# loop beside every CUDA model-alone row of both runs, the GPU tests, the replicate table (tools/replicate.py; with it
+# tools/one_process.py: what one process per CUDA row would have reproduced) and
 # where each run's time went (tools/breakdown.py). Each step appends its wall time to lease/times.txt, so a run cut
 # short still says what it reached. STEPS (default "tests A B anchors table ortload": the GPU tests first, so a lease
 # cut short has them) picks steps; GRID the grid's --config (empty: config.yaml's whole default grid, e.g. GRID=
@@ -106,7 +107,9 @@ for s in $STEPS; do
   table)
     anchors=(); [ -f "$OUTDIR/anchors/ablation.jsonl" ] && anchors=(--anchors "$OUTDIR/anchors/ablation.jsonl")
     step table python3 tools/replicate.py "$R/runA/artifacts/results" "$R/runB/artifacts/results" "${anchors[@]}" \
-      --out "$OUTDIR/replicate" ;;
+      --out "$OUTDIR/replicate"
+    python3 tools/one_process.py "$R/runA/artifacts/results" "$R/runB/artifacts/results" --out "$OUTDIR/one-process.md" \
+      > /dev/null 2>&1 ;;
   *) echo "unknown step $s" | tee -a "$OUTDIR/times.txt" ;;
   esac
 done
