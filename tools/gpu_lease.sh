@@ -20,7 +20,8 @@
 # STEPS="A tests" for issue 35's run); `ortload` is tools/ort_load_memory.py on run A's fp32 ONNX export (what an ORT
 # CUDA session adds, 8 fresh processes, about 40 s); the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS
 # per phase, 13 phases) is not a default one, nor is `nvjpeg` (tools/nvjpeg_memory.py: what nvJPEG keeps on the device
-# by batch size and order, about a minute).
+# by batch size and order, about a minute). GPU_TESTS: what the step `tests` runs (default: every GPU test under tests/;
+# a lease short of time can name files or `file::test`).
 # Beside runs A and B, tools/host_timeline.py records the host (lease/timeline.jsonl) and relates the CPU rows' slow
 # calls to it (lease/relate-runA.md, relate-runB.md).
 set -u
@@ -103,7 +104,7 @@ for s in $STEPS; do
     step ortload python3 tools/ort_load_memory.py --model "$R/runA/artifacts/exports/onnx/fp32-any-224.onnx" \
       --out "$OUTDIR/ort_load_memory.jsonl" ;;
   tests)
-    step gputests python3 -m pytest -m gpu -q -rs --durations=15 -p no:cacheprovider tests ;;
+    step gputests python3 -m pytest -m gpu -q -rs --durations=15 -p no:cacheprovider ${GPU_TESTS:-tests} ;;
   table)
     anchors=(); [ -f "$OUTDIR/anchors/ablation.jsonl" ] && anchors=(--anchors "$OUTDIR/anchors/ablation.jsonl")
     step table python3 tools/replicate.py "$R/runA/artifacts/results" "$R/runB/artifacts/results" "${anchors[@]}" \
