@@ -21,7 +21,8 @@
 # CUDA session adds, 8 fresh processes, about 40 s); the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS
 # per phase, 13 phases) is not a default one, nor is `nvjpeg` (tools/nvjpeg_memory.py: what nvJPEG keeps on the device
 # by batch size and order, about a minute). GPU_TESTS: what the step `tests` runs (default: every GPU test under tests/;
-# a lease short of time can name files or `file::test`).
+# a lease short of time can name files or `file::test`). `spread` (tools/process_spread.py on the runs made: each CUDA
+# model-alone process's device time by whether other work shared the host, a few seconds) is not a default step.
 # Beside runs A and B, tools/host_timeline.py records the host (lease/timeline.jsonl) and relates the CPU rows' slow
 # calls to it (lease/relate-runA.md, relate-runB.md).
 set -u
@@ -103,6 +104,9 @@ for s in $STEPS; do
   ortload)  # what making an ONNX Runtime CUDA session adds, process after process (tools/ort_load_memory.py)
     step ortload python3 tools/ort_load_memory.py --model "$R/runA/artifacts/exports/onnx/fp32-any-224.onnx" \
       --out "$OUTDIR/ort_load_memory.jsonl" ;;
+  spread)  # each CUDA model-alone process's device time by what shared the host (tools/process_spread.py)
+    runs=(); for run in runA runB; do [ -d "$R/$run/artifacts/results" ] && runs+=("$R/$run/artifacts/results"); done
+    step spread python3 tools/process_spread.py "${runs[@]}" --out "$OUTDIR/process-spread.md" ;;
   tests)
     step gputests python3 -m pytest -m gpu -q -rs --durations=15 -p no:cacheprovider ${GPU_TESTS:-tests} ;;
   table)

@@ -1,0 +1,63 @@
+"""tools/process_spread.py (a developer's tool): a model-alone process's device time by what shared the host."""
+import sys
+from pathlib import Path
+
+import pytest
+from fixtures import write_results
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import process_spread  # noqa: E402
+
+
+def _runs(tmp_path):
+    """Two runs whose CUDA model-alone processes all had a watch: quiet, except B's first process of one row,
+    which ran beside other work and read 5 % more device time."""
+    from fmtbench.atomic import read_json, write_json
+    first, second = tmp_path / "a", tmp_path / "b"
+    for root in (first, second):
+        write_results(root, hosts=("gpu-box",))
+        for path in sorted(root.rglob("dummy-*.json")):
+            record = read_json(path)
+            if record["status"] != "ok" or record["config"]["device"] != "cuda":
+                continue
+            for entry in record["processes"]:
+                entry["contention"] = {"elsewhere_contended": False, "elsewhere_share": 0.002}
+            write_json(path, record)
+    moved = next(path for path in sorted(second.rglob("dummy-*.json"))  # not eager fp16: its processes differ
+                 if "cuda" in path.parts[-3] and read_json(path)["status"] == "ok"
+                 and (read_json(path)["config"]["format"], read_json(path)["config"]["precision"]) != ("torch", "fp16"))
+    record = read_json(moved)
+    record["processes"][0]["contention"] = {"elsewhere_contended": True, "elsewhere_share": 0.4}
+    record["timing"]["processes"][0]["gpu_ms"] *= 1.05
+    write_json(moved, record)
+    return first, second, record["config"]
+
+
+def test_each_process_is_set_against_its_rows_quiet_processes_and_counted_by_what_shared_the_host(tmp_path):
+    first, second, config = _runs(tmp_path)
+    table = process_spread.processes([first, second])
+    assert set(table["run"]) == {1, 2} and table["beside"].sum() == 1
+    compared = process_spread.against_reference(table)
+    steady = (compared["format"] != "torch") | (compared["precision"] != "fp16")  # the fixture's bimodal one aside
+    assert compared.loc[steady & ~compared["beside"], "difference"].max() < 1e-9, "the quiet processes: the reference"
+    bimodal = compared[~steady]
+    assert bimodal["difference"].max() == pytest.approx(1.4 / 1.01 - 1), "the median of both runs' quiet processes"
+    beside = compared[compared["beside"]].iloc[0]
+    assert beside["difference"] == pytest.approx(0.05) and beside["run"] == 2 and beside["process"] == 1
+    lines = process_spread.summary(compared).set_index("processes")
+    assert lines.loc[process_spread.BESIDE, "count"] == 1 and lines.loc[process_spread.BESIDE, "beyond 2%"] == 1
+    assert lines.loc[process_spread.QUIET, "beyond 1%"] == (bimodal["difference"] > 0.01).sum() > 0
+    assert lines.loc[process_spread.BESIDE, "its row (run, process)"].startswith(
+        " ".join(str(config[key]) for key in process_spread.KEYS[1:]))
+
+
+def test_processes_without_a_watch_are_left_out_and_the_tool_writes_its_table(tmp_path, capsys):
+    bare = tmp_path / "bare"
+    write_results(bare, hosts=("gpu-box",))  # the fixture's processes have no contention record
+    assert process_spread.processes([bare]).empty
+    first, second, _ = _runs(tmp_path)
+    out = tmp_path / "spread.md"
+    assert process_spread.main([str(first), str(second), "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# Device time of each CUDA model-alone process") and "| other work beside it |" in text
+    assert text in capsys.readouterr().out
