@@ -27,7 +27,8 @@ def _runs(tmp_path):
                  if "cuda" in path.parts[-3] and read_json(path)["status"] == "ok"
                  and (read_json(path)["config"]["format"], read_json(path)["config"]["precision"]) != ("torch", "fp16"))
     record = read_json(moved)
-    record["processes"][0]["contention"] = {"elsewhere_contended": True, "elsewhere_share": 0.4}
+    # the watch's own flag left false, as an H100 host's many processes made it: the share decides
+    record["processes"][0]["contention"] = {"elsewhere_contended": False, "elsewhere_share": 0.4}
     record["timing"]["processes"][0]["gpu_ms"] *= 1.05
     write_json(moved, record)
     return first, second, record["config"]
@@ -61,3 +62,22 @@ def test_processes_without_a_watch_are_left_out_and_the_tool_writes_its_table(tm
     text = out.read_text(encoding="utf-8")
     assert text.startswith("# Device time of each CUDA model-alone process") and "| other work beside it |" in text
     assert text in capsys.readouterr().out
+
+
+def test_a_row_with_no_quiet_process_has_no_reference_and_is_counted_apart(tmp_path):
+    from fmtbench.atomic import read_json, write_json
+    first, second, _ = _runs(tmp_path)
+    chosen = [path.relative_to(first) for path in sorted(first.rglob("dummy-*.json"))
+              if "cuda" in path.parts[-3] and read_json(path)["status"] == "ok"][-1]  # not the row _runs moved
+    crowded = [first / chosen, second / chosen]
+    for path in crowded:  # one row, beside other work in every process of both runs
+        record = read_json(path)
+        for entry in record["processes"]:
+            entry["contention"] = {"elsewhere_contended": False, "elsewhere_share": 0.4}
+        write_json(path, record)
+    compared = process_spread.against_reference(process_spread.processes([first, second]))
+    assert process_spread.unreferenced(compared) == 1
+    left_out = compared[compared["reference_ms"].isna()]
+    assert len(left_out) == 2 * len(read_json(crowded[0])["processes"]) and left_out["beside"].all()
+    counted = process_spread.summary(compared).set_index("processes").loc[process_spread.BESIDE, "count"]
+    assert counted == 1, "only the moved row's process beside other work is set against a reference"
