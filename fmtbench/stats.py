@@ -120,6 +120,12 @@ class ProcessTiming:
     gpu_ms: float | None = doc("median device time of one call with its launches hidden (a spin kernel queued "
                                "before it keeps the GPU busy while the host queues the call), ms; null where not "
                                "measured (CPU, real loaders, a library on a stream of its own)", omitted=True)
+    gpu_retaken: int | None = doc("device-time samples taken again behind a spin twice as long because the GPU "
+                                  "had reached the call before the host had queued it (timing.GpuTime); absent "
+                                  "where no device time was measured, or measured before the check", omitted=True,
+                                  minimum=0)
+    gpu_unhidden: int | None = doc("device-time samples no spin hid after every retake (kept in gpu_ms: an upper "
+                                   "bound); absent as gpu_retaken", omitted=True, minimum=0)
     steady_batches: int | None = doc("under load: batches timed after the loader's buffered ones (its queues "
                                      "full at the start); absent for latency samples", omitted=True)
     steady_seconds: float | None = doc("under load: wall time of those batches (from the first batch the loader "

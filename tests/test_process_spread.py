@@ -30,8 +30,17 @@ def _runs(tmp_path):
     # the watch's own flag left false, as an H100 host's many processes made it: the share decides
     record["processes"][0]["contention"] = {"elsewhere_contended": False, "elsewhere_share": 0.4}
     record["timing"]["processes"][0]["gpu_ms"] *= 1.05
+    record["timing"]["processes"][0]["gpu_retaken"] = 3  # its spin check took three samples again
+    for process in record["timing"]["processes"][1:]:
+        process["gpu_retaken"] = process["gpu_unhidden"] = 0
     write_json(moved, record)
     return first, second, record["config"]
+
+
+def record_of(root, config):
+    from fmtbench.atomic import read_json
+    return next(read_json(path) for path in sorted(root.rglob("dummy-*.json"))
+                if read_json(path)["config"] == config)
 
 
 def test_each_process_is_set_against_its_rows_quiet_processes_and_counted_by_what_shared_the_host(tmp_path):
@@ -48,6 +57,10 @@ def test_each_process_is_set_against_its_rows_quiet_processes_and_counted_by_wha
     lines = process_spread.summary(compared).set_index("processes")
     assert lines.loc[process_spread.BESIDE, "count"] == 1 and lines.loc[process_spread.BESIDE, "beyond 2%"] == 1
     assert lines.loc[process_spread.QUIET, "beyond 1%"] == (bimodal["difference"] > 0.01).sum() > 0
+    assert lines.loc[process_spread.BESIDE, "with samples retaken"] == "1 of 1"
+    assert lines.loc[process_spread.BESIDE, "with samples unhidden"] == "not recorded"
+    quiet_recorded = len(record_of(second, config)["timing"]["processes"]) - 1
+    assert lines.loc[process_spread.QUIET, "with samples retaken"] == f"0 of {quiet_recorded}"
     assert lines.loc[process_spread.BESIDE, "its row (run, process)"].startswith(
         " ".join(str(config[key]) for key in process_spread.KEYS[1:]))
 

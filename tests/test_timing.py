@@ -90,3 +90,30 @@ def test_a_call_no_spin_hides_keeps_its_last_sample_and_says_so(monkeypatch):
     gpu, timer = _gpu_time(monkeypatch, host_ms=[100.0])
     assert timer.time(gpu.call, host_ms=1.0) > 1.0
     assert len(gpu.spins) == timing.SPIN_DOUBLINGS + 1 and timer.unhidden == 1
+
+
+def test_a_model_alone_row_records_how_many_of_its_device_time_samples_were_taken_again(monkeypatch):
+    """The scenario keeps the spin check's counts in the process's timing (the row's JSON), not only in its log:
+    here the host queued two calls in 5 ms where it usually takes 1: the first sample was taken behind spins of
+    2, 4 and 8 ms, the other six behind 2 ms."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from fmtbench.measure import scenarios
+    from fmtbench.settings import DeviceSettings
+    from fmtbench.typedjson import to_json
+    gpu, timer = _gpu_time(monkeypatch, host_ms=[5.0, 5.0, 0.5])
+    monkeypatch.setattr(timing, "GpuTime", lambda: timer)
+    session = SimpleNamespace(prepare=lambda batch: batch, run=lambda prepared: None,
+                              run_queued=lambda prepared: gpu.call(), own_stream=False)
+    source = SimpleNamespace(next=lambda: "batch", start_timing=lambda: None)
+    clock = SimpleNamespace(synchronous=False, time=lambda fn: (fn(), 0.001)[1], sync=lambda: None)
+    settings = DeviceSettings(warmup_iters=0, warmup_seconds=0, min_iters=3, min_seconds=0, max_seconds=1.0)
+    scenario = scenarios.ModelAlone(settings, 0.1, "cuda", energy=False, batches=1)
+    process = scenario.run(session, source, clock, 8, lambda mark: None)
+    assert process.gpu_ms == 1.0, "every sample ended behind a spin that hid the host"
+    assert (process.gpu_retaken, process.gpu_unhidden) == (2, 0) and gpu.calls == scenarios.GPU_TIME_CALLS + 2
+    record = to_json(process)
+    assert (record["gpu_retaken"], record["gpu_unhidden"]) == (2, 0)
+    assert "gpu_retaken" not in to_json(replace(process, gpu_ms=None, gpu_retaken=None, gpu_unhidden=None)), \
+        "a process without device time (or from before the check) has no such key"

@@ -10,7 +10,8 @@ processes used at most contention.OTHERS_SHARE_MAX of the machine's CPUs while t
 processes on the machine and let a process beside a CPU row, 41 % of the CPUs, pass as quiet on an H100 host). A row
 none of whose processes had the host to itself has no reference: it is left out, and counted. The processes are then
 counted in two groups, by that same share: how many, their median difference from the reference, how many beyond
-1 % and 2 %, the largest.
+1 % and 2 %, the largest, and how many had device-time samples taken again behind a longer spin or hidden by none
+(`gpu_retaken`, `gpu_unhidden`: recorded since the spin check; "not recorded" for rows from before it).
 
 Why (issue 32): by the host's turns (fmtbench/host_turns.py) a model-alone process takes none, so a CPU row may
 measure beside it; device time is meant not to depend on the host (a spin kernel hides the launches, and since
@@ -51,7 +52,8 @@ def processes(folders: list[str | Path]) -> pd.DataFrame:
                     continue
                 lines.append({**{key: line[key] for key in KEYS}, "run": run, "process": entry.process,
                               "gpu_ms": timing.gpu_ms, "elsewhere_share": share,
-                              "beside": share > contention.OTHERS_SHARE_MAX})
+                              "beside": share > contention.OTHERS_SHARE_MAX, "retaken": timing.gpu_retaken,
+                              "unhidden": timing.gpu_unhidden})
     return pd.DataFrame(lines)
 
 
@@ -73,6 +75,12 @@ def unreferenced(compared: pd.DataFrame) -> int:
     return 0 if compared.empty else int(compared[compared["reference_ms"].isna()].groupby(list(KEYS)).ngroups)
 
 
+def _counted(values: pd.Series) -> str:
+    """Processes with a count above 0, of those that recorded one (rows measured before the spin check have none)."""
+    recorded = values.dropna()
+    return f"{int((recorded > 0).sum())} of {len(recorded)}" if len(recorded) else "not recorded"
+
+
 def summary(compared: pd.DataFrame) -> pd.DataFrame:
     compared = compared[compared["reference_ms"].notna()] if not compared.empty else compared
     lines = []
@@ -87,6 +95,8 @@ def summary(compared: pd.DataFrame) -> pd.DataFrame:
                       "beyond 1%": int((group["difference"] > 0.01).sum()),
                       "beyond 2%": int((group["difference"] > 0.02).sum()),
                       "largest": f"{worst['difference']:.2%}",
+                      "with samples retaken": _counted(group["retaken"]),
+                      "with samples unhidden": _counted(group["unhidden"]),
                       "its row (run, process)": " ".join(str(worst[key]) for key in KEYS[1:])
                       + f" (run {worst['run']}, process {worst['process']})"})
     return pd.DataFrame(lines)
@@ -102,7 +112,7 @@ def main(argv=None) -> int:
     beyond = compared[compared["difference"] > 0.01].sort_values("difference", ascending=False) \
         if not compared.empty else compared
     shown = beyond[[*KEYS[1:], "run", "process", "gpu_ms", "reference_ms", "difference", "elsewhere_share",
-                    "beside"]] if not beyond.empty else beyond
+                    "beside", "retaken", "unhidden"]] if not beyond.empty else beyond
     text = "\n".join([
         "# Device time of each CUDA model-alone process, by what shared the host", "",
         f"{runs}. Each process against its row's median over the processes that had the host to themselves. "

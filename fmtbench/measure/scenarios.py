@@ -194,7 +194,8 @@ class ModelAlone:
             gpu = timing.GpuTime()
             queued = getattr(session, "run_queued", session.run)  # a library's call without its own wait at the end
             times = [gpu.time(lambda: queued(prepared), process.summary.median) for _ in range(GPU_TIME_CALLS)]
-            process = replace(process, gpu_ms=float(np.median(times)))
+            process = replace(process, gpu_ms=float(np.median(times)), gpu_retaken=gpu.retaken,
+                              gpu_unhidden=gpu.unhidden)
             if gpu.retaken or gpu.unhidden:
                 log.info("batch %d: %d device-time sample(s) taken again behind a longer spin, %d of %d not hidden "
                          "by any (kept)", batch_size, gpu.retaken, gpu.unhidden, GPU_TIME_CALLS)
