@@ -121,9 +121,9 @@ def main(argv=None) -> int:
         summary(compared).to_markdown(index=False), "",
         "## Processes more than 1 % from their row's reference", "",
         shown.to_markdown(index=False, floatfmt=".4g") if not shown.empty else "None.", ""])
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
     print(text)
+    if args.out:  # the table a results folder publishes, as printed
+        Path(args.out).write_text(text, encoding="utf-8")
     return 0
 
 
