@@ -8,6 +8,8 @@ from fixtures import write_results
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 import process_spread  # noqa: E402
 
+BAR = {"thresholds": {"others_share": 0.10}}  # as the contention watch writes its own bar into each record
+
 
 def _runs(tmp_path):
     """Two runs whose CUDA model-alone processes all had a watch: quiet, except B's first process of one row,
@@ -21,14 +23,14 @@ def _runs(tmp_path):
             if record["status"] != "ok" or record["config"]["device"] != "cuda":
                 continue
             for entry in record["processes"]:
-                entry["contention"] = {"elsewhere_contended": False, "elsewhere_share": 0.002}
+                entry["contention"] = {"elsewhere_contended": False, "elsewhere_share": 0.002, **BAR}
             write_json(path, record)
     moved = next(path for path in sorted(second.rglob("dummy-*.json"))  # not eager fp16: its processes differ
                  if "cuda" in path.parts[-3] and read_json(path)["status"] == "ok"
                  and (read_json(path)["config"]["format"], read_json(path)["config"]["precision"]) != ("torch", "fp16"))
     record = read_json(moved)
     # the watch's own flag left false, as an H100 host's many processes made it: the share decides
-    record["processes"][0]["contention"] = {"elsewhere_contended": False, "elsewhere_share": 0.4}
+    record["processes"][0]["contention"] = {"elsewhere_contended": False, "elsewhere_share": 0.4, **BAR}
     record["timing"]["processes"][0]["gpu_ms"] *= 1.05
     record["timing"]["processes"][0]["gpu_retaken"] = 3  # its spin check took three samples again
     for process in record["timing"]["processes"][1:]:
@@ -86,7 +88,7 @@ def test_a_row_with_no_quiet_process_has_no_reference_and_is_counted_apart(tmp_p
     for path in crowded:  # one row, beside other work in every process of both runs
         record = read_json(path)
         for entry in record["processes"]:
-            entry["contention"] = {"elsewhere_contended": False, "elsewhere_share": 0.4}
+            entry["contention"] = {"elsewhere_contended": False, "elsewhere_share": 0.4, **BAR}
         write_json(path, record)
     compared = process_spread.against_reference(process_spread.processes([first, second]))
     assert process_spread.unreferenced(compared) == 1

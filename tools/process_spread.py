@@ -4,10 +4,11 @@
 
 RESULTS are result directories of one study (one run, or several runs of the same code on one machine). For each
 CUDA model-alone (dummy loader) row, every measuring process's device time per call (`gpu_ms`) is set against the
-row's reference: the median over the processes of every run given that ran with the host to themselves (other
-processes used at most contention.OTHERS_SHARE_MAX of the machine's CPUs while they timed: their watch's
-`elsewhere_share`; not its `elsewhere_contended`, whose allowance for the clock's resolution grows with the number of
-processes on the machine and let a process beside a CPU row, 41 % of the CPUs, pass as quiet on an H100 host). A row
+row's reference: the median over the processes of every run given that ran with the host to themselves: other
+processes used at most the watch's own bar (`thresholds.others_share` in its record, 10 %) of the machine's CPUs while
+they timed (its `elsewhere_share`; not its `elsewhere_contended`, whose allowance for the clock's resolution grows
+with the number of processes on the machine and let a process beside a CPU row, 41 % of the CPUs, pass as quiet on
+an H100 host). A row
 none of whose processes had the host to itself has no reference: it is left out, and counted. The processes are then
 counted in two groups, by that same share: how many, their median difference from the reference, how many beyond
 1 % and 2 %, the largest, and how many had device-time samples taken again behind a longer spin or hidden by none
@@ -27,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fmtbench.measure import contention
 from fmtbench.report import frame
 
 KEYS = ("host", "format", "precision", "image_size", "batch_size")
@@ -47,12 +47,12 @@ def processes(folders: list[str | Path]) -> pd.DataFrame:
             row = line["row"]
             for timing, entry in zip(row.timing.processes, row.processes):
                 watch = entry.contention or {}
-                share = watch.get("elsewhere_share")
-                if timing.gpu_ms is None or share is None:
+                share, bar = watch.get("elsewhere_share"), (watch.get("thresholds") or {}).get("others_share")
+                if timing.gpu_ms is None or share is None or bar is None:
                     continue
                 lines.append({**{key: line[key] for key in KEYS}, "run": run, "process": entry.process,
                               "gpu_ms": timing.gpu_ms, "elsewhere_share": share,
-                              "beside": share > contention.OTHERS_SHARE_MAX, "retaken": timing.gpu_retaken,
+                              "beside": share > bar, "retaken": timing.gpu_retaken,
                               "unhidden": timing.gpu_unhidden})
     return pd.DataFrame(lines)
 
