@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +37,16 @@ KEYS = ("host", "format", "precision", "image_size", "batch_size")
 FIGURES = {"gpu_ms": "device time per call", "latency_ms": "wall latency", "rate_fps": "back-to-back rate"}
 
 
+@cache
+def _load(folder: str) -> pd.DataFrame:
+    """A run's rows as the report reads them, read once for both kinds of row."""
+    return frame.load(sorted(Path(folder).rglob("*.json")))
+
+
 def model_alone_rows(folder: str | Path) -> dict[tuple, dict]:
     """CUDA model-alone rows that were measured: key -> the row's figures as the report reads them (report.frame)
     and each process's, in process order."""
-    table = frame.load(sorted(Path(folder).rglob("*.json")))
+    table = _load(str(folder))
     if table.empty:
         return {}
     chosen = table[(table["status"] == "ok") & (table["device"] == "cuda") & (table["loader"] == "dummy")]
@@ -57,7 +64,7 @@ def model_alone_rows(folder: str | Path) -> dict[tuple, dict]:
 def end_to_end_rows(folder: str | Path) -> dict[tuple, dict]:
     """CUDA real-loader rows that were measured: key (the loader last) -> the row's end-to-end figures as the report
     reads them and each process's, in process order."""
-    table = frame.load(sorted(Path(folder).rglob("*.json")))
+    table = _load(str(folder))
     if table.empty:
         return {}
     chosen = table[(table["status"] == "ok") & (table["device"] == "cuda") & (table["loader"] != "dummy")]
@@ -74,7 +81,7 @@ def end_to_end_rows(folder: str | Path) -> dict[tuple, dict]:
     return rows
 
 
-def _judged(a: dict, b: dict, share: float) -> tuple[bool | None, str | None, float | None]:
+def _judged(a: dict, b: dict) -> tuple[bool | None, str | None, float | None]:
     """(verdicts the same, the verdict, the judged figure's difference) of two sets of end-to-end figures."""
     bound_a = results.pipeline_bound(a["model_fps"], a["capacity_fps"])
     bound_b = results.pipeline_bound(b["model_fps"], b["capacity_fps"])
@@ -103,7 +110,7 @@ def end_to_end_comparisons(first: dict, second: dict, share: float = replicate.E
     }
     lines = []
     for comparison, values in pairs.items():
-        judged = {key: _judged(*pair, share) for key, pair in values.items()}
+        judged = {key: _judged(*pair) for key, pair in values.items()}
         judged = {key: value for key, value in judged.items() if value[0] is not None}
         line = {"comparison": comparison, "rows": len(judged),
                 "verdict the same": sum(value[0] for value in judged.values())}
