@@ -60,6 +60,7 @@ def test_each_process_is_set_against_its_rows_quiet_processes_and_counted_by_wha
     assert lines.loc[process_spread.BESIDE, "count"] == 1 and lines.loc[process_spread.BESIDE, "beyond 2%"] == 1
     assert lines.loc[process_spread.QUIET, "beyond 1%"] == (bimodal["difference"] > 0.01).sum() > 0
     assert lines.loc[process_spread.BESIDE, "with samples retaken"] == "1 of 1"
+    assert lines.loc[process_spread.BESIDE, "others' share of the CPUs"] == "40%–40%"
     assert lines.loc[process_spread.BESIDE, "with samples unhidden"] == "not recorded"
     quiet_recorded = len(record_of(second, config)["timing"]["processes"]) - 1
     assert lines.loc[process_spread.QUIET, "with samples retaken"] == f"0 of {quiet_recorded}"
@@ -91,7 +92,8 @@ def test_a_row_with_no_quiet_process_has_no_reference_and_is_counted_apart(tmp_p
             entry["contention"] = {"elsewhere_contended": False, "elsewhere_share": 0.4, **BAR}
         write_json(path, record)
     compared = process_spread.against_reference(process_spread.processes([first, second]))
-    assert process_spread.unreferenced(compared) == 1
+    config = read_json(crowded[0])["config"]
+    assert process_spread.unreferenced(compared) == [" ".join(str(config[key]) for key in process_spread.KEYS[1:])]
     left_out = compared[compared["reference_ms"].isna()]
     assert len(left_out) == 2 * len(read_json(crowded[0])["processes"]) and left_out["beside"].all()
     counted = process_spread.summary(compared).set_index("processes").loc[process_spread.BESIDE, "count"]

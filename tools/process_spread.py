@@ -70,9 +70,12 @@ def against_reference(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def unreferenced(compared: pd.DataFrame) -> int:
+def unreferenced(compared: pd.DataFrame) -> list[str]:
     """Rows none of whose processes had the host to itself."""
-    return 0 if compared.empty else int(compared[compared["reference_ms"].isna()].groupby(list(KEYS)).ngroups)
+    if compared.empty:
+        return []
+    left_out = compared[compared["reference_ms"].isna()]
+    return [" ".join(str(part) for part in key[1:]) for key, _ in left_out.groupby(list(KEYS), sort=True)]
 
 
 def _counted(values: pd.Series) -> str:
@@ -91,6 +94,8 @@ def summary(compared: pd.DataFrame) -> pd.DataFrame:
             continue
         worst = group.loc[group["difference"].idxmax()]
         lines.append({"processes": label, "count": len(group),
+                      "others' share of the CPUs": f"{group['elsewhere_share'].min():.0%}–"
+                                                   f"{group['elsewhere_share'].max():.0%}",
                       "median difference": f"{np.median(group['difference']):.2%}",
                       "beyond 1%": int((group["difference"] > 0.01).sum()),
                       "beyond 2%": int((group["difference"] > 0.02).sum()),
@@ -108,6 +113,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     compared = against_reference(processes(args.results))
+    left_out = unreferenced(compared)
+    named = " (" + "; ".join(left_out) + ")" if left_out else ""
     runs = ", ".join(f"run {index} `{folder}`" for index, folder in enumerate(args.results, start=1))
     beyond = compared[compared["difference"] > 0.01].sort_values("difference", ascending=False) \
         if not compared.empty else compared
@@ -116,7 +123,7 @@ def main(argv=None) -> int:
     text = "\n".join([
         "# Device time of each CUDA model-alone process, by what shared the host", "",
         f"{runs}. Each process against its row's median over the processes that had the host to themselves. "
-        f"Rows with no such process, left out: {unreferenced(compared)}. "
+        f"Rows with no such process, left out: {len(left_out)}{named}. "
         "Made by tools/process_spread.py (its docstring says how).", "",
         summary(compared).to_markdown(index=False), "",
         "## Processes more than 1 % from their row's reference", "",
