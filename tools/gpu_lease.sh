@@ -15,8 +15,8 @@
 # loop beside every CUDA model-alone row of both runs, the GPU tests, the replicate table (tools/replicate.py; with it
 # tools/one_process.py: what one process per CUDA row would have reproduced) and
 # where each run's time went (tools/breakdown.py). Each step appends its wall time to lease/times.txt, so a run cut
-# short still says what it reached. STEPS (default "tests A B anchors table spread ortload": the GPU tests first, so a lease
-# cut short has them) picks steps; GRID the grid's --config (empty: config.yaml's whole default grid, e.g. GRID=
+# short still says what it reached. STEPS (default "tests A B anchors table spread ortload": the GPU tests first, so
+# a lease cut short has them) picks steps; GRID the grid's --config (empty: config.yaml's whole default grid, e.g. GRID=
 # STEPS="A tests" for issue 35's run); `ortload` is tools/ort_load_memory.py on run A's fp32 ONNX export (what an ORT
 # CUDA session adds, 8 fresh processes, about 40 s); the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS
 # per phase, 13 phases) is not a default one, nor is `nvjpeg` (tools/nvjpeg_memory.py: what nvJPEG keeps on the device
@@ -113,8 +113,8 @@ for s in $STEPS; do
     anchors=(); [ -f "$OUTDIR/anchors/ablation.jsonl" ] && anchors=(--anchors "$OUTDIR/anchors/ablation.jsonl")
     step table python3 tools/replicate.py "$R/runA/artifacts/results" "$R/runB/artifacts/results" "${anchors[@]}" \
       --out "$OUTDIR/replicate"
-    python3 tools/one_process.py "$R/runA/artifacts/results" "$R/runB/artifacts/results" --out "$OUTDIR/one-process.md" \
-      > /dev/null 2>&1 ;;
+    python3 tools/one_process.py "$R/runA/artifacts/results" "$R/runB/artifacts/results" \
+      --out "$OUTDIR/one-process.md" > /dev/null 2>&1 ;;
   *) echo "unknown step $s" | tee -a "$OUTDIR/times.txt" ;;
   esac
 done

@@ -71,8 +71,8 @@ def main(argv=None) -> int:
     with nullcontext(sys.stdout) if args.out == "-" else open(args.out, "w", encoding="utf-8") as out:
         for name, (precision, fp32_math, nhwc, strategy, processes) in SCENARIOS.items():
             for number in range(processes):
-                argv = [args.model, precision, fp32_math, "1" if nhwc else "0", strategy]
-                done = subprocess.run([sys.executable, "-c", CHILD, *argv], capture_output=True, text=True,
+                child = [args.model, precision, fp32_math, "1" if nhwc else "0", strategy]
+                done = subprocess.run([sys.executable, "-c", CHILD, *child], capture_output=True, text=True,
                                       timeout=300)
                 record = {"scenario": name, "process": number + 1}
                 lines = done.stdout.strip().splitlines()
