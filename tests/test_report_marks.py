@@ -1,10 +1,13 @@
 """The marks a row carries and the cells that show them: unstable, contended, host-bound, the device time, the
 end-to-end verdict, memory."""
 import re
+from dataclasses import replace
 
+import fixtures
 import pandas as pd
 from fixtures import BASELINE, cuda_model, ok_rows, render_report, write_results
 
+from fmtbench.atomic import write_json
 from fmtbench.report import cells, findings, frame, legend, marks, method
 from fmtbench.scope import Scope
 
@@ -109,6 +112,28 @@ def test_cuda_rows_show_their_device_time_and_a_host_bound_speedup_is_from_it(tm
     assert cells.device_ms_text(graphs) == "– °"
     text = legend.legend_texts(ok, BASELINE)[Scope.MODEL_ALONE]
     assert "*device time* (CUDA rows)" in text and "`°`" in text and "marked `dev`" in text
+
+
+def test_a_device_time_with_a_sample_no_spin_hid_is_shown_as_an_upper_bound(tmp_path):
+    """The spin check keeps a sample whose launches no spin hid (it holds host time): the row's device time is then
+    an upper bound, shown `≤` and said in the legend; rows from before the check (no counts) read as before."""
+    cuda = fixtures.row("gpu-box", "torch", "fp16", "cuda", "dummy", 32, 4)
+    first, *others = cuda.timing.processes
+    counted = replace(cuda, timing=replace(cuda.timing, processes=[replace(first, gpu_retaken=3, gpu_unhidden=1)] + [
+        replace(process, gpu_retaken=1, gpu_unhidden=0) for process in others]))
+    quiet = fixtures.row("gpu-box", "torch", "fp32", "cuda", "dummy", 32, 4)
+    paths = []
+    for name, made in (("counted", counted), ("quiet", quiet)):
+        paths.append(tmp_path / f"{name}.json")
+        write_json(paths[-1], replace(made, weights=fixtures.WEIGHTS).to_json())
+    ok = frame.load([str(path) for path in paths])
+    row = ok[ok["precision"] == "fp16"].iloc[0]
+    assert (row["gpu_retaken"], row["gpu_unhidden"]) == (3 + len(others), 1), "summed over the row's processes"
+    assert cells.device_ms_text(row) == "≤ " + cells.ms(row["gpu_ms"])
+    before = ok[ok["precision"] == "fp32"].iloc[0]
+    assert pd.isna(before["gpu_unhidden"]) and cells.device_ms_text(before) == cells.ms(before["gpu_ms"])
+    assert "`≤`: an upper bound" in legend.legend_texts(ok, BASELINE)[Scope.MODEL_ALONE]
+    assert "`≤`" not in legend.legend_texts(ok[ok["precision"] == "fp32"], BASELINE)[Scope.MODEL_ALONE]
 
 
 def test_a_host_bound_rows_wall_figures_are_its_processes_range(tmp_path):

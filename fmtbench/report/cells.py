@@ -110,11 +110,13 @@ def throughput_text(row) -> str:
 
 def device_ms_text(row) -> str:
     """A CUDA model-alone row's device time per call (launches hidden); ° where its library ran on a stream of its
-    own (ONNX Runtime's own CUDA graphs), which the harness cannot time so."""
+    own (ONNX Runtime's own CUDA graphs), which the harness cannot time so; `≤ ` before it where some sample's
+    launches no spin hid (the figure is then an upper bound)."""
     if row["device"] != "cuda":
         return "–"
     if not pd.isna(row.get("gpu_ms")):
-        return ms(row["gpu_ms"])
+        unhidden = row.get("gpu_unhidden")
+        return ("≤ " if not pd.isna(unhidden) and unhidden > 0 else "") + ms(row["gpu_ms"])
     return "– °" if isinstance(row.get("compute_stream"), str) and "own" in row["compute_stream"] else "–"
 
 

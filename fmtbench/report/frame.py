@@ -20,7 +20,9 @@ Each column means one thing for every row that has it, and is empty where a row 
 - `gpu_ms`: CUDA model-alone rows: the median over the processes of a call's device time with its launches
   hidden (torch's formats and ONNX Runtime on the process's torch stream; none where a library runs on a stream of
   its own, `compute_stream` says so); `speedup_basis` says whether a speedup is from it (either row host-bound) or
-  from back-to-back throughput; `loader_memory_mb`: a GPU-decode row's memory minus its dummy row's (the loader's);
+  from back-to-back throughput; `gpu_retaken` / `gpu_unhidden`: the device-time samples its processes took again
+  behind a longer spin, and those no spin hid (kept: the row's device time is then an upper bound, shown `≤`);
+  `loader_memory_mb`: a GPU-decode row's memory minus its dummy row's (the loader's);
 - `host_bound`: in some process the GPU was busy for less than the set share of a synchronised call
   (`gpu_busy_share`, from `gpu_ms`, the call's device time with its launches hidden) or of the back-to-back phase
   (`rate_busy_share`: device time × calls / the phase's wall time; schema 8 on): the figures are the host's.
@@ -100,6 +102,9 @@ def _timing_columns(timing: stats.Timing | None) -> dict:
     row["host_bound"] = _get(timing, "host_bound")
     gpu_ms = [p.gpu_ms for p in processes if p.gpu_ms is not None]
     row["gpu_ms"] = statistics.median(gpu_ms) if gpu_ms else None
+    for name in ("gpu_retaken", "gpu_unhidden"):  # the spin check's counts over the processes (absent before it)
+        counts = [getattr(p, name) for p in processes if getattr(p, name) is not None]
+        row[name] = sum(counts) if counts else None
     for name in ("median", "p90", "ci_low", "ci_high", "ci_coverage"):
         row[f"pooled_{name}" + ("_ms" if name != "ci_coverage" else "")] = _get(timing, "pooled", name)
     return row

@@ -45,6 +45,9 @@ DEVICE_LEGEND = (
     "between runs where a host-bound row's wall figures do not (`°`: none, its library ran on a CUDA stream of its "
     "own, ONNX Runtime's own CUDA graphs, which the harness cannot time so); a speedup marked `dev` is the "
     "baseline's device time / this row's, used where either row is ◊.")
+UNHIDDEN_LEGEND = (
+    " `≤`: an upper bound, in some process a sample's launches were not hidden by any spin (the host queued the call "
+    "slower than the longest spin), so that sample holds host time.")
 CPU_RANGE_LEGEND = (
     " On the CPU a row's latency and throughput are the range over its processes: the host's CPU speed moves between "
     "runs and within one (docs/method.md), so they are this host's at the time; the speedup compares the medians.")
@@ -103,12 +106,13 @@ def legend_texts(ok: pd.DataFrame, baseline: dict) -> dict[str, str]:
              end_to_end: _marks([(real, every[end_to_end])], marks.E2E_MARKS, meanings)}
     texts = {}
     if not model.empty:
+        unhidden = "gpu_unhidden" in model and pd.to_numeric(model["gpu_unhidden"]).gt(0).any()
+        cpu_range = any(marks.host_range(row) for _, row in model[model["device"].eq("cpu")].iterrows())
         texts[alone] = MODEL_LEGEND.format(
             synchronised=synchronised, marks=f" ({shown[alone]})" if shown[alone] else "",
             throughput=throughput, memory=memory, baseline=f"{baseline['format']} {baseline['precision']}",
             memory_agree=row_parts.memory_agree_text()) + (DEVICE_LEGEND if cuda else "") + (
-            CPU_RANGE_LEGEND if any(marks.host_range(row) for _, row in model[model["device"].eq("cpu")].iterrows())
-            else "")
+            UNHIDDEN_LEGEND if unhidden else "") + (CPU_RANGE_LEGEND if cpu_range else "")
     if not real.empty:
         texts[end_to_end] = E2E_LEGEND.format(marks=f"; {shown[end_to_end]}" if shown[end_to_end] else "",
                                          under_load=under_load) + (
