@@ -101,9 +101,11 @@ COLUMNS_ADDED_IN_4 = {"throughput_min_fps", "throughput_max_fps", "gpu_busy_shar
                       "memory_peak_mb", "others_elsewhere_share_max", "baseline_contended", "baseline_host_bound"}
 # ... and since: a real-loader row's verdict and end-to-end / capacity, where the memory figure came from, the
 # stream ONNX Runtime ran on, which figure a speedup took (and the baseline's device time), a GPU-decode row's
-# loader share, how much of the back-to-back phase the GPU was busy (schema 8; absent from a CPU row's JSON).
+# loader share, how much of the back-to-back phase the GPU was busy (schema 8; absent from a CPU row's JSON),
+# the device-time samples its spin check took again or could not hide (schema 8, optional).
 COLUMNS_ADDED_SINCE_4 = {"e2e_bound", "e2e_over_capacity", "memory_chosen_from", "compute_stream", "speedup_basis",
-                         "baseline_gpu_ms", "loader_memory_mb", "rate_busy_share"}
+                         "baseline_gpu_ms", "loader_memory_mb", "rate_busy_share",
+                         "gpu_retaken", "gpu_unhidden"}
 
 
 def test_the_rows_and_the_csv_keep_every_field_the_previous_version_wrote(study):
