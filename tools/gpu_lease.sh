@@ -19,8 +19,9 @@
 # a lease cut short has them) picks steps; GRID the grid's --config (empty: config.yaml's whole default grid, e.g. GRID=
 # STEPS="A tests" for issue 35's run); `ortload` is tools/ort_load_memory.py on run A's fp32 ONNX export (what an ORT
 # CUDA session adds, 8 fresh processes, about 40 s); the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS
-# per phase, 13 phases) is not a default one, nor is `nvjpeg` (tools/nvjpeg_memory.py: what nvJPEG keeps on the device
-# by batch size and order, about a minute). GPU_TESTS: what the step `tests` runs (default: every GPU test under tests/;
+# per phase, 13 phases) is not a default one, nor are `beside` (tools/spin_beside_load.py: a measuring process
+# quiet and beside a CPU row's load, with the spin check's retakes, about 2 min) and `nvjpeg` (tools/nvjpeg_memory.py:
+# what nvJPEG keeps on the device by batch size and order, about a minute). GPU_TESTS: what the step `tests` runs (default: every GPU test under tests/;
 # a lease short of time can name files or `file::test`). `spread` is tools/process_spread.py on the runs made (each CUDA
 # model-alone process's device time by whether other work shared the host, with its spin check's retakes; seconds).
 # Beside runs A and B, tools/host_timeline.py records the host (lease/timeline.jsonl) and relates the CPU rows' slow
@@ -107,6 +108,8 @@ for s in $STEPS; do
   spread)  # each CUDA model-alone process's device time by what shared the host (tools/process_spread.py)
     runs=(); for run in runA runB; do [ -d "$R/$run/artifacts/results" ] && runs+=("$R/$run/artifacts/results"); done
     step spread python3 tools/process_spread.py "${runs[@]}" --out "$OUTDIR/process-spread.md" ;;
+  beside)  # a CUDA model-alone process quiet and beside a CPU row's load (tools/spin_beside_load.py, about 2 min)
+    step beside python3 tools/spin_beside_load.py --out "$OUTDIR/spin_beside_load.jsonl" ;;
   tests)
     step gputests python3 -m pytest -m gpu -q -rs --durations=15 -p no:cacheprovider ${GPU_TESTS:-tests} ;;
   table)

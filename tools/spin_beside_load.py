@@ -1,0 +1,158 @@
+"""Does a CPU row beside a CUDA model-alone process still move its device time? (a benchmark, not a test; CUDA)
+
+    python tools/spin_beside_load.py --out F.jsonl [--rounds 2]
+
+The 17:39 H100 lease (docs/results/nvidia-h100-80gb-hbm3/replicate-2026-12-07-1739/process-spread.md) found CUDA
+model-alone processes that ran while a CPU row ran on its own cores further from their row's device time (4 of 13
+beyond 2 %, eager torch fp16 bs32 +33 %) than those with the host to themselves (1 of 62). The spin check (a sample
+is taken again behind a longer spin where the host queued the call slower than the spin ran) should catch exactly
+that; this measures it without a whole study. Per round and format, one measuring process of the study's harness
+(fmtbench.measure.probe, as a benchmark job forks it, on the CUDA jobs' cores) with the host quiet, then one with a
+CPU row's load beside it: a process on the CPU rows' cores (workflow.hardware.core_plan) running ResNet-18 fp32
+inference at batch 32 with one thread per core, as a CPU benchmark job does. The weights are a seeded random
+init (timing does not depend on them). Writes every process's reading per configuration to F (JSON lines) and
+prints, per format and batch: device time quiet and beside the load, their ratio, the spin check's retakes and
+unhidden samples, the share of the CPUs other processes used. `--device cpu`: a smoke run without a GPU (no device
+time, the load still runs).
+"""
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+from fmtbench import model
+from fmtbench.measure import probe
+from fmtbench.settings import Settings, for_device
+from fmtbench.workflow import hardware, plan
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = plan.check(yaml.safe_load((ROOT / "config.yaml").read_text()), ROOT / "schemas" / "config.schema.yaml")
+ROWS = [("torch", "fp16"), ("torch_tf32", "fp32")]  # the rows the 17:39 spread named
+LOAD_BATCH = 32
+
+
+def cpu_load(cores: list[int], size: int, ready) -> None:
+    """A CPU row's load: ResNet-18 fp32 inference on the CPU rows' cores, one thread per core, until killed."""
+    import torch
+    import torchvision
+    os.sched_setaffinity(0, cores)
+    torch.set_num_threads(len(cores))
+    net = torchvision.models.resnet18().eval()
+    batch = torch.randn(LOAD_BATCH, 3, size, size)
+    with torch.inference_mode():
+        net(batch)
+        ready.set()
+        while True:
+            net(batch)
+
+
+def request(name: str, precision: str, device: str, size: int, batches: tuple, weights: str) -> probe.Request:
+    measurement = Settings.from_json(for_device(CONFIG["measurement"], device)).with_processes(1)
+    measurement = replace(measurement, max_seconds=min(1.0, measurement.max_seconds))
+    cores = hardware.core_plan(device == "cuda", CONFIG["cpu_threads"])[device]
+    return probe.Request(format=name, backend=plan.backend_of(CONFIG, name), device=device, precision=precision,
+                         image_size=size, host="spin-beside-load", batch_sizes=batches, weights=weights,
+                         measurement=measurement, options=dict(plan.format_options(CONFIG, name)),
+                         threads=len(cores) if device == "cpu" else None)
+
+
+def measure(req: probe.Request, load: str, round_: int, cores: list[int]) -> list[dict]:
+    """One measuring process, with or without the CPU row's load beside it: a record per configuration."""
+    loader = None
+    if load == "cpu row":
+        ready = multiprocessing.get_context("spawn").Event()
+        loader = multiprocessing.get_context("spawn").Process(target=cpu_load, args=(cores, req.image_size, ready),
+                                                                daemon=True)
+        loader.start()
+        if not ready.wait(120):
+            loader.kill()
+            raise RuntimeError("the CPU load did not start within 120 s")
+    try:
+        measured = probe.one_process(req, [("dummy", batch) for batch in req.batch_sizes], checks=False)
+    finally:
+        if loader is not None:
+            loader.kill()
+            loader.join()
+    if measured.error:
+        raise RuntimeError(f"{req.format} {req.precision}: {measured.error}")
+    records = []
+    for (_, batch), reading in sorted(measured.readings.items()):
+        timing, watch = reading.timing, reading.contention or {}
+        records.append({"format": req.format, "precision": req.precision, "batch_size": batch, "load": load,
+                        "round": round_, "gpu_ms": timing.gpu_ms, "gpu_retaken": timing.gpu_retaken,
+                        "gpu_unhidden": timing.gpu_unhidden, "latency_ms": timing.summary.median,
+                        "others_share": watch.get("elsewhere_share"), "load_cores": cores})
+    for batch in measured.failures:
+        print(f"{req.format} {req.precision} bs{batch[1]} ({load}): {measured.failures[batch]}", file=sys.stderr)
+    return records
+
+
+def _median(records: list[dict], field: str):
+    values = [r[field] for r in records if r[field] is not None]
+    return statistics.median(values) if values else None
+
+
+def _total(records: list[dict], field: str) -> int:
+    return sum(r[field] or 0 for r in records)
+
+
+def summary(records: list[dict]) -> list[str]:
+    """Per format, precision and batch: device time quiet and beside the load (medians over rounds), their ratio."""
+    lines = ["| format | precision | batch | device time quiet (ms) | beside a CPU row (ms) | beside / quiet | "
+             "retaken quiet / beside | unhidden | others' share of the CPUs beside |", "|" + " --- |" * 9]
+    keys = sorted({(r["format"], r["precision"], r["batch_size"]) for r in records})
+    for key in keys:
+        rows = [r for r in records if (r["format"], r["precision"], r["batch_size"]) == key]
+        by = {load: [r for r in rows if r["load"] == load] for load in ("quiet", "cpu row")}
+
+        quiet, beside = (_median(by[load], "gpu_ms") for load in ("quiet", "cpu row"))
+        ratio = f"{beside / quiet:.4f}" if quiet and beside else "–"
+        shares = [r["others_share"] for r in by["cpu row"] if r["others_share"] is not None]
+        share = f"{min(shares):.0%}–{max(shares):.0%}" if shares else "–"
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {quiet or '–'} | {beside or '–'} | {ratio} | "
+                     f"{_total(by['quiet'], 'gpu_retaken')} / {_total(by['cpu row'], 'gpu_retaken')} | "
+                     f"{_total(rows, 'gpu_unhidden')} | {share} |")
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batches", type=int, nargs="+", default=[32, 64])
+    args = parser.parse_args(argv)
+    load_cores = hardware.core_plan(args.device == "cuda", CONFIG["cpu_threads"])["cpu"]
+    if args.device == "cpu":  # a smoke run: the load on a core of its own where there is one
+        load_cores = hardware.usable_cores()[-1:]
+    records = []
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = str(Path(tmp) / "weights.pt")
+        model.save(model.resolve("random", seed=0), weights)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with args.out.open("w") as out:
+            for round_ in range(args.rounds):
+                for name, precision in ROWS:
+                    req = request(name, precision, args.device, args.size, tuple(args.batches), weights)
+                    for load in ("quiet", "cpu row") if round_ % 2 == 0 else ("cpu row", "quiet"):
+                        started = time.perf_counter()
+                        for record in measure(req, load, round_, load_cores):
+                            out.write(json.dumps(record) + "\n")
+                            records.append(record)
+                        out.flush()  # a run cut short keeps what it measured
+                        print(f"round {round_} {name} {precision} {load}: {time.perf_counter() - started:.1f} s",
+                              flush=True)
+    print("\n".join(summary(records)))
+
+
+if __name__ == "__main__":
+    main()
