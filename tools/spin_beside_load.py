@@ -7,13 +7,13 @@ model-alone processes that ran while a CPU row ran on its own cores further from
 beyond 2 %, eager torch fp16 bs32 +33 %) than those with the host to themselves (1 of 62). The spin check (a sample
 is taken again behind a longer spin where the host queued the call slower than the spin ran) should catch exactly
 that; this measures it without a whole study. Per round and format, one measuring process of the study's harness
-(fmtbench.measure.probe, as a benchmark job forks it, on the CUDA jobs' cores) with the host quiet, then one with a
-CPU row's load beside it: a process on the CPU rows' cores (workflow.hardware.core_plan) running ResNet-18 fp32
-inference at batch 32 with one thread per core, as a CPU benchmark job does. The weights are a seeded random
-init (timing does not depend on them). Writes every process's reading per configuration to F (JSON lines) and
-prints, per format and batch: device time quiet and beside the load, their ratio, the spin check's retakes and
-unhidden samples, the share of the CPUs other processes used. `--device cpu`: a smoke run without a GPU (no device
-time, the load still runs).
+(fmtbench.measure.probe, as a benchmark job forks it, pinned to the CUDA jobs' cores as a job pins itself) with the
+host quiet, then one with a CPU row's load beside it: a process on the CPU rows' cores (workflow.hardware.core_plan)
+running ResNet-18 fp32 inference at batch 32 with one thread per core, as a CPU benchmark job does. The weights are
+a seeded random init (timing does not depend on them). Writes every process's reading per configuration to F (JSON
+lines) and prints, per format and batch: device time quiet and beside the load, their ratio, the spin check's
+retakes and unhidden samples, the share of the CPUs other processes used. `--device cpu`: a smoke run without a GPU
+(no device time, the load still runs).
 """
 import argparse
 import json
@@ -54,10 +54,15 @@ def cpu_load(cores: list[int], size: int, ready) -> None:
             net(batch)
 
 
+def measuring_cores(device: str) -> list[int]:
+    """The cores a benchmark job of this device runs its measuring processes on (scripts/benchmark.py pins them)."""
+    return hardware.core_plan(device == "cuda", CONFIG["cpu_threads"])[device]
+
+
 def request(name: str, precision: str, device: str, size: int, batches: tuple, weights: str) -> probe.Request:
     measurement = Settings.from_json(for_device(CONFIG["measurement"], device)).with_processes(1)
     measurement = replace(measurement, max_seconds=min(1.0, measurement.max_seconds))
-    cores = hardware.core_plan(device == "cuda", CONFIG["cpu_threads"])[device]
+    cores = measuring_cores(device)
     return probe.Request(format=name, backend=plan.backend_of(CONFIG, name), device=device, precision=precision,
                          image_size=size, host="spin-beside-load", batch_sizes=batches, weights=weights,
                          measurement=measurement, options=dict(plan.format_options(CONFIG, name)),
@@ -75,9 +80,12 @@ def measure(req: probe.Request, load: str, round_: int, cores: list[int]) -> lis
         if not ready.wait(120):
             loader.kill()
             raise RuntimeError("the CPU load did not start within 120 s")
+    everything = hardware.usable_cores()
     try:
+        os.sched_setaffinity(0, measuring_cores(req.device))  # inherited by the measuring process, as a job's
         measured = probe.one_process(req, [("dummy", batch) for batch in req.batch_sizes], checks=False)
     finally:
+        os.sched_setaffinity(0, everything)
         if loader is not None:
             loader.kill()
             loader.join()
