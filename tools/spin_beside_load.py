@@ -131,6 +131,10 @@ def summary(records: list[dict]) -> list[str]:
     return lines
 
 
+def save_weights(path: str) -> None:
+    model.save(model.resolve("random", seed=0), path)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
@@ -145,7 +149,13 @@ def main(argv=None):
     records = []
     with tempfile.TemporaryDirectory() as tmp:
         weights = str(Path(tmp) / "weights.pt")
-        model.save(model.resolve("random", seed=0), weights)
+        # in an interpreter of its own: this process forks the measuring processes, which a process whose torch has
+        # run its CPU thread pool must not do (a forked child can hang in its first op)
+        saver = multiprocessing.get_context("spawn").Process(target=save_weights, args=(weights,))
+        saver.start()
+        saver.join()
+        if saver.exitcode != 0:
+            raise RuntimeError(f"making the weights failed (exit code {saver.exitcode})")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with args.out.open("w") as out:
             for round_ in range(args.rounds):
