@@ -1,7 +1,8 @@
 """The measurement's entry point for tools (tools/ablation.py, tools/perf_check.py): one measuring process of the
 study's harness over configurations in the order given, forked exactly as a benchmark job forks it and watched by
 the job process's monitors; what it read of each configuration. Tools call this module, not the measurement's
-internals (a test holds them to it).
+internals (a test holds them to it). Call it, as a job does, from a process that has run no torch op: the measuring
+process is forked, and a child forked after torch's CPU thread pool ran can hang in its first op (seen in a test).
 
     from fmtbench.measure import probe
     request = probe.Request(format="torch", device="cuda", precision="fp16", image_size=224, weights="w.pt",
