@@ -19,13 +19,13 @@ import argparse
 import json
 import multiprocessing
 import os
-import statistics
 import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from fmtbench import model
@@ -103,32 +103,22 @@ def measure(req: probe.Request, load: str, round_: int, cores: list[int]) -> lis
     return records
 
 
-def _median(records: list[dict], field: str):
-    values = [r[field] for r in records if r[field] is not None]
-    return statistics.median(values) if values else None
-
-
-def _total(records: list[dict], field: str) -> int:
-    return sum(r[field] or 0 for r in records)
-
-
-def summary(records: list[dict]) -> list[str]:
-    """Per format, precision and batch: device time quiet and beside the load (medians over rounds), their ratio."""
-    lines = ["| format | precision | batch | device time quiet (ms) | beside a CPU row (ms) | beside / quiet | "
-             "retaken quiet / beside | unhidden | others' share of the CPUs beside |", "|" + " --- |" * 9]
-    keys = sorted({(r["format"], r["precision"], r["batch_size"]) for r in records})
-    for key in keys:
-        rows = [r for r in records if (r["format"], r["precision"], r["batch_size"]) == key]
-        by = {load: [r for r in rows if r["load"] == load] for load in ("quiet", "cpu row")}
-
-        quiet, beside = (_median(by[load], "gpu_ms") for load in ("quiet", "cpu row"))
-        ratio = f"{beside / quiet:.4f}" if quiet and beside else "–"
-        shares = [r["others_share"] for r in by["cpu row"] if r["others_share"] is not None]
-        share = f"{min(shares):.0%}–{max(shares):.0%}" if shares else "–"
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {quiet or '–'} | {beside or '–'} | {ratio} | "
-                     f"{_total(by['quiet'], 'gpu_retaken')} / {_total(by['cpu row'], 'gpu_retaken')} | "
-                     f"{_total(rows, 'gpu_unhidden')} | {share} |")
-    return lines
+def summary(records: list[dict]) -> pd.DataFrame:
+    """Per format, precision and batch: device time quiet and beside the load (medians over rounds), their ratio,
+    the spin check's counts and the others' share of the CPUs beside."""
+    table = pd.DataFrame(records)
+    lines = []
+    for (name, precision, batch), rows in table.groupby(["format", "precision", "batch_size"], sort=True):
+        quiet, beside = (rows[rows["load"] == load] for load in ("quiet", "cpu row"))
+        quiet_ms, beside_ms = quiet["gpu_ms"].median(), beside["gpu_ms"].median()  # NaN without device times
+        lines.append({"format": name, "precision": precision, "batch": batch, "device time quiet (ms)": quiet_ms,
+                      "beside a CPU row (ms)": beside_ms, "beside / quiet": beside_ms / quiet_ms,
+                      "retaken quiet / beside": f"{int(quiet['gpu_retaken'].fillna(0).sum())} / "
+                                                f"{int(beside['gpu_retaken'].fillna(0).sum())}",
+                      "unhidden": int(rows["gpu_unhidden"].fillna(0).sum()),
+                      "others' share of the CPUs beside": f"{beside['others_share'].min():.0%}–"
+                                                          f"{beside['others_share'].max():.0%}"})
+    return pd.DataFrame(lines)
 
 
 def save_weights(path: str) -> None:
@@ -169,7 +159,7 @@ def main(argv=None):
                         out.flush()  # a run cut short keeps what it measured
                         print(f"round {round_} {name} {precision} {load}: {time.perf_counter() - started:.1f} s",
                               flush=True)
-    print("\n".join(summary(records)))
+    print(summary(records).to_markdown(index=False, floatfmt=".4g"))
 
 
 if __name__ == "__main__":
