@@ -11,21 +11,21 @@
 #     /tmp/lease-runs/runA/artifacts/logs /tmp/lease-runs/runA/.snakemake/log
 #
 # In bg.sh's copy of the checkout, under lease/: the host, run A of the reduced grid from empty, run B from a copy of
-# A's workspace without its results, logs and report (A's weights, images, references and exports kept), the plain
-# loop beside every CUDA model-alone row of both runs, the GPU tests, the replicate table (tools/replicate.py; with it
-# tools/one_process.py: what one process per CUDA row would have reproduced) and
-# where each run's time went (tools/breakdown.py). Each step appends its wall time to lease/times.txt, so a run cut
-# short still says what it reached. STEPS (default "tests beside A B anchors table spread ortload": the GPU tests and
-# `beside` first, so a lease cut short has them) picks steps; GRID the grid's --config (empty: config.yaml's whole default grid, e.g. GRID=
+# A's workspace without its results, logs and report (A's weights, images, references and exports kept), the plain loop
+# beside every CUDA model-alone row of both runs, the GPU tests, the replicate table (tools/replicate.py; with it
+# tools/one_process.py: what one process per CUDA row would have reproduced) and where each run's time went
+# (tools/breakdown.py). Each step appends its wall time to lease/times.txt, so a run cut short still says what it
+# reached. STEPS (default "tests beside A B anchors table spread ortload": the GPU tests and `beside` first, so a lease
+# cut short has them) picks steps; GRID the grid's --config (empty: config.yaml's whole default grid, e.g. GRID=
 # STEPS="A tests" for issue 35's run); `ortload` is tools/ort_load_memory.py on run A's fp32 ONNX export (what an ORT
-# CUDA session adds, 8 fresh processes, about 40 s); the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS
-# per phase, 13 phases) is not a default one, nor is `nvjpeg` (tools/nvjpeg_memory.py: what nvJPEG keeps on the device
-# by batch size and order, about a minute); `beside` is tools/spin_beside_load.py (a measuring process quiet and
-# beside a CPU row's load, with the spin check's retakes, about 2 min). GPU_TESTS: what the step `tests` runs (default: every GPU test under tests/;
-# a lease short of time can name files or `file::test`). `spread` is tools/process_spread.py on the runs made (each CUDA
-# model-alone process's device time by whether other work shared the host, with its spin check's retakes; seconds).
-# Beside runs A and B, tools/host_timeline.py records the host (lease/timeline.jsonl) and relates the CPU rows' slow
-# calls to it (lease/relate-runA.md, relate-runB.md).
+# CUDA session adds, 8 fresh processes, about 40 s); the step `probe` (tools/host_probe.py --harness, PROBE_SECONDS per
+# phase, 13 phases) is not a default one, nor is `nvjpeg` (tools/nvjpeg_memory.py: what nvJPEG keeps on the device by
+# batch size and order, about a minute); `beside` is tools/spin_beside_load.py (a measuring process quiet and beside a
+# CPU row's load, with the spin check's retakes, about 2 min). GPU_TESTS: what the step `tests` runs (default: every GPU
+# test under tests/; a lease short of time can name files or `file::test`). `spread` is tools/process_spread.py on the
+# runs made (each CUDA model-alone process's device time by whether other work shared the host, with its spin check's
+# retakes; seconds). Beside runs A and B, tools/host_timeline.py records the host (lease/timeline.jsonl) and relates the
+# CPU rows' slow calls to it (lease/relate-runA.md, relate-runB.md).
 set -u
 W=$(pwd)
 OUTDIR=$W/lease
